@@ -1,0 +1,241 @@
+"""Tree to torch callable, and every autograd path that the checks name.
+
+The torch interpreter calls the real torch op of each catalogue entry (the thing under test);
+nothing is re-derived. Each path function takes the callable and primals and returns what torch
+computed, as float64 numpy arrays (exact: every float32 is a float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch.autograd import forward_ad
+
+from harness.expr import Call, Index, Name, Node, Num
+from harness.ops import OPS, keyword_values
+
+Primals = tuple[torch.Tensor, ...]
+Function = Callable[..., tuple[torch.Tensor, ...]]
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+          "bfloat16": torch.bfloat16}
+
+
+def scalar(q: Fraction) -> int | float:
+    """A folded literal as the Python number torch receives (exact: it is already rounded)."""
+    return int(q) if q.denominator == 1 and abs(q) < 2**53 else float(q)
+
+
+def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
+    """f(*primals) -> one tensor per output, running the catalogue's torch ops."""
+
+    def run(node: Node, env: dict[str, torch.Tensor]) -> torch.Tensor | int | float:
+        if isinstance(node, Num):
+            return scalar(node.value)
+        if isinstance(node, Name):
+            return env[node.id]
+        if isinstance(node, Index):
+            key = tuple(slice(*i) if isinstance(i, tuple) else i for i in node.items)
+            return run(node.value, env)[key]  # type: ignore[index]
+        assert isinstance(node, Call)
+        op = OPS[node.op]
+        args = [run(a, env) for a in node.args]
+        kwargs = {name: _keyword(name, v) for (name, _), v in zip(op.keywords, keyword_values(op, node.keywords))}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if op.kind == "elementwise" and not isinstance(args[0], torch.Tensor):
+            args[0] = torch.as_tensor(args[0])
+        return op.torch(*args, **kwargs)
+
+    def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        env = dict(zip(inputs, primals))
+        dtype = primals[0].dtype if primals else torch.get_default_dtype()
+        return tuple(torch.as_tensor(run(tree, env), dtype=dtype) for tree in outputs.values())
+
+    return function
+
+
+def _keyword(name: str, value: Fraction) -> int | float | None:
+    if name == "dim":
+        return None if value == -(2**31) else int(value)
+    return scalar(value)
+
+
+def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:
+    """A user's callable as f(*primals) -> tuple of tensors."""
+
+    def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        result = target(*primals)
+        if isinstance(result, dict):
+            result = tuple(result.values())
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        result = tuple(result)  # type: ignore[arg-type]
+        if len(result) != n_outputs:
+            raise ValueError(f"target returned {len(result)} outputs, the case declares {n_outputs}")
+        return result
+
+    return function
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _leaves(primals: Primals) -> Primals:
+    return tuple(p.detach().clone().requires_grad_(True) for p in primals)
+
+
+def _zeros_for_none(grads: Sequence[torch.Tensor | None], primals: Primals) -> list[np.ndarray]:
+    return [to_numpy(g) if g is not None else np.zeros(p.shape) for g, p in zip(grads, primals)]
+
+
+# ------------------------------------------------------------------ paths: value and first order
+
+
+def value(f: Function, primals: Primals) -> list[np.ndarray]:
+    with torch.no_grad():
+        return [to_numpy(y) for y in f(*primals)]
+
+
+def grad_backward(f: Function, primals: Primals, output: int) -> list[np.ndarray]:
+    """y.backward(), then read each input's .grad."""
+    leaves = _leaves(primals)
+    f(*leaves)[output].backward()
+    return _zeros_for_none([x.grad for x in leaves], leaves)
+
+
+def grad_autograd(f: Function, primals: Primals, output: int) -> list[np.ndarray]:
+    leaves = _leaves(primals)
+    return _zeros_for_none(torch.autograd.grad(f(*leaves)[output], leaves, allow_unused=True), leaves)
+
+
+def vjp_backward(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[np.ndarray]:
+    """y.backward(gradient=v)."""
+    leaves = _leaves(primals)
+    f(*leaves)[output].backward(gradient=v)
+    return _zeros_for_none([x.grad for x in leaves], leaves)
+
+
+def vjp_autograd(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[np.ndarray]:
+    """torch.autograd.grad(y, inputs, grad_outputs=v)."""
+    leaves = _leaves(primals)
+    y = f(*leaves)[output]
+    return _zeros_for_none(torch.autograd.grad(y, leaves, grad_outputs=v, allow_unused=True), leaves)
+
+
+def vjp_sum(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[np.ndarray]:
+    """(y * v).sum().backward(): the same product as a scalar loss."""
+    leaves = _leaves(primals)
+    (f(*leaves)[output] * v).sum().backward()
+    return _zeros_for_none([x.grad for x in leaves], leaves)
+
+
+def vjp_func(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[np.ndarray]:
+    """torch.func.vjp."""
+    _, pullback = torch.func.vjp(lambda *xs: f(*xs)[output], *primals)
+    return [to_numpy(g) for g in pullback(v)]
+
+
+def jvp_func(f: Function, primals: Primals, tangents: Primals) -> list[np.ndarray]:
+    """torch.func.jvp: forward mode, one tangent per input."""
+    _, out = torch.func.jvp(f, primals, tangents)
+    return [to_numpy(t) for t in out]
+
+
+def jvp_forward_ad(f: Function, primals: Primals, tangents: Primals) -> list[np.ndarray]:
+    """torch.autograd.forward_ad dual tensors."""
+    with forward_ad.dual_level():
+        duals = tuple(forward_ad.make_dual(p, t) for p, t in zip(primals, tangents))
+        outs = f(*duals)
+        return [to_numpy(forward_ad.unpack_dual(y).tangent if forward_ad.unpack_dual(y).tangent is not None
+                         else torch.zeros_like(y)) for y in outs]
+
+
+def jacobian_rev(f: Function, primals: Primals, output: int) -> list[np.ndarray]:
+    """torch.func.jacrev: one block (output shape + input shape) per input."""
+    argnums = tuple(range(len(primals)))
+    return [to_numpy(j) for j in torch.func.jacrev(lambda *xs: f(*xs)[output], argnums=argnums)(*primals)]
+
+
+def jacobian_fwd(f: Function, primals: Primals, output: int) -> list[np.ndarray]:
+    argnums = tuple(range(len(primals)))
+    return [to_numpy(j) for j in torch.func.jacfwd(lambda *xs: f(*xs)[output], argnums=argnums)(*primals)]
+
+
+def multi_grad(f: Function, primals: Primals) -> list[np.ndarray]:
+    """autograd.grad(outputs=[y1, y2, ...], inputs): the gradients of all outputs, summed."""
+    leaves = _leaves(primals)
+    outs = f(*leaves)
+    grads = torch.autograd.grad(list(outs), leaves, grad_outputs=[torch.ones_like(y) for y in outs],
+                                allow_unused=True)
+    return _zeros_for_none(grads, leaves)
+
+
+# ------------------------------------------------------------------ second order
+
+
+def _loss(f: Function, output: int, v: torch.Tensor) -> Callable[..., torch.Tensor]:
+    return lambda *xs: (f(*xs)[output] * v).sum()
+
+
+def grad2_double_backward(f: Function, primals: Primals, output: int, v: torch.Tensor,
+                          w: Primals) -> list[np.ndarray]:
+    """g = autograd.grad(v.y, x, create_graph=True); then autograd.grad(g, x, grad_outputs=w)."""
+    leaves = _leaves(primals)
+    loss = _loss(f, output, v)(*leaves)
+    (g,) = [torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)]
+    pairs = [(gi, wi) for gi, wi in zip(g, w) if gi is not None and gi.requires_grad]
+    if not pairs:
+        return [np.zeros(p.shape) for p in leaves]
+    second = torch.autograd.grad([p[0] for p in pairs], leaves, grad_outputs=[p[1] for p in pairs],
+                                 allow_unused=True)
+    return _zeros_for_none(second, leaves)
+
+
+def hvp_forward_over_reverse(f: Function, primals: Primals, output: int, v: torch.Tensor,
+                             w: Primals) -> list[np.ndarray]:
+    """torch.func.jvp of torch.func.grad: the same Hessian-vector product in forward-over-reverse."""
+    argnums = tuple(range(len(primals)))
+    grad_fn = torch.func.grad(_loss(f, output, v), argnums=argnums)
+    _, out = torch.func.jvp(grad_fn, primals, w)
+    return [to_numpy(t) for t in out]
+
+
+def hessian_func(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[list[np.ndarray]]:
+    """torch.func.hessian of v.y: blocks [i][j] of shape (input i shape + input j shape)."""
+    argnums = tuple(range(len(primals)))
+    h = torch.func.hessian(_loss(f, output, v), argnums=argnums)(*primals)
+    return [[to_numpy(b) for b in row] for row in h]
+
+
+def hessian_double_backward(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[list[np.ndarray]]:
+    """The full Hessian of v.y, one double-backward per gradient element (create_graph=True)."""
+    leaves = _leaves(primals)
+    g = torch.autograd.grad(_loss(f, output, v)(*leaves), leaves, create_graph=True, allow_unused=True)
+    blocks = [[np.zeros(tuple(a.shape) + tuple(b.shape)) for b in leaves] for a in leaves]
+    for i, gi in enumerate(g):
+        if gi is None or not gi.requires_grad:
+            continue
+        flat = gi.reshape(-1)
+        for m in range(flat.numel()):
+            row = torch.autograd.grad(flat[m], leaves, retain_graph=True, allow_unused=True)
+            for j, r in enumerate(row):
+                if r is not None:
+                    blocks[i][j].reshape(flat.numel(), -1)[m] = to_numpy(r).reshape(-1)
+    return blocks
+
+
+def nth_derivative(f: Function, primals: Primals, output: int, order: int) -> np.ndarray:
+    """d^n y / dx^n by repeated autograd.grad(create_graph=True) (one scalar input, elementwise)."""
+    (leaf,) = _leaves(primals[:1])
+    rest = primals[1:]
+    y = f(leaf, *rest)[output].sum()
+    for _ in range(order):
+        (y,) = torch.autograd.grad(y, leaf, create_graph=True, allow_unused=True) or (None,)
+        if y is None:
+            return np.zeros(leaf.shape)
+        y = y.sum() if _ < order - 1 else y
+    return to_numpy(y)

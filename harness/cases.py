@@ -1,0 +1,568 @@
+"""YAML case files to frozen `Case` values; every error names file:line and the bad value.
+
+Raw YAML never leaves this module. Files are composed with PyYAML's safe composer (no tags,
+no objects) and walked by hand, so every value keeps its line and every number stays exact:
+`0.1` becomes the decimal Fraction 1/10, never the float nearest it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from harness.errors import HarnessError
+from harness.expr import NAMED_CONSTANTS, Node, Num, did_you_mean, names_in, parse
+from harness.numbers import FORMATS
+from harness.ops import OPS
+
+MAX_FILE_BYTES = 2_000_000
+MAX_YAML_NODES = 200_000
+MAX_ELEMENTS = 1_000_000
+MAX_POINTS = 10_000
+CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi")
+CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
+             "xfail", "target", "seed")
+DISTRIBUTIONS = ("uniform", "normal", "loguniform")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input: its shape and its exact values at every point (flat, row-major)."""
+
+    name: str
+    shape: tuple[int, ...]
+    points: tuple[tuple[Node, ...], ...]
+
+
+@dataclass(frozen=True)
+class ToleranceSpec:
+    ulps: float | None = None
+    atol: float | None = None
+
+
+@dataclass(frozen=True)
+class Xfail:
+    reason: str
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A cotangent or tangent: 'random' (seeded), or exact literal values per output or input."""
+
+    random: bool = True
+    values: tuple[tuple[str | None, tuple[int, ...], tuple[Node, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    kind: str
+    line: int
+    cotangent: Vector = field(default_factory=Vector)
+    tangent: Vector = field(default_factory=Vector)
+    tolerance: ToleranceSpec | None = None
+    xfail: Xfail | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case, as declared; values are exact, rounding to a dtype happens at run time."""
+
+    name: str
+    file: str
+    line: int
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[tuple[str, Node], ...]
+    checks: tuple[CheckSpec, ...]
+    dtypes: tuple[str, ...] = ("float64",)
+    constants: tuple[tuple[str, Node], ...] = ()
+    tolerance: ToleranceSpec | None = None
+    xfail: Xfail | None = None
+    target: str | None = None
+    seed: int = 0
+    doc: str = ""
+    sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
+
+    @property
+    def n_points(self) -> int:
+        return max((len(i.points) for i in self.inputs), default=1)
+
+
+@dataclass(frozen=True)
+class BadCase:
+    """A case (or file) that could not be loaded: it becomes an `error` result."""
+
+    name: str
+    file: str
+    line: int
+    message: str
+
+
+# ---------------------------------------------------------------- located YAML
+
+
+@dataclass
+class Y:
+    value: Any
+    line: int
+    kind: str  # map seq str num bool null
+
+
+def _compose(text: str, file: str) -> Y | None:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessError(f"malformed YAML: {problem}", file=file, line=line) from None
+    if node is None:
+        return None
+    budget = [MAX_YAML_NODES]
+    return _convert(node, file, budget)
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+def _convert(node: yaml.Node, file: str, budget: list[int]) -> Y:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise HarnessError(f"file expands to more than {MAX_YAML_NODES} YAML nodes (alias bomb?)",
+                           file=file, line=node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Y] = {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                raise HarnessError("mapping keys must be plain names", file=file, line=k.start_mark.line + 1)
+            if k.value in out:
+                raise HarnessError(f"duplicate key {k.value!r}", file=file, line=k.start_mark.line + 1)
+            out[k.value] = _convert(v, file, budget)
+        return Y(out, line, "map")
+    if isinstance(node, yaml.SequenceNode):
+        return Y([_convert(v, file, budget) for v in node.value], line, "seq")
+    return _scalar(node, file, line)
+
+
+def _scalar(node: yaml.ScalarNode, file: str, line: int) -> Y:
+    text = node.value
+    if node.tag == _INT_TAG:
+        return Y(Fraction(yaml.SafeLoader.construct_yaml_int(yaml.SafeLoader(""), node)), line, "num")
+    if node.tag == _FLOAT_TAG:
+        if re.search(r"inf|nan", text, re.IGNORECASE):
+            raise HarnessError(f"non-finite number {text!r} is not allowed", file=file, line=line)
+        try:
+            return Y(Fraction(text.replace("_", "")), line, "num")
+        except ValueError:
+            raise HarnessError(f"cannot read number {text!r}", file=file, line=line) from None
+    if node.tag == "tag:yaml.org,2002:bool":
+        return Y(text.lower() in ("true", "yes", "on", "y"), line, "bool")
+    if node.tag == "tag:yaml.org,2002:null":
+        return Y(None, line, "null")
+    return Y(text, line, "str")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_file(path: str | Path) -> list[Case | BadCase]:
+    """Every case in one file; a bad case becomes a BadCase, the others still load."""
+    file = str(path)
+    try:
+        data = Path(path).read_bytes()
+        if len(data) > MAX_FILE_BYTES:
+            raise HarnessError(f"file is {len(data)} bytes (limit {MAX_FILE_BYTES})", file=file, line=1)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HarnessError(f"not UTF-8 text (byte {exc.start})", file=file, line=1) from None
+        root = _compose(text, file)
+    except HarnessError as exc:
+        return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
+    except OSError as exc:
+        return [BadCase(Path(file).stem, file, 1, f"{file}:1: cannot read: {exc.strerror}")]
+    if root is None:
+        return [BadCase(Path(file).stem, file, 1, f"{file}:1: empty file, expected a case or 'cases:'")]
+    if root.kind == "map" and "cases" in root.value:
+        extra = set(root.value) - {"cases"}
+        if extra:
+            key = sorted(extra)[0]
+            return [BadCase(Path(file).stem, file, root.value[key].line,
+                            f"{file}:{root.value[key].line}: unknown key {key!r} beside 'cases:'")]
+        items = root.value["cases"]
+        if items.kind != "seq":
+            return [BadCase(Path(file).stem, file, items.line, f"{file}:{items.line}: 'cases:' must be a list")]
+        nodes = items.value
+    else:
+        nodes = [root]
+    return [_load_one(node, file, i) for i, node in enumerate(nodes)]
+
+
+def _load_one(node: Y, file: str, index: int) -> Case | BadCase:
+    name = f"{Path(file).stem}[{index}]"
+    if node.kind == "map" and node.value.get("name") is not None and node.value["name"].kind == "str":
+        name = node.value["name"].value
+    try:
+        return _case(node, file)
+    except HarnessError as exc:
+        return BadCase(name, file, exc.line or node.line, str(exc.at(file, node.line)))
+
+
+def load_paths(paths: list[str]) -> list[Case | BadCase]:
+    """Every case under the given files and folders (*.yaml, *.yml, sorted), names made unique."""
+    files: list[Path] = []
+    loaded: list[Case | BadCase] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+        elif path.exists():
+            files.append(path)
+        else:
+            loaded.append(BadCase(path.stem, str(path), 1, f"{path}:1: no such file or folder"))
+    seen: dict[str, str] = {}
+    for f in files:
+        for case in load_file(f):
+            where = f"{case.file}:{case.line}"
+            if isinstance(case, Case) and case.name in seen:
+                case = BadCase(case.name, case.file, case.line,
+                               f"{where}: duplicate case name {case.name!r} (first at {seen[case.name]})")
+            seen.setdefault(case.name, where)
+            loaded.append(case)
+    return loaded
+
+
+# ---------------------------------------------------------------- one case
+
+
+def _fail(y: Y, message: str) -> HarnessError:
+    return HarnessError(message, line=y.line)
+
+
+def _expect(y: Y, kind: str, what: str) -> Any:
+    if y.kind != kind:
+        shown = {"map": "a mapping", "seq": "a list", "str": "a string", "num": "a number",
+                 "bool": "true/false", "null": "nothing"}
+        raise _fail(y, f"{what} must be {shown[kind]}, got {_show(y)}")
+    return y.value
+
+
+def _show(y: Y) -> str:
+    if y.kind == "map":
+        return "a mapping"
+    if y.kind == "seq":
+        return "a list"
+    if y.kind == "num":
+        return str(y.value)
+    return repr(y.value)
+
+
+def _case(node: Y, file: str) -> Case:
+    fields = _expect(node, "map", "a case")
+    for key, value in fields.items():
+        if key not in CASE_KEYS:
+            raise _fail(value, f"unknown key {key!r}{did_you_mean(key, CASE_KEYS)}")
+    if "name" not in fields:
+        raise _fail(node, "a case needs a 'name:'")
+    name = _expect(fields["name"], "str", "name")
+    if "inputs" not in fields:
+        raise _fail(node, f"case {name!r} needs 'inputs:'")
+    seed_y = fields.get("seed")
+    seed = _integer(seed_y, "seed") if seed_y else 0
+    inputs = _inputs(fields["inputs"], seed)
+    constants = _constants(fields.get("constants"), {i.name for i in inputs})
+    input_names = {i.name for i in inputs}
+    outputs, sources = _outputs(fields, node, input_names | {n for n, _ in constants})
+    _check_used(outputs, fields, input_names)
+    return Case(
+        name=name, file=file, line=node.line, inputs=inputs, outputs=outputs,
+        checks=_checks(fields.get("checks"), node), dtypes=_dtypes(fields.get("dtype")), constants=constants,
+        tolerance=_tolerance(fields["tolerance"]) if "tolerance" in fields else None,
+        xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,
+        target=_target(fields["target"]) if "target" in fields else None,
+        seed=seed, doc=_expect(fields["doc"], "str", "doc") if "doc" in fields else "", sources=sources)
+
+
+def _integer(y: Y, what: str) -> int:
+    value = _expect(y, "num", what)
+    if value.denominator != 1:
+        raise _fail(y, f"{what} must be a whole number, got {value}")
+    return int(value)
+
+
+def _parse_at(y: Y, names: set[str]) -> Node:
+    if y.kind == "num":
+        return Num(y.value)
+    text = _expect(y, "str", "an expression")
+    try:
+        return parse(text, ops=set(OPS), names=names)
+    except HarnessError as exc:
+        raise _fail(y, exc.message) from None
+
+
+def _constants(y: Y | None, inputs: set[str]) -> tuple[tuple[str, Node], ...]:
+    if y is None:
+        return ()
+    out: list[tuple[str, Node]] = []
+    for name, value in _expect(y, "map", "constants").items():
+        _check_identifier(name, value)
+        if name in inputs:
+            raise _fail(value, f"{name!r} is both an input and a constant")
+        out.append((name, _parse_at(value, {n for n, _ in out})))
+    return tuple(out)
+
+
+def _check_identifier(name: str, y: Y) -> None:
+    if not name.isidentifier() or name.startswith("__") or name in NAMED_CONSTANTS or name in OPS:
+        raise _fail(y, f"{name!r} cannot be used as a name")
+
+
+def _outputs(fields: dict[str, Y], node: Y, names: set[str]) -> tuple[tuple[tuple[str, Node], ...], tuple]:
+    if ("expr" in fields) == ("outputs" in fields):
+        raise _fail(node, "a case needs exactly one of 'expr:' and 'outputs:'")
+    if "expr" in fields:
+        items = {"y": fields["expr"]}
+    else:
+        items = _expect(fields["outputs"], "map", "outputs")
+        if not items:
+            raise _fail(fields["outputs"], "outputs: needs at least one output")
+    outputs, sources = [], []
+    for name, y in items.items():
+        _check_identifier(name, y)
+        outputs.append((name, _parse_at(y, names)))
+        sources.append((name, str(y.value)))
+    return tuple(outputs), tuple(sources)
+
+
+def _check_used(outputs: tuple[tuple[str, Node], ...], fields: dict[str, Y], inputs: set[str]) -> None:
+    used = set().union(*(names_in(t) for _, t in outputs))
+    unused = sorted(inputs - used)
+    if unused and "target" not in fields:
+        raise _fail(fields["inputs"], f"input {unused[0]!r} is not used by any output")
+
+
+def _dtypes(y: Y | None) -> tuple[str, ...]:
+    if y is None:
+        return ("float64",)
+    items = [y] if y.kind == "str" else _expect(y, "seq", "dtype")
+    out = []
+    for item in items:
+        name = _expect(item, "str", "dtype")
+        if name not in FORMATS:
+            raise _fail(item, f"unknown dtype {name!r}{did_you_mean(name, list(FORMATS))}"
+                        f" (one of {', '.join(FORMATS)})")
+        if name in ("float16", "bfloat16"):
+            raise _fail(item, f"dtype {name} is not supported yet (float32 and float64 are)")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _tolerance(y: Y) -> ToleranceSpec:
+    fields = _expect(y, "map", "tolerance")
+    for key, value in fields.items():
+        if key not in ("ulps", "atol"):
+            raise _fail(value, f"unknown tolerance {key!r}{did_you_mean(key, ['ulps', 'atol'])}")
+        if _expect(value, "num", f"tolerance {key}") < 0:
+            raise _fail(value, f"tolerance {key} must not be negative")
+    return ToleranceSpec(*(float(fields[k].value) if k in fields else None for k in ("ulps", "atol")))
+
+
+def _xfail(y: Y) -> Xfail:
+    if y.kind == "str":
+        return Xfail(y.value)
+    fields = _expect(y, "map", "xfail")
+    if "reason" not in fields:
+        raise _fail(y, "xfail needs a 'reason:'")
+    for key, value in fields.items():
+        if key not in ("reason", "strict"):
+            raise _fail(value, f"unknown xfail key {key!r}")
+    strict = _expect(fields["strict"], "bool", "strict") if "strict" in fields else False
+    return Xfail(_expect(fields["reason"], "str", "reason"), strict)
+
+
+def _target(y: Y) -> str:
+    text = _expect(y, "str", "target")
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", text):
+        raise _fail(y, f"target must be 'package.module:function', got {text!r}")
+    return text
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _checks(y: Y | None, node: Y) -> tuple[CheckSpec, ...]:
+    if y is None:
+        raise _fail(node, "a case needs 'checks:' (for example [value, grad])")
+    out = []
+    for item in _expect(y, "seq", "checks"):
+        if item.kind == "str":
+            kind, options = item.value, {}
+        else:
+            mapping = _expect(item, "map", "a check")
+            if len(mapping) != 1:
+                raise _fail(item, "a check is a name or a one-key mapping like {vjp: {v: random}}")
+            ((kind, opt_y),) = mapping.items()
+            options = {} if opt_y.kind == "null" else _expect(opt_y, "map", f"options of {kind}")
+        if kind not in CHECKS:
+            raise _fail(item, f"unknown check {kind!r}{did_you_mean(kind, CHECKS)}")
+        out.append(_check(kind, options, item.line))
+    if not out:
+        raise _fail(y, "checks: is empty")
+    return tuple(out)
+
+
+def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
+    allowed = {"tolerance", "xfail"} | ({"v"} if kind in ("vjp", "grad2", "hessian") else set()) | (
+        {"tangent"} if kind in ("jvp", "grad2") else set())
+    for key, value in options.items():
+        if key not in allowed:
+            raise _fail(value, f"check {kind} has no option {key!r}{did_you_mean(key, allowed)}")
+    return CheckSpec(
+        kind, line,
+        cotangent=_vector(options["v"], "v") if "v" in options else Vector(random=kind == "vjp"),
+        tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random=kind == "jvp"),
+        tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
+        xfail=_xfail(options["xfail"]) if "xfail" in options else None)
+
+
+def _vector(y: Y, what: str) -> Vector:
+    if y.kind == "str" and y.value == "random":
+        return Vector(random=True)
+    if y.kind == "str" and y.value == "ones":
+        return Vector(random=False)
+    if y.kind == "map":
+        return Vector(False, tuple((name, *_literal(v)) for name, v in y.value.items()))
+    return Vector(False, ((None, *_literal(y)),))
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _inputs(y: Y, seed: int) -> tuple[InputSpec, ...]:
+    fields = _expect(y, "map", "inputs")
+    if not fields:
+        raise _fail(y, "inputs: needs at least one input")
+    specs = []
+    for name, value in fields.items():
+        _check_identifier(name, value)
+        specs.append(_input(name, value, seed))
+    counts = {len(s.points) for s in specs} - {1}
+    if len(counts) > 1:
+        raise _fail(y, f"inputs have different numbers of points: {sorted(counts)} (give one or the same)")
+    return tuple(specs)
+
+
+def _input(name: str, y: Y, seed: int) -> InputSpec:
+    if y.kind != "map":
+        shape, values = _literal(y)
+        return InputSpec(name, shape, (values,))
+    fields = y.value
+    known = ("points", "shape", "sample", "edges", "count")
+    for key, value in fields.items():
+        if key not in known:
+            raise _fail(value, f"unknown input key {key!r}{did_you_mean(key, known)}")
+    if "points" in fields:
+        return _listed(name, fields["points"])
+    if "sample" not in fields:
+        raise _fail(y, f"input {name!r} needs a value, 'points:' or 'sample:'")
+    return _sampled(name, fields, y, seed)
+
+
+def _listed(name: str, y: Y) -> InputSpec:
+    items = _expect(y, "seq", "points")
+    if not items:
+        raise _fail(y, "points: is empty")
+    if len(items) > MAX_POINTS:
+        raise _fail(y, f"{len(items)} points (limit {MAX_POINTS})")
+    literals = [_literal(item) for item in items]
+    shapes = {s for s, _ in literals}
+    if len(shapes) > 1:
+        raise _fail(y, f"points of {name!r} have different shapes: {sorted(shapes)}")
+    return InputSpec(name, literals[0][0], tuple(v for _, v in literals))
+
+
+def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
+    shape = _shape(fields["shape"]) if "shape" in fields else ()
+    count = _integer(fields["count"], "count") if "count" in fields else 1
+    if not 1 <= count <= MAX_POINTS:
+        raise _fail(fields["count"], f"count must be from 1 to {MAX_POINTS}")
+    sampler = _distribution(fields["sample"])
+    size = int(np.prod(shape, dtype=np.int64))
+    if size * count > MAX_ELEMENTS:
+        raise _fail(y, f"input {name!r} has {size * count} elements (limit {MAX_ELEMENTS})")
+    rng = np.random.default_rng([seed, *name.encode()])
+    points = [tuple(Num(Fraction(float(v))) for v in sampler(rng, size)) for _ in range(count)]
+    edges = [_literal_scalar(e) for e in _expect(fields["edges"], "seq", "edges")] if "edges" in fields else []
+    if count == 1 and shape:
+        if len(edges) > size:
+            raise _fail(fields["edges"], f"{len(edges)} edges do not fit in shape {list(shape)}")
+        points[0] = tuple(edges) + points[0][len(edges):]
+    else:
+        points += [tuple([e] * size) for e in edges]
+    return InputSpec(name, shape, tuple(points))
+
+
+def _shape(y: Y) -> tuple[int, ...]:
+    dims = tuple(_integer(d, "a dimension") for d in _expect(y, "seq", "shape"))
+    if any(d < 1 for d in dims):
+        raise _fail(y, f"shape dimensions must be positive, got {list(dims)}")
+    if int(np.prod(dims, dtype=np.float64)) > MAX_ELEMENTS:
+        raise _fail(y, f"shape {list(dims)} has more than {MAX_ELEMENTS} elements")
+    return dims
+
+
+def _distribution(y: Y) -> Any:
+    fields = _expect(y, "map", "sample")
+    if len(fields) != 1:
+        raise _fail(y, f"sample: needs one distribution ({', '.join(DISTRIBUTIONS)})")
+    ((kind, args_y),) = fields.items()
+    if kind not in DISTRIBUTIONS:
+        raise _fail(args_y, f"unknown distribution {kind!r}{did_you_mean(kind, DISTRIBUTIONS)}")
+    args = [float(_expect(a, "num", f"{kind} bound")) for a in _expect(args_y, "seq", kind)]
+    if len(args) != 2:
+        raise _fail(args_y, f"{kind} takes two numbers, got {len(args)}")
+    a, b = args
+    if kind == "uniform":
+        if not a < b:
+            raise _fail(args_y, f"uniform needs low < high, got [{a}, {b}]")
+        return lambda rng, n: rng.uniform(a, b, n)
+    if kind == "normal":
+        if b <= 0:
+            raise _fail(args_y, f"normal needs a positive standard deviation, got {b}")
+        return lambda rng, n: rng.normal(a, b, n)
+    if not 0 < a < b:
+        raise _fail(args_y, f"loguniform needs 0 < low < high, got [{a}, {b}]")
+    return lambda rng, n: np.exp(rng.uniform(np.log(a), np.log(b), n))
+
+
+def _literal(y: Y) -> tuple[tuple[int, ...], tuple[Node, ...]]:
+    """A scalar or nested list of exact numbers (or constant expressions) -> (shape, flat values)."""
+    if y.kind != "seq":
+        return (), (_literal_scalar(y),)
+    if not y.value:
+        raise _fail(y, "an empty list is not a tensor value")
+    rows = [_literal(item) for item in y.value]
+    shapes = {s for s, _ in rows}
+    if len(shapes) > 1:
+        raise _fail(y, f"ragged nested list: rows have shapes {sorted(shapes)}")
+    values = tuple(v for _, vs in rows for v in vs)
+    if len(values) > MAX_ELEMENTS:
+        raise _fail(y, f"tensor literal has more than {MAX_ELEMENTS} elements")
+    return (len(rows), *rows[0][0]), values
+
+
+def _literal_scalar(y: Y) -> Node:
+    if y.kind == "num":
+        return Num(y.value)
+    if y.kind == "str":
+        node = _parse_at(y, set())
+        return node
+    raise _fail(y, f"expected a number, got {_show(y)}")

@@ -1,0 +1,152 @@
+"""Reference against torch: errors in ulps, absolute and relative, per element; never raises.
+
+`compare` looks at one array at one point; `summarize` folds the pieces of one torch path over
+all points into a `Comparison` that says where the error peaks. Failures are described, not
+raised: only the CLI and the pytest plugin turn them into exit codes and test failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.numbers import FloatFormat, ulp
+from harness.results import Comparison, Expected, Tolerance, Worst
+
+DEFAULT_ULPS = {0: 4.0, 1: 8.0, 2: 16.0}
+
+
+def default_tolerance(order: int) -> Tolerance:
+    return Tolerance(ulps=DEFAULT_ULPS[min(order, 2)] * max(1, order - 1))
+
+
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """One compared array at one point, ready to be compared."""
+
+    point: int
+    inputs: str  # the point's input values, for the report
+    actual: np.ndarray
+    expected: Expected
+    components: Sequence[str] | None = None  # labels for flat elements; default: numpy index
+
+
+@dataclass(frozen=True, eq=False)
+class Elementwise:
+    """Per-element outcome of one comparison (flat arrays)."""
+
+    status: np.ndarray  # 'pass' 'fail' 'kink' 'undefined'
+    error: np.ndarray  # absolute error (inf where torch is non-finite and should not be)
+    ulps: np.ndarray
+    rel: np.ndarray
+    allowed: np.ndarray  # allowed absolute error
+    exact: np.ndarray  # the exact value (or convention) as float64
+
+
+def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Tolerance) -> Elementwise:
+    """Compare torch's array with the reference, element by element."""
+    t = np.asarray(actual, dtype=np.float64).ravel()
+    hi, lo = expected.hi.ravel(), expected.lo.ravel()
+    undefined, strict = expected.undefined.ravel(), expected.strict.ravel()
+    n = t.size
+    largest = float(fmt.largest) * (1 + 2.0 ** -(fmt.precision + 1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        overflow = ~undefined & (np.abs(hi) >= largest)
+        expected_inf = np.sign(hi) * np.inf
+        scale = ulp(np.where(overflow | undefined, 0.0, hi), fmt)
+        error = np.abs((t - hi) - lo)
+        error = np.where(overflow, np.where(t == expected_inf, 0.0, np.inf), error)
+        error = np.where(~np.isfinite(t) & ~undefined & ~overflow, np.inf, error)
+        error = np.where(undefined, 0.0, error)
+        allowed = np.maximum.reduce([tol.ulps * scale, tol.model * expected.bound.ravel(),
+                                     np.full(n, tol.atol)])
+        ulps = error / scale
+        magnitude = np.abs(hi)
+        rel = np.where(magnitude > 0, error / magnitude, np.where(error > 0, np.inf, 0.0))
+        fail = error > allowed
+        fail |= undefined & strict & np.isfinite(t)
+    status = np.where(fail, "fail", np.where(undefined, "undefined",
+                                             np.where(expected.kink.ravel(), "kink", "pass")))
+    exact = np.where(overflow, expected_inf, hi + lo)
+    return Elementwise(status, error, ulps, rel, allowed, exact)
+
+
+def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: FloatFormat,
+              tol: Tolerance, breadcrumb: str) -> Comparison:
+    """Fold one path's pieces into a Comparison; `breadcrumb` is 'case [dtype]'."""
+    count = mismatched = kinks = undefined = uncertified = 0
+    max_ulps = max_abs = max_rel = 0.0
+    worst, worst_ratio = None, -1.0
+    for piece in pieces:
+        if piece.actual.size != piece.expected.hi.size:
+            return Comparison(check, path, part, "error", message=(
+                f"{breadcrumb} > {check} > {path} > point {piece.point} > {part}: torch returned shape"
+                f" {list(piece.actual.shape)}, expected {piece.expected.hi.size} elements"))
+        e = compare(piece.actual, piece.expected, fmt, tol)
+        count += e.status.size
+        mismatched += int(np.sum(e.status == "fail"))
+        kinks += int(np.sum(e.status == "kink"))
+        undefined += int(np.sum(e.status == "undefined"))
+        uncertified += piece.expected.uncertified
+        defined = e.status != "undefined"
+        if np.any(defined):
+            max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
+            max_abs = max(max_abs, float(np.max(e.error[defined])))
+            max_rel = max(max_rel, float(np.max(e.rel[defined])))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(e.status == "fail", np.inf, np.where(defined, e.error / e.allowed, -1.0))
+            ratio = np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
+        i = int(np.argmax(np.where(e.status == "fail", 1.0, 0.0) * 1e300 + np.minimum(ratio, 1e299)))
+        score = (2.0 if e.status[i] == "fail" else 0.0) + float(min(ratio[i], 1.0))
+        if score > worst_ratio:
+            worst_ratio = score
+            worst = _worst(piece, e, i, fmt)
+    status = _status(count, mismatched, kinks, undefined)
+    comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified,
+                            max_ulps, max_abs, max_rel, worst)
+    return _with_message(comparison, breadcrumb)
+
+
+def _status(count: int, mismatched: int, kinks: int, undefined: int) -> str:
+    if mismatched:
+        return "fail"
+    if count and kinks + undefined == count:
+        return "kink" if kinks >= undefined else "undefined"
+    return "pass"
+
+
+def _worst(piece: Piece, e: Elementwise, i: int, fmt: FloatFormat) -> Worst:
+    shape = piece.actual.shape
+    if piece.components is not None:
+        component = piece.components[i]
+    else:
+        component = str(list(np.unravel_index(i, shape))) if shape else "[]"
+    torch_value = float(np.asarray(piece.actual, dtype=np.float64).ravel()[i])
+    scale = float(ulp(np.array([e.exact[i] if np.isfinite(e.exact[i]) else 0.0]), fmt)[0])
+    return Worst(piece.point, piece.inputs, component, torch_value, float(e.exact[i]), float(e.ulps[i]),
+                 float(e.error[i]), float(e.rel[i]), float(e.allowed[i]) / scale)
+
+
+def _with_message(c: Comparison, breadcrumb: str) -> Comparison:
+    from dataclasses import replace
+
+    return replace(c, message=describe(c, breadcrumb))
+
+
+def describe(c: Comparison, breadcrumb: str) -> str:
+    """The one failure-message template: where, then torch vs exact, error and tolerance."""
+    w = c.worst
+    if w is None:
+        return f"{breadcrumb} > {c.check} > {c.path} > {c.part}: {c.status}"
+    head = f"{breadcrumb} > {c.check} > {c.path} > point {w.point} ({w.inputs}) > {c.part}{w.component}"
+    verdict = {"fail": f"not close! {c.mismatched} of {c.count} elements mismatched",
+               "kink": "at a kink, torch's convention holds",
+               "undefined": "outside the domain, torch returns non-finite values"}.get(c.status, "close")
+    return (f"{head}: torch {w.torch!r}, exact {w.exact!r}, error {_fmt(w.ulps)} ulps"
+            f" (abs {w.abs_error:.3g}, rel {w.rel_error:.3g}), allowed {_fmt(w.allowed_ulps)} ulps; {verdict}")
+
+
+def _fmt(x: float) -> str:
+    return "inf" if not np.isfinite(x) else f"{x:.3g}"

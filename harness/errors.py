@@ -1,0 +1,23 @@
+"""The one error type users see: where (file:line) and what, on one line."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A problem with user input. `str()` is the one-line message, `file:line: what`."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+
+    def at(self, file: str, line: int | None) -> HarnessError:
+        """The same error, placed in a file (keeps a more precise line if one is known)."""
+        return HarnessError(self.message, file=file, line=self.line if self.line else line)
+
+    def __str__(self) -> str:
+        if self.file is None:
+            return self.message
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"

@@ -1,0 +1,85 @@
+"""Floating-point formats as exact arithmetic: rounding exact rationals to a dtype, and ulps.
+
+Every number a case file gives is exact (a decimal or a rational). Torch receives that number
+rounded to the case's dtype; the reference is evaluated at exactly that binary value. This
+module owns that rounding and the unit-in-the-last-place arithmetic the comparator reports in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """An IEEE-754 style binary format: `precision` significand bits (hidden bit included)."""
+
+    name: str
+    precision: int
+    emin: int  # exponent of the smallest normal number
+    emax: int  # exponent of the largest finite number
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2**-p: the largest relative error of one correctly rounded operation."""
+        return math.ldexp(1.0, -self.precision)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return math.ldexp(1.0, self.emin - self.precision + 1)
+
+    @property
+    def largest(self) -> Fraction:
+        return Fraction(2 ** self.precision - 1) * Fraction(2) ** (self.emax - self.precision + 1)
+
+
+FORMATS: dict[str, FloatFormat] = {
+    "float64": FloatFormat("float64", 53, -1022, 1023),
+    "float32": FloatFormat("float32", 24, -126, 127),
+    "float16": FloatFormat("float16", 11, -14, 15),
+    "bfloat16": FloatFormat("bfloat16", 8, -126, 127),
+}
+
+
+def round_to_format(q: Fraction, fmt: FloatFormat) -> Fraction | float:
+    """Round an exact rational to the nearest value of `fmt` (ties to even).
+
+    Returns an exact Fraction, or +-inf (a float) on overflow. No double rounding: the work is
+    done on integers.
+    """
+    if q == 0:
+        return Fraction(0)
+    sign = -1 if q < 0 else 1
+    a = abs(q)
+    # exponent e with 2**e <= a < 2**(e+1)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:
+        e -= 1
+    quantum_exp = max(e, fmt.emin) - fmt.precision + 1
+    scaled = a / Fraction(2) ** quantum_exp
+    n, rem = divmod(scaled.numerator, scaled.denominator)
+    twice = 2 * rem
+    if twice > scaled.denominator or (twice == scaled.denominator and n % 2 == 1):
+        n += 1
+    result = Fraction(n) * Fraction(2) ** quantum_exp
+    if result > fmt.largest:
+        return sign * math.inf
+    return sign * result
+
+
+def ulp(magnitude: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """The spacing of `fmt` at |magnitude| (elementwise, float64 in and out).
+
+    For |x| in [2**e, 2**(e+1)) that is 2**(e-p+1); below the normal range it is the subnormal
+    spacing. Infinite or nan magnitudes give nan.
+    """
+    m = np.abs(np.asarray(magnitude, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        _, exp = np.frexp(m)  # m = f * 2**exp with f in [0.5, 1)
+    e = np.where(m == 0, fmt.emin, np.maximum(exp.astype(np.int64) - 1, fmt.emin))
+    spacing = np.ldexp(1.0, (e - fmt.precision + 1).astype(np.int64))
+    return np.where(np.isfinite(m), spacing, np.nan)

@@ -1,0 +1,90 @@
+"""The typed values that cross stage boundaries after loading: expected arrays, comparisons, results.
+
+Nothing here holds SymPy or Arb objects: report writers and the CLI only ever see these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATUSES = ("pass", "fail", "kink", "undefined", "error", "xfail", "xpass")
+
+
+@dataclass(frozen=True, eq=False)
+class Expected:
+    """The exact reference for one compared array, as float64 pairs hi + lo, with flags."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    bound: np.ndarray  # error-model bound on a float evaluation of the same tree
+    kink: np.ndarray  # at a kink: hi/lo hold torch's documented convention
+    undefined: np.ndarray  # outside the domain: the exact value is not a finite real
+    strict: np.ndarray  # undefined and torch must return nan or inf there
+    uncertified: int = 0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What an element may differ by: max(ulps * ulp(exact), model * bound, atol)."""
+
+    ulps: float
+    atol: float = 0.0
+    model: float = 2.0
+
+
+@dataclass(frozen=True)
+class Worst:
+    """The element where the error (relative to what is allowed) peaks."""
+
+    point: int
+    inputs: str
+    component: str
+    torch: float
+    exact: float
+    ulps: float
+    abs_error: float
+    rel_error: float
+    allowed_ulps: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One torch path of one check against the reference, over every point."""
+
+    check: str
+    path: str
+    part: str
+    status: str
+    count: int = 0
+    mismatched: int = 0
+    kinks: int = 0
+    undefined: int = 0
+    uncertified: int = 0
+    max_ulps: float = 0.0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    worst: Worst | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case in one dtype: its status and every comparison made."""
+
+    name: str
+    file: str
+    line: int
+    dtype: str
+    status: str
+    comparisons: tuple[Comparison, ...] = ()
+    message: str = ""
+    seconds: float = 0.0
+    xfail: str | None = None
+    bad_input: bool = False
+    exact: dict[str, str] = field(default_factory=dict)  # output -> exact expression (text)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")

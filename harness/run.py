@@ -1,0 +1,529 @@
+"""`check_case(case) -> results`: the one orchestration used by the CLI, pytest and fuzzing.
+
+Per dtype: round the case's numbers to the dtype, build the exact outputs and the torch callable,
+then run every check: each names its torch paths, each path is compared with one exact reference.
+Nothing escapes: a problem becomes an `error` result (or an `error` comparison) with file:line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+import numpy as np
+import torch
+from flint import arb
+
+from harness import autodiff
+from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector
+from harness.compare import Piece, default_tolerance, summarize
+from harness.errors import HarnessError
+from harness.numbers import FORMATS, FloatFormat, round_to_format
+from harness.reference import (
+    ZERO, Exact, PointReference, combine, constant_value, evaluate_certified, fold, start_precision,
+    to_float_pair)
+from harness.results import CaseResult, Comparison, Expected, Tolerance
+from harness.symbolic import SymbolicOutput, Variable, build_output
+
+ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2}
+MAX_HESSIAN_ELEMENTS = 256
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run treats cases: `allow_targets` lets `target:` import user code."""
+
+    allow_targets: bool = False
+
+
+def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseResult]:
+    """Check one case in each of its dtypes. Never raises."""
+    if isinstance(case, BadCase):
+        return [CaseResult(case.name, case.file, case.line, "-", "error", message=case.message, bad_input=True)]
+    return [_check_dtype(case, dtype, options) for dtype in case.dtypes]
+
+
+def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
+    start = time.perf_counter()
+    base = CaseResult(case.name, case.file, case.line, dtype, "error",
+                      xfail=case.xfail.reason if case.xfail else None)
+    try:
+        ctx = _prepare(case, dtype, options)
+    except HarnessError as exc:
+        return replace(base, message=str(exc.at(case.file, case.line)), bad_input=True,
+                       seconds=time.perf_counter() - start)
+    except Exception as exc:  # a bug or a torch/SymPy failure: report it, keep the run going
+        return replace(base, message=f"{case.file}:{case.line}: {_internal(exc)}", seconds=time.perf_counter() - start)
+    comparisons: list[Comparison] = []
+    for index, check in enumerate(case.checks):
+        comparisons += _apply_xfail(_run_check(ctx, index, check), check)
+    status, message = _case_status(case, comparisons)
+    exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
+    return replace(base, status=status, comparisons=tuple(comparisons), message=message,
+                   seconds=time.perf_counter() - start, exact=exact)
+
+
+def _internal(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}{at}"
+
+
+def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    try:
+        return CHECKS[check.kind](ctx, index, check)
+    except HarnessError as exc:
+        message = str(exc.at(ctx.case.file, check.line))
+    except Exception as exc:
+        message = f"{ctx.case.file}:{check.line}: {_internal(exc)}"
+    return [Comparison(check.kind, "-", "", "error", message=f"{ctx.breadcrumb} > {check.kind}: {message}")]
+
+
+def _apply_xfail(comparisons: list[Comparison], check: CheckSpec) -> list[Comparison]:
+    if check.xfail is None:
+        return comparisons
+    failed = any(c.status == "fail" for c in comparisons)
+    status = "xfail" if failed else ("fail" if check.xfail.strict else "xpass")
+    note = f" [xfail: {check.xfail.reason}]"
+    return [replace(c, status=status if c.status in ("pass", "fail") else c.status, message=c.message + note)
+            for c in comparisons]
+
+
+def _case_status(case: Case, comparisons: list[Comparison]) -> tuple[str, str]:
+    statuses = [c.status for c in comparisons]
+    first = next((c.message for c in comparisons if c.status in ("fail", "error")), "")
+    if "error" in statuses:
+        return "error", first
+    failed = "fail" in statuses
+    if case.xfail is not None:
+        if failed:
+            return "xfail", f"{case.xfail.reason} ({first})"
+        if case.xfail.strict:
+            return "fail", f"{case.file}:{case.line}: strict xfail passed: {case.xfail.reason}"
+        return "xpass", f"xfail passed: {case.xfail.reason}"
+    if failed:
+        return "fail", first
+    for special in ("kink", "undefined"):
+        if special in statuses:
+            return special, next(c.message for c in comparisons if c.status == special)
+    if "xfail" in statuses:
+        return "xfail", next(c.message for c in comparisons if c.status == "xfail")
+    if "xpass" in statuses:
+        return "xpass", next(c.message for c in comparisons if c.status == "xpass")
+    return "pass", ""
+
+
+# ---------------------------------------------------------------- preparation
+
+
+@dataclass(eq=False)
+class Prepared:
+    """A case made concrete in one dtype: rounded values, exact outputs, the torch callable."""
+
+    case: Case
+    dtype: str
+    fmt: FloatFormat
+    outputs: dict[str, SymbolicOutput]
+    function: autodiff.Function
+    shapes: dict[str, tuple[int, ...]]
+    points: list[dict[str, np.ndarray]]  # exact rounded values (Fractions) per input
+    primals: list[tuple[torch.Tensor, ...]]
+    _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
+
+    @property
+    def breadcrumb(self) -> str:
+        return f"{self.case.name} [{self.dtype}]"
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.shapes)
+
+    def reference(self, point: int, bits: int, final: bool) -> PointReference:
+        key = (point, bits)
+        if key not in self._references:
+            self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final)
+        return self._references[key]
+
+
+def _prepare(case: Case, dtype: str, options: Options) -> Prepared:
+    fmt = FORMATS[dtype]
+    constants: dict[str, Fraction] = {}
+    for name, tree in case.constants:
+        constants[name] = constant_value(tree, fmt, constants)
+    shapes = {spec.name: spec.shape for spec in case.inputs}
+    trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
+    outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
+    function = _torch_function(case, trees, options)
+    points = _points(case, fmt)
+    torch_dtype = autodiff.DTYPES[dtype]
+    primals = [tuple(torch.tensor(np.array([float(q) for q in values.ravel()], dtype=np.float64),
+                                  dtype=torch_dtype).reshape(values.shape) for values in point.values())
+               for point in points]
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals)
+
+
+def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
+    inputs = [spec.name for spec in case.inputs]
+    if case.target is None:
+        return autodiff.build_function(trees, inputs)
+    if not options.allow_targets:
+        raise HarnessError(f"case uses target {case.target!r}: imports of user code need --allow-target")
+    module_name, attr = case.target.split(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise HarnessError(f"cannot import target {case.target!r}: {exc}") from None
+    return autodiff.wrap_target(target, len(trees))
+
+
+def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
+    n = case.n_points
+    points = []
+    for p in range(n):
+        point = {}
+        for spec in case.inputs:
+            nodes = spec.points[p if len(spec.points) > 1 else 0]
+            values = [constant_value(node, fmt) for node in nodes]
+            point[spec.name] = np.array(values, dtype=object).reshape(spec.shape)
+        points.append(point)
+    return points
+
+
+# ---------------------------------------------------------------- shared machinery
+
+
+PathFn = Callable[[int], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Part:
+    label: str
+    shape: tuple[int, ...]
+
+
+def _tolerance(ctx: Prepared, check: CheckSpec) -> Tolerance:
+    base = default_tolerance(ORDER[check.kind])
+    for spec in (ctx.case.tolerance, check.tolerance):
+        if spec is not None:
+            base = _merge(base, spec)
+    return base
+
+
+def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
+    return Tolerance(ulps=spec.ulps if spec.ulps is not None else base.ulps,
+                     atol=spec.atol if spec.atol is not None else base.atol, model=base.model)
+
+
+def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
+                   expected: Callable[[int, PointReference], list[Exact]]) -> list[Comparison]:
+    """Evaluate the reference for every point (certified), run each torch path, compare."""
+    pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
+    errors: dict[str, str] = {}
+    sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
+    for point in range(len(ctx.points)):
+        exacts, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
+                                        lambda bits, final, pt=point: ctx.reference(pt, bits, final), ctx.fmt)
+        split = np.cumsum([0, *sizes])
+        wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i])
+                  for i, part in enumerate(parts)]
+        for name, path in paths.items():
+            if name in errors:
+                continue
+            try:
+                arrays = path(point)
+            except Exception as exc:  # torch raised: that path is an error, the others go on
+                errors[name] = _internal(exc)
+                continue
+            for part, want, got in zip(parts, wanted, arrays):
+                pieces[(name, part.label)].append(
+                    Piece(point, _describe_point(ctx, point), got, want, _components(ctx, point, part.shape)))
+    tol = _tolerance(ctx, check)
+    out = []
+    for name in paths:
+        if name in errors:
+            out.append(Comparison(check.kind, name, "", "error",
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}"))
+            continue
+        for part in parts:
+            out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
+                                 ctx.breadcrumb))
+    return out
+
+
+def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int) -> Expected:
+    pairs = [to_float_pair(x) for x in exacts]
+    return Expected(
+        hi=np.array([p[0] for p in pairs], dtype=np.float64).reshape(shape),
+        lo=np.array([p[1] for p in pairs], dtype=np.float64).reshape(shape),
+        bound=np.array([float(x.bound.upper()) if x.bound.is_finite() else np.inf for x in exacts]).reshape(shape),
+        kink=np.array([x.kink for x in exacts], dtype=bool).reshape(shape),
+        undefined=np.array([x.undefined for x in exacts], dtype=bool).reshape(shape),
+        strict=np.array([x.undefined and not x.ball.is_finite() for x in exacts], dtype=bool).reshape(shape),
+        uncertified=uncertified)
+
+
+def _describe_point(ctx: Prepared, point: int) -> str:
+    parts = []
+    for name, values in ctx.points[point].items():
+        if values.size == 1:
+            parts.append(f"{name}={float(values.ravel()[0])!r}")
+        elif values.size <= 4:
+            parts.append(f"{name}={[float(v) for v in values.ravel()]}")
+        else:
+            parts.append(f"{name}: shape {list(values.shape)}")
+    return ", ".join(parts)
+
+
+def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> list[str] | None:
+    """For arrays shaped like the inputs' broadcast, label each element with its input values."""
+    values = ctx.points[point]
+    if not shape or all(v.size == 1 for v in values.values()):
+        return None
+    try:
+        broadcast = {n: np.broadcast_to(v, shape).ravel() for n, v in values.items()}
+    except ValueError:
+        return None
+    labels = []
+    for flat, index in enumerate(np.ndindex(*shape)):
+        at = ", ".join(f"{n}={float(b[flat])!r}" for n, b in broadcast.items())
+        labels.append(f"{list(index)} at {at}")
+    return labels
+
+
+def _flat_variables(ctx: Prepared, name: str) -> list[Variable]:
+    return [(name, i) for i in range(int(np.prod(ctx.shapes[name], dtype=np.int64)))]
+
+
+def _vector(ctx: Prepared, vector: Vector, name: str, shape: tuple[int, ...], seed: Sequence[int],
+            what: str) -> np.ndarray:
+    """A cotangent or tangent in the dtype: ones, seeded random, or the case's exact values."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if vector.random:
+        draws = np.random.default_rng([ctx.case.seed, *seed]).standard_normal(size)
+        values = [round_to_format(Fraction(float(d)), ctx.fmt) for d in draws]
+    elif not vector.values:
+        values = [Fraction(1)] * size
+    else:
+        match = [v for v in vector.values if v[0] in (name, None)]
+        if not match:
+            raise HarnessError(f"{what} gives no values for {name!r}")
+        _, given_shape, nodes = match[0]
+        given = np.array([constant_value(n, ctx.fmt) for n in nodes], dtype=object).reshape(given_shape)
+        try:
+            values = list(np.broadcast_to(given, shape).ravel())
+        except ValueError:
+            raise HarnessError(f"{what} for {name!r} has shape {list(given_shape)},"
+                               f" expected {list(shape)}") from None
+    return np.array(values, dtype=object).reshape(shape)
+
+
+def _tensor(ctx: Prepared, values: np.ndarray) -> torch.Tensor:
+    return torch.tensor(np.array([float(v) for v in values.ravel()]),
+                        dtype=autodiff.DTYPES[ctx.dtype]).reshape(values.shape)
+
+
+def _weights(values: np.ndarray) -> list[arb]:
+    return [arb(float(v)) for v in values.ravel()]
+
+
+def _gradient_by_input(ctx: Prepared, ref: PointReference, output: str,
+                       weights: list[arb]) -> dict[Variable, list[tuple[arb, Exact]]]:
+    """sum_k w_k * dy_k/dx, as the terms to combine for each input element."""
+    terms: dict[Variable, list[tuple[arb, Exact]]] = {}
+    for w, row in zip(weights, ref.firsts(output)):
+        for var, d in row:
+            terms.setdefault(var, []).append((w, d))
+    return terms
+
+
+def _collect(ctx: Prepared, ref: PointReference, terms: dict[Variable, list[tuple[arb, Exact]]]) -> list[Exact]:
+    zero = Exact(ZERO, ZERO)
+    return [combine(terms[v], ref.u) if v in terms else zero for x in ctx.inputs for v in _flat_variables(ctx, x)]
+
+
+def _undefined_values(ref: PointReference, output: str) -> bool:
+    return any(v.undefined for v in ref.values(output))
+
+
+def _input_parts(ctx: Prepared, prefix: str) -> list[Part]:
+    return [Part(f"{prefix}{x}" if prefix else x, ctx.shapes[x]) for x in ctx.inputs]
+
+
+def _single_output_prefix(ctx: Prepared, output: str) -> str:
+    return "" if len(ctx.outputs) == 1 else f"d{output}/d"
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    names = list(ctx.outputs)
+    parts = [Part(n, ctx.outputs[n].shape) for n in names]
+    paths = {"forward": lambda p: autodiff.value(ctx.function, ctx.primals[p])}
+    return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
+
+
+def check_grad(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    out: list[Comparison] = []
+    for o, (name, sym) in enumerate(ctx.outputs.items()):
+        if sym.size != 1:
+            raise HarnessError(f"grad needs a scalar output; {name!r} has shape {list(sym.shape)} (use vjp)")
+        one = [arb(1)]
+        paths = {"y.backward() -> .grad": lambda p, o=o: autodiff.grad_backward(ctx.function, ctx.primals[p], o),
+                 "autograd.grad(y, inputs)": lambda p, o=o: autodiff.grad_autograd(ctx.function, ctx.primals[p], o)}
+        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                              lambda p, ref, n=name: _collect(ctx, ref, _gradient_by_input(ctx, ref, n, one)))
+    return out
+
+
+def check_vjp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    out: list[Comparison] = []
+    for o, (name, sym) in enumerate(ctx.outputs.items()):
+        vs = [_vector(ctx, check.cotangent, name, sym.shape, (index, p, o), "v") for p in range(len(ctx.points))]
+        tensors = [_tensor(ctx, v) for v in vs]
+        f = ctx.function
+        paths = {
+            "y.backward(gradient=v)": lambda p, o=o: autodiff.vjp_backward(f, ctx.primals[p], o, tensors[p]),
+            "autograd.grad(y, inputs, grad_outputs=v)": lambda p, o=o: autodiff.vjp_autograd(f, ctx.primals[p], o, tensors[p]),
+            "(y * v).sum().backward()": lambda p, o=o: autodiff.vjp_sum(f, ctx.primals[p], o, tensors[p]),
+            "torch.func.vjp": lambda p, o=o: autodiff.vjp_func(f, ctx.primals[p], o, tensors[p]),
+        }
+        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                              lambda p, ref, n=name: _collect(ctx, ref, _gradient_by_input(ctx, ref, n, _weights(vs[p]))))
+    return out
+
+
+def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    tangents = [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, i), "tangent")
+                 for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+    tensors = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
+    names = list(ctx.outputs)
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        weight = {(x, i): arb(float(v)) for x, t in tangents[p].items() for i, v in enumerate(t.ravel())}
+        return [combine([(weight[var], d) for var, d in row], ref.u) for n in names for row in ref.firsts(n)]
+
+    paths = {"torch.func.jvp": lambda p: autodiff.jvp_func(ctx.function, ctx.primals[p], tensors[p]),
+             "forward_ad.make_dual": lambda p: autodiff.jvp_forward_ad(ctx.function, ctx.primals[p], tensors[p])}
+    return _compare_paths(ctx, check, [Part(n, ctx.outputs[n].shape) for n in names], paths, expected)
+
+
+def check_jacobian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    out: list[Comparison] = []
+    for o, (name, sym) in enumerate(ctx.outputs.items()):
+        parts = [Part(f"d{name}/d{x}", sym.shape + ctx.shapes[x]) for x in ctx.inputs]
+
+        def expected(p: int, ref: PointReference, n: str = name, size: int = sym.size) -> list[Exact]:
+            zero, result = Exact(ZERO, ZERO), []
+            rows = [dict(row) for row in ref.firsts(n)]
+            for x in ctx.inputs:
+                variables = _flat_variables(ctx, x)
+                result += [rows[k].get(v, zero) for k in range(size) for v in variables]
+            return result
+
+        paths = {"torch.func.jacrev": lambda p, o=o: autodiff.jacobian_rev(ctx.function, ctx.primals[p], o),
+                 "torch.func.jacfwd": lambda p, o=o: autodiff.jacobian_fwd(ctx.function, ctx.primals[p], o)}
+        out += _compare_paths(ctx, check, parts, paths, expected)
+    return out
+
+
+def _hessian_terms(ref: PointReference, output: str, weights: list[arb]) -> dict[tuple[Variable, Variable], Exact]:
+    """The Hessian of v.y: sum_k v_k d2y_k, symmetric, only its nonzero entries."""
+    terms: dict[tuple[Variable, Variable], list[tuple[arb, Exact]]] = {}
+    for w, row in zip(weights, ref.seconds(output)):
+        for a, b, d in row:
+            terms.setdefault((a, b), []).append((w, d))
+            if a != b:
+                terms.setdefault((b, a), []).append((w, d))
+    return {key: combine(t, ref.u) for key, t in terms.items()}
+
+
+def _cotangents(ctx: Prepared, check: CheckSpec, index: int, o: int, name: str) -> list[np.ndarray]:
+    shape = ctx.outputs[name].shape
+    return [_vector(ctx, check.cotangent, name, shape, (index, p, o), "v") for p in range(len(ctx.points))]
+
+
+def check_grad2(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    out: list[Comparison] = []
+    tangents = [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, 1000 + i), "tangent")
+                 for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+    ws = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
+    for o, name in enumerate(ctx.outputs):
+        vs = _cotangents(ctx, check, index, o, name)
+        tensors = [_tensor(ctx, v) for v in vs]
+
+        def expected(p: int, ref: PointReference, n: str = name) -> list[Exact]:
+            h = _hessian_terms(ref, n, _weights(vs[p]))
+            weight = {(x, i): arb(float(v)) for x, t in tangents[p].items() for i, v in enumerate(t.ravel())}
+            rows: dict[Variable, list[tuple[arb, Exact]]] = {}
+            for (a, b), entry in h.items():
+                rows.setdefault(a, []).append((weight[b], entry))
+            return _collect(ctx, ref, rows)
+
+        f = ctx.function
+        paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":
+                 lambda p, o=o: autodiff.grad2_double_backward(f, ctx.primals[p], o, tensors[p], ws[p]),
+                 "torch.func.jvp(torch.func.grad(v.y), w)":
+                 lambda p, o=o: autodiff.hvp_forward_over_reverse(f, ctx.primals[p], o, tensors[p], ws[p])}
+        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths, expected)
+    return out
+
+
+def check_hessian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in ctx.shapes.values())
+    if total > MAX_HESSIAN_ELEMENTS:
+        raise HarnessError(f"hessian of {total} input elements is over the limit of {MAX_HESSIAN_ELEMENTS};"
+                           " use grad2 (a Hessian-vector product)")
+    out: list[Comparison] = []
+    for o, name in enumerate(ctx.outputs):
+        vs = _cotangents(ctx, check, index, o, name)
+        tensors = [_tensor(ctx, v) for v in vs]
+        parts = [Part(f"d2{name}/d{a}d{b}", ctx.shapes[a] + ctx.shapes[b]) for a in ctx.inputs for b in ctx.inputs]
+
+        def expected(p: int, ref: PointReference, n: str = name) -> list[Exact]:
+            h, zero, result = _hessian_terms(ref, n, _weights(vs[p])), Exact(ZERO, ZERO), []
+            for a in ctx.inputs:
+                for b in ctx.inputs:
+                    result += [h.get((va, vb), zero) for va in _flat_variables(ctx, a) for vb in _flat_variables(ctx, b)]
+            return result
+
+        def flat(blocks: list[list[np.ndarray]]) -> list[np.ndarray]:
+            return [block for row in blocks for block in row]
+
+        f = ctx.function
+        paths = {"torch.func.hessian(v.y)": lambda p, o=o: flat(autodiff.hessian_func(f, ctx.primals[p], o, tensors[p])),
+                 "autograd.grad per row (create_graph=True)":
+                 lambda p, o=o: flat(autodiff.hessian_double_backward(f, ctx.primals[p], o, tensors[p]))}
+        out += _compare_paths(ctx, check, parts, paths, expected)
+    return out
+
+
+def check_multi(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    if len(ctx.outputs) < 2:
+        raise HarnessError("multi needs at least two outputs (use 'outputs:')")
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        terms: dict[Variable, list[tuple[arb, Exact]]] = {}
+        for n, sym in ctx.outputs.items():
+            for var, t in _gradient_by_input(ctx, ref, n, [arb(1)] * sym.size).items():
+                terms.setdefault(var, []).extend(t)
+        return _collect(ctx, ref, terms)
+
+    paths = {"autograd.grad([outputs], inputs)": lambda p: autodiff.multi_grad(ctx.function, ctx.primals[p])}
+    return _compare_paths(ctx, check, _input_parts(ctx, ""), paths, expected)
+
+
+CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
+    "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
+    "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi,
+}
+
+__all__ = ["CHECKS", "Options", "check_case", "start_precision"]

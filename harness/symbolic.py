@@ -1,0 +1,256 @@
+"""Tree to SymPy: the exact value of each output element, and its derivatives.
+
+Two forms of every output are built from the one tree. `tree` is unevaluated: it mirrors the
+operations torch performs, so the error model can see which terms torch adds and cancels. `expr`
+is SymPy's evaluated form, which is what gets differentiated.
+
+Elementwise expressions are built once over one scalar symbol per input, so the symbolic work is
+independent of the number of elements: element k of the output binds each input's symbol to that
+input's element at k (numpy broadcasting). Other expressions (reductions, matmul, indexing) are
+built over one symbol per input element, within a size limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+
+import numpy as np
+import sympy
+
+from harness.errors import HarnessError
+from harness.expr import Call, Const, Index, Name, Node, Num, is_elementwise
+from harness.functions import op_function
+from harness.ops import ELEMENTWISE, NO_DIM, OPS, Op, keyword_values
+
+MAX_GENERAL_ELEMENTS = 256
+
+Variable = tuple[str, int]  # (input name, flat element index)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One exact scalar: its unevaluated tree (for the error model) and evaluated expression."""
+
+    tree: sympy.Expr
+    expr: sympy.Expr
+
+
+@dataclass(frozen=True, eq=False)
+class SymbolicOutput:
+    """One named output: exact expressions for every element and their derivatives."""
+
+    name: str
+    shape: tuple[int, ...]
+    elementwise: bool
+    input_shapes: dict[str, tuple[int, ...]]
+    symbols: dict[sympy.Symbol, Variable | str]  # elementwise: symbol -> input; else -> element
+    terms: tuple[Term, ...]  # one per element (elementwise: a single shared term)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def term(self, k: int) -> Term:
+        return self.terms[0 if self.elementwise else k]
+
+    def binding(self, k: int) -> dict[sympy.Symbol, Variable]:
+        """Which input element each free symbol of element k stands for."""
+        if not self.elementwise:
+            return self.symbols  # type: ignore[return-value]
+        return {s: (name, int(self._sources[name][k])) for s, name in self.symbols.items()}  # type: ignore[index]
+
+    @cached_property
+    def _sources(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, shape in self.input_shapes.items():
+            idx = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+            out[name] = np.broadcast_to(idx, self.shape).ravel()
+        return out
+
+    def gradient(self, k: int) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+        """Nonzero first partial derivatives of element k, by symbol."""
+        key = ("d1", 0 if self.elementwise else k)
+        if key not in self._cache:
+            expr = self.term(k).expr
+            symbols = [s for s in self.symbols if s in expr.free_symbols]
+            parts = ((s, sympy.diff(expr, s)) for s in symbols)
+            self._cache[key] = tuple((s, d) for s, d in parts if d != 0)
+        return self._cache[key]
+
+    def hessian(self, k: int) -> tuple[tuple[sympy.Symbol, sympy.Symbol, sympy.Expr], ...]:
+        """Nonzero second partial derivatives of element k, upper triangle by symbol order."""
+        key = ("d2", 0 if self.elementwise else k)
+        if key not in self._cache:
+            order = {s: i for i, s in enumerate(self.symbols)}
+            entries = []
+            for s, first in self.gradient(k):
+                for t in sorted(first.free_symbols & set(self.symbols), key=order.__getitem__):
+                    if order[t] >= order[s]:
+                        second = sympy.diff(first, t)
+                        if second != 0:
+                            entries.append((s, t, second))
+            self._cache[key] = tuple(entries)
+        return self._cache[key]
+
+
+def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]],
+                 constants: dict[str, Fraction]) -> SymbolicOutput:
+    """Build one output from a folded tree (all literals already rounded to the dtype)."""
+    used = {n: s for n, s in input_shapes.items() if _uses(tree, n)}
+    if is_elementwise(tree, ELEMENTWISE):
+        symbols = {n: sympy.Symbol(n, real=True) for n in used}
+        env = {**{n: (s, s) for n, s in symbols.items()}, **_constant_env(constants)}
+        shape = tuple(np.broadcast_shapes(*used.values())) if used else ()
+        tree_form, expr_form = _Builder(env, elementwise=True).build(tree)
+        return SymbolicOutput(name, shape, True, used, {s: n for n, s in symbols.items()},
+                              (Term(tree_form, expr_form),))
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in used.values())
+    if total > MAX_GENERAL_ELEMENTS:
+        raise HarnessError(f"output {name!r} is not elementwise and its inputs have {total} elements"
+                           f" (limit {MAX_GENERAL_ELEMENTS} for reductions, matmul and indexing)")
+    element_symbols: dict[sympy.Symbol, Variable] = {}
+    env: dict[str, tuple] = _constant_env(constants)
+    for n, shape in used.items():
+        arr = np.empty(shape, dtype=object)
+        for flat, index in enumerate(np.ndindex(*shape)):
+            label = n if not shape else f"{n}[{','.join(map(str, index))}]"
+            arr[index] = sympy.Symbol(label, real=True)
+            element_symbols[arr[index]] = (n, flat)
+        env[n] = (arr, arr)
+    tree_form, expr_form = _Builder(env, elementwise=False).build(tree)
+    tree_arr, expr_arr = np.asarray(tree_form, dtype=object), np.asarray(expr_form, dtype=object)
+    if tree_arr.size > MAX_GENERAL_ELEMENTS:
+        raise HarnessError(f"output {name!r} has {tree_arr.size} elements (limit {MAX_GENERAL_ELEMENTS})")
+    terms = tuple(Term(sympy.sympify(t), sympy.sympify(e)) for t, e in zip(tree_arr.ravel(), expr_arr.ravel()))
+    return SymbolicOutput(name, tree_arr.shape, False, used, element_symbols, terms)  # type: ignore[arg-type]
+
+
+def _constant_env(constants: dict[str, Fraction]) -> dict[str, tuple]:
+    return {n: (sympy.Rational(v.numerator, v.denominator),) * 2 for n, v in constants.items()}
+
+
+def _uses(tree: Node, name: str) -> bool:
+    if isinstance(tree, Name):
+        return tree.id == name
+    if isinstance(tree, Call):
+        return any(_uses(a, name) for a in tree.args)
+    if isinstance(tree, Index):
+        return _uses(tree.value, name)
+    return False
+
+
+class _Builder:
+    """Builds (unevaluated tree, evaluated expr) pairs; values are SymPy scalars or object arrays."""
+
+    def __init__(self, env: dict[str, tuple], elementwise: bool) -> None:
+        self.env, self.elementwise = env, elementwise
+
+    def build(self, node: Node) -> tuple:
+        if isinstance(node, Num):
+            value = sympy.Rational(node.value.numerator, node.value.denominator)
+            return value, value
+        if isinstance(node, Const):
+            raise AssertionError("constants are folded before symbolic building")
+        if isinstance(node, Name):
+            return self.env[node.id]
+        if isinstance(node, Index):
+            tree, expr = self.build(node.value)
+            return _index(tree, node.items), _index(expr, node.items)
+        return self._call(node)
+
+    def _call(self, node: Call) -> tuple:
+        op = OPS[node.op]
+        if len(node.args) != op.arity:
+            raise HarnessError(f"{op.name}() takes {op.arity} argument{'s' * (op.arity > 1)},"
+                               f" got {len(node.args)}")
+        kw = keyword_values(op, node.keywords)
+        built = [self.build(a) for a in node.args]
+        trees, exprs = [b[0] for b in built], [b[1] for b in built]
+        if op.kind == "reduction":
+            return _reduction(op, trees[0], kw, False), _reduction(op, exprs[0], kw, True)
+        if op.kind == "linear":
+            return _matmul(*trees, evaluate=False), _matmul(*exprs, evaluate=True)
+        return _map(_elementwise(op, kw, False), trees), _map(_elementwise(op, kw, True), exprs)
+
+
+def _elementwise(op: Op, keywords: tuple[Fraction, ...], evaluate: bool) -> Callable[..., sympy.Expr]:
+    if op.kind == "arithmetic":
+        return lambda *args: op.exact(*args, evaluate=evaluate)
+    cls = op_function(op)
+    extra = [sympy.Rational(k.numerator, k.denominator) for k in keywords]
+    return lambda *args: cls(*args, *extra, evaluate=evaluate)
+
+
+def _map(fn: Callable[..., sympy.Expr], args: list) -> object:
+    if not any(isinstance(a, np.ndarray) for a in args):
+        return fn(*args)
+    arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in args])
+    out = np.empty(arrays[0].shape, dtype=object)
+    for index in np.ndindex(*out.shape):
+        out[index] = fn(*(a[index] for a in arrays))
+    return out
+
+
+def _index(value: object, items: tuple) -> object:
+    arr = np.asarray(value, dtype=object)
+    key = tuple(slice(*i) if isinstance(i, tuple) else i for i in items)
+    for k in key:
+        if isinstance(k, slice) and k.step is not None and k.step <= 0:
+            raise HarnessError("slice steps must be positive (torch has no negative steps)")
+    try:
+        result = arr[key]
+    except IndexError as exc:
+        raise HarnessError(f"bad index {list(items)} for shape {list(arr.shape)}: {exc}") from None
+    return result if isinstance(result, np.ndarray) and result.ndim else np.asarray(result).item() if isinstance(result, np.ndarray) else result
+
+
+def _reduction(op: Op, value: object, keywords: tuple[Fraction, ...], evaluate: bool) -> object:
+    arr = np.asarray(value, dtype=object)
+    dim = keywords[0]
+    if dim == NO_DIM:
+        moved, count = arr.reshape(1, -1), arr.size
+    else:
+        axis = int(dim)
+        if not -max(arr.ndim, 1) <= axis < max(arr.ndim, 1) or arr.ndim == 0:
+            raise HarnessError(f"{op.name}(dim={axis}) is out of range for a {arr.ndim}-d input")
+        moved = np.moveaxis(arr, axis, -1)
+        count = moved.shape[-1]
+    rows = moved.reshape(-1, count)
+    out = np.empty(rows.shape[0], dtype=object)
+    for i, row in enumerate(rows):
+        total = sympy.Add(*row, evaluate=evaluate) if evaluate else _chain(row)
+        out[i] = total if op.name == "sum" else OPS["div"].exact(total, count, evaluate=evaluate)
+    out = out.reshape(moved.shape[:-1]) if dim != NO_DIM else out.reshape(())
+    return out.item() if out.ndim == 0 else out
+
+
+def _chain(terms: np.ndarray) -> sympy.Expr:
+    total = terms[0]
+    for t in terms[1:]:
+        total = sympy.Add(total, t, evaluate=False)
+    return total
+
+
+def _matmul(a: object, b: object, evaluate: bool) -> object:
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    if a.ndim == 0 or b.ndim == 0 or a.ndim > 2 or b.ndim > 2:
+        raise HarnessError(f"matmul takes 1-d or 2-d operands here, got {a.ndim}-d and {b.ndim}-d")
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    if a2.shape[1] != b2.shape[0]:
+        raise HarnessError(f"matmul shapes {list(a.shape)} and {list(b.shape)} do not match")
+    mul = OPS["mul"].exact
+    out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            products = [mul(a2[i, k], b2[k, j], evaluate=evaluate) for k in range(a2.shape[1])]
+            out[i, j] = sympy.Add(*products) if evaluate else _chain(np.asarray(products, dtype=object))
+    if a.ndim == 1:
+        out = out[0]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out.item() if out.ndim == 0 else out
