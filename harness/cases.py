@@ -510,6 +510,16 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     return InputSpec(name, shape, tuple(points))
 
 
+def _bound(y: Y, kind: str) -> float:
+    """A distribution bound: a number (YAML reads `1e-3`, without a dot, as text: accept that)."""
+    if y.kind == "str":
+        try:
+            return float(Fraction(y.value.strip()))
+        except ValueError:
+            pass
+    return float(_expect(y, "num", f"{kind} bound"))
+
+
 def _shape(y: Y) -> tuple[int, ...]:
     dims = tuple(_integer(d, "a dimension") for d in _expect(y, "seq", "shape"))
     if any(d < 1 for d in dims):
@@ -526,7 +536,7 @@ def _distribution(y: Y) -> Any:
     ((kind, args_y),) = fields.items()
     if kind not in DISTRIBUTIONS:
         raise _fail(args_y, f"unknown distribution {kind!r}{did_you_mean(kind, DISTRIBUTIONS)}")
-    args = [float(_expect(a, "num", f"{kind} bound")) for a in _expect(args_y, "seq", kind)]
+    args = [_bound(a, kind) for a in _expect(args_y, "seq", kind)]
     if len(args) != 2:
         raise _fail(args_y, f"{kind} takes two numbers, got {len(args)}")
     a, b = args

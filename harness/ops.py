@@ -41,7 +41,7 @@ class Op:
     kinks: tuple[Kink, ...] = ()
     partials: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
     ulps: float = 2.0
-    floor: Callable[[sympy.Expr, int], sympy.Expr] | None = field(default=None, repr=False)
+    floor: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
     keywords: tuple[tuple[str, Fraction], ...] = ()
     doc: str = ""
 
@@ -74,16 +74,33 @@ def _reduce(name: str) -> Callable[..., torch.Tensor]:
     return call
 
 
-def _tanh_floor(x: sympy.Expr, order: int) -> sympy.Expr:
+def _sigmoid(x: sympy.Expr) -> sympy.Expr:
+    return 1 / (1 + sympy.exp(-x))
+
+
+def _tanh_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
     # torch: tanh'(x) = 1 - y*y, and its derivative -2*y*(1 - y*y), from y = tanh(x)
-    y = sympy.tanh(x)
-    return (1 + y**2) * (2 * abs(y)) ** (order - 1)
+    y = sympy.tanh(args[0])
+    return 0 if order == 0 else (1 + y**2) * (2 * abs(y)) ** (order - 1)
 
 
-def _sigmoid_floor(x: sympy.Expr, order: int) -> sympy.Expr:
+def _sigmoid_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
     # torch: sigmoid'(x) = y*(1 - y), and its derivative (1 - 2y)*y*(1 - y), from y = sigmoid(x)
-    y = 1 / (1 + sympy.exp(-x))
-    return y * (1 + y) * (1 + 2 * y) ** (order - 1)
+    y = _sigmoid(args[0])
+    return 0 if order == 0 else y * (1 + y) * (1 + 2 * y) ** (order - 1)
+
+
+def _softplus_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    # torch rounds beta*x before exp (an error of u*|beta*x| in the argument), and computes the
+    # second derivative as beta*s*(1 - s) from s = z/(z + 1), z = exp(beta*x)
+    x, beta = args[0], args[1]
+    s = _sigmoid(beta * x)
+    t = 0 if beta == 1 else abs(beta * x)
+    if order == 0:
+        return s * t / beta
+    if order == 1:
+        return s * (1 - s) * t
+    return beta ** (order - 1) * (s * (1 + s) * (1 + 2 * s) ** (order - 2) + s * t)
 
 
 _X = "any real x"
@@ -114,7 +131,7 @@ CATALOGUE: tuple[Op, ...] = (
     Op("sigmoid", torch.sigmoid, lambda x: 1 / (1 + sympy.exp(-x)), _X, floor=_sigmoid_floor,
        doc="1/(1 + exp(-x))"),
     Op("softplus", _softplus_torch, lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta,
-       _X, keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))),
+       _X, floor=_softplus_floor, keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))),
        doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
     Op("relu", torch.relu, lambda x: sympy.Max(0, x), _X, kinks=(RELU_KINK,),
        partials=lambda args, i: kink_step(args[0], 0), ulps=0.0, doc="max(0, x)"),

@@ -88,6 +88,8 @@ def compile_closed(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> ClosedF
         return lambda a: _fold(parts, a, lambda x, y: x * y)
     if expr.is_Pow:
         return _compile_pow(expr, parts)
+    if isinstance(expr, KinkFunction):
+        return _closed_kink(type(expr), parts)
     if isinstance(expr, sympy.Max | sympy.Min):
         pick = arb.max if isinstance(expr, sympy.Max) else arb.min
         return lambda a: _fold(parts, a, lambda x, y: pick(x, y))
@@ -96,6 +98,18 @@ def compile_closed(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> ClosedF
         raise HarnessError(f"the reference cannot evaluate {type(expr).__name__} (in {expr})")
     (inner,) = parts
     return lambda a: fn(inner(a))
+
+
+def _closed_kink(cls: type[KinkFunction], parts: list[ClosedForm]) -> ClosedForm:
+    inner, convention = parts
+
+    def kink(a: Sequence[arb]) -> arb:
+        x = inner(a)
+        if x > 0 or x < 0:
+            return arb(cls.away(bool(x > 0)))
+        return convention(a) if x.is_exact() else arb.union(arb(cls.away(True)), arb(cls.away(False)))
+
+    return kink
 
 
 def _fold(parts: list[ClosedForm], a: Sequence[arb], combine: Callable[[arb, arb], arb]) -> arb:
@@ -128,7 +142,11 @@ def closed_form(cls: type) -> tuple[ClosedForm, tuple[ClosedForm, ...]]:
         for i, order in enumerate(cls.orders):
             if order:
                 body = sympy.diff(body, syms[i], order)
-        partials = tuple(compile_closed(sympy.diff(body, s), syms) for s in syms[: cls.op.arity])
+        if cls.op.partials is not None and not any(cls.orders):
+            derivatives = [cls.op.partials(syms, i) for i in range(cls.op.arity)]
+        else:
+            derivatives = [sympy.diff(body, s) for s in syms[: cls.op.arity]]
+        partials = tuple(compile_closed(d, syms) for d in derivatives)
         return compile_closed(body, syms), partials
     s = sympy.Symbol("a0", real=True)
     body = cls(s)
@@ -137,10 +155,11 @@ def closed_form(cls: type) -> tuple[ClosedForm, tuple[ClosedForm, ...]]:
 
 @cache
 def _floor_form(cls: type, order: int) -> ClosedForm | None:
-    if not issubclass(cls, OpFunction) or cls.op.floor is None or order == 0:
+    if not issubclass(cls, OpFunction) or cls.op.floor is None:
         return None
-    s = sympy.Symbol("a0", real=True)
-    return compile_closed(cls.op.floor(s, order), [s])
+    syms = sympy.symbols(f"a0:{cls.op.arity + len(cls.op.keywords)}", real=True)
+    floor = cls.op.floor(syms, order)
+    return None if floor == 0 else compile_closed(floor, syms)
 
 
 # ---------------------------------------------------------------- the error model

@@ -67,6 +67,8 @@ class Comparison:
     max_rel: float = 0.0
     worst: Worst | None = None
     message: str = ""
+    torch_values: tuple[float, ...] = ()  # every element, for small comparisons (<= 16 in all)
+    exact_values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

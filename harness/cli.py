@@ -1,0 +1,132 @@
+"""The command line: `harness run`, `harness ops`, `harness show`. `main(argv) -> exit code`."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from harness import __version__
+from harness.cases import BadCase, Case, load_paths
+from harness.report import jsonfile, write_atomic
+from harness.report.console import print_report
+from harness.results import CaseResult
+from harness.run import Options, check_case
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def versions() -> dict[str, str]:
+    import flint
+    import sympy
+    import torch
+
+    return {"harness": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
+            "python-flint": flint.__version__, "python": sys.version.split()[0]}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Exact symbolic verification of torch autograd.")
+    p.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="check case files against the exact reference")
+    run.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases)")
+    run.add_argument("-k", dest="keyword", help="only cases whose name matches this (substring or glob)")
+    run.add_argument("--reports", default="reports", help="folder for report.json (default: reports)")
+    run.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
+    run.add_argument("-v", "--verbose", action="store_true", help="print every case's message")
+    sub.add_parser("ops", help="list the op catalogue")
+    show = sub.add_parser("show", help="print a case's exact derivatives")
+    show.add_argument("path", help="a case file")
+    show.add_argument("-k", dest="keyword", help="only cases whose name matches this")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    console = Console(highlight=False)
+    if args.command == "ops":
+        return _ops(console)
+    if args.command == "show":
+        return _show(args, console)
+    return _run(args, console)
+
+
+def _selected(cases: list[Case | BadCase], keyword: str | None) -> list[Case | BadCase]:
+    if not keyword:
+        return cases
+    return [c for c in cases if keyword in c.name or fnmatch.fnmatch(c.name, keyword)]
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    cases = _selected(load_paths(args.paths), args.keyword)
+    options = Options(allow_targets=args.allow_target)
+    results: list[CaseResult] = []
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("checking", total=len(cases))
+            for case in cases:
+                progress.update(task, description=f"checking {case.name}")
+                results += check_case(case, options)
+                progress.advance(task)
+    except KeyboardInterrupt:
+        console.print("interrupted: writing reports of the cases that finished")
+    reports = Path(args.reports)
+    write_atomic(reports / "report.json", jsonfile.render(results, versions()))
+    print_report(results, console, verbose=args.verbose)
+    if not cases:
+        console.print(f"no case files found under {', '.join(args.paths)}")
+        return EXIT_BAD_INPUT
+    if any(r.bad_input for r in results):
+        return EXIT_BAD_INPUT
+    return EXIT_FAIL if any(r.failed for r in results) else EXIT_OK
+
+
+def _ops(console: Console) -> int:
+    from rich.table import Table
+
+    from harness.ops import CATALOGUE
+
+    t = Table(title="op catalogue")
+    for column in ("op", "torch", "exact", "domain", "kinks and torch's convention"):
+        t.add_column(column, overflow="fold")
+    for op in CATALOGUE:
+        torch_name = getattr(op.torch, "__qualname__", getattr(op.torch, "__name__", str(op.torch)))
+        kinks = "; ".join(f"{k.where}: {k.convention}" for k in op.kinks) or "none"
+        t.add_row(op.name, f"{getattr(op.torch, '__module__', '') or 'torch'}.{torch_name}", op.doc or _exact_text(op),
+                  op.domain, kinks)
+    console.print(t)
+    return EXIT_OK
+
+
+def _exact_text(op: object) -> str:
+    import sympy
+
+    x = sympy.Symbol("x", real=True)
+    try:
+        return str(op.exact(x))  # type: ignore[attr-defined]
+    except TypeError:
+        return ""
+
+
+def _show(args: argparse.Namespace, console: Console) -> int:
+    from harness.show import show_case
+
+    cases = _selected(load_paths([args.path]), args.keyword)
+    code = EXIT_OK
+    for case in cases:
+        if isinstance(case, BadCase):
+            console.print(case.message, markup=False)
+            code = EXIT_BAD_INPUT
+            continue
+        console.print(show_case(case), markup=False, highlight=False)
+    return code

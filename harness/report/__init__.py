@@ -1,0 +1,42 @@
+"""Report writers: pure functions of results (plus an atomic file write)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.results import STATUSES, CaseResult
+
+
+def counts(results: Sequence[CaseResult]) -> dict[str, int]:
+    """How many case results have each status (every status present, in a fixed order)."""
+    c = Counter(r.status for r in results)
+    return {s: c.get(s, 0) for s in STATUSES}
+
+
+def summary_line(results: Sequence[CaseResult]) -> str:
+    """The plain closing line, `N passed, N failed`."""
+    c = counts(results)
+    return f"{c['pass']} passed, {c['fail']} failed"
+
+
+def details_line(results: Sequence[CaseResult]) -> str:
+    c = counts(results)
+    names = {"kink": "kink", "undefined": "undefined", "error": "errors", "xfail": "xfail", "xpass": "xpass"}
+    return ", ".join(f"{c[s]} {label}" for s, label in names.items())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

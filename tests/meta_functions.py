@@ -1,0 +1,159 @@
+"""Custom autograd Functions for the meta-tests: each wrong one is wrong on purpose, in one way.
+
+A relative error of 1e-12 in float64 and 1e-5 in float32 is what the harness must catch and what
+finite differences (gradcheck) cannot see. The correct twins must pass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _eps(t: torch.Tensor) -> float:
+    return 1e-12 if t.dtype == torch.float64 else 1e-5
+
+
+class _Sin(torch.autograd.Function):
+    """sin with a configurable backward; forward mode and vmap work (torch.func needs both)."""
+
+    generate_vmap_rule = True
+    scale_first = False  # backward off by (1 + eps)
+    negative_only = False  # ... only where x < 0
+    ignore_cotangent = False  # backward drops the cotangent's size
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        (ctx.x,) = inputs
+        ctx.save_for_backward(inputs[0])
+
+    @classmethod
+    def _derivative(cls, x: torch.Tensor) -> torch.Tensor:
+        d = cls.cos(x)
+        if cls.scale_first:
+            factor = 1 + _eps(x)
+            d = torch.where(x < 0, d * factor, d) if cls.negative_only else d * factor
+        return d
+
+    @staticmethod
+    def cos(x: torch.Tensor) -> torch.Tensor:
+        return torch.cos(x)
+
+    @classmethod
+    def _backward(cls, ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        if cls.ignore_cotangent:
+            return cls._derivative(x) * torch.sign(grad)
+        return grad * cls._derivative(x)
+
+    @classmethod
+    def _jvp(cls, ctx, x_t: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        return x_t * cls._derivative(ctx.x)
+
+
+class _CosWrongDerivative(torch.autograd.Function):
+    """cos whose own derivative is -sin * (1 + eps): sin's second derivative is wrong, not its first."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.cos(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        (ctx.x,) = inputs
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        return -grad * torch.sin(x) * (1 + _eps(x))
+
+    @staticmethod
+    def jvp(ctx, x_t: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        return -x_t * torch.sin(ctx.x) * (1 + _eps(ctx.x))
+
+
+def _sin_class(name: str, **flags: object) -> type[torch.autograd.Function]:
+    body = dict(flags)
+    body["backward"] = classmethod(lambda cls, ctx, grad: cls._backward(ctx, grad)).__func__
+    body["jvp"] = classmethod(lambda cls, ctx, x_t: cls._jvp(ctx, x_t)).__func__
+    cls = type(name, (_Sin,), body)
+    cls.backward = staticmethod(lambda ctx, grad: cls._backward(ctx, grad))
+    cls.jvp = staticmethod(lambda ctx, x_t: cls._jvp(ctx, x_t))
+    return cls
+
+
+SinCorrect = _sin_class("SinCorrect")
+SinWrongFirst = _sin_class("SinWrongFirst", scale_first=True)
+SinWrongNegative = _sin_class("SinWrongNegative", scale_first=True, negative_only=True)
+SinIgnoresCotangent = _sin_class("SinIgnoresCotangent", ignore_cotangent=True)
+SinWrongSecond = _sin_class("SinWrongSecond", cos=staticmethod(lambda x: _CosWrongDerivative.apply(x)))
+
+
+class _Mul(torch.autograd.Function):
+    generate_vmap_rule = True
+    second_factor = 0.0
+
+    @staticmethod
+    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        ctx.a, ctx.b = inputs
+        ctx.save_for_backward(*inputs)
+
+
+def _mul_class(name: str, wrong_second: bool) -> type[torch.autograd.Function]:
+    cls = type(name, (_Mul,), {})
+
+    def factor(t: torch.Tensor) -> float:
+        return 1 + _eps(t) if wrong_second else 1.0
+
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        a, b = ctx.saved_tensors
+        return grad * b, grad * a * factor(a)
+
+    def jvp(ctx, a_t, b_t):  # type: ignore[no-untyped-def]
+        return a_t * ctx.b + b_t * ctx.a * factor(ctx.a)
+
+    cls.backward = staticmethod(backward)
+    cls.jvp = staticmethod(jvp)
+    return cls
+
+
+MulCorrect = _mul_class("MulCorrect", wrong_second=False)
+MulWrongSecondInput = _mul_class("MulWrongSecondInput", wrong_second=True)
+
+
+def sin_correct(x: torch.Tensor) -> torch.Tensor:
+    return SinCorrect.apply(x)
+
+
+def sin_wrong_first(x: torch.Tensor) -> torch.Tensor:
+    return SinWrongFirst.apply(x)
+
+
+def sin_wrong_second(x: torch.Tensor) -> torch.Tensor:
+    return SinWrongSecond.apply(x)
+
+
+def sin_wrong_negative(x: torch.Tensor) -> torch.Tensor:
+    return SinWrongNegative.apply(x)
+
+
+def sin_ignores_cotangent(x: torch.Tensor) -> torch.Tensor:
+    return SinIgnoresCotangent.apply(x)
+
+
+def mul_correct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return MulCorrect.apply(a, b)
+
+
+def mul_wrong_second_input(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return MulWrongSecondInput.apply(a, b)
