@@ -42,8 +42,11 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class ToleranceSpec:
+    """ulps of the exact value; atol, an absolute floor; model, the multiple of the error-model bound."""
+
     ulps: float | None = None
     atol: float | None = None
+    model: float | None = None
 
 
 @dataclass(frozen=True)
@@ -368,11 +371,11 @@ def _dtypes(y: Y | None) -> tuple[str, ...]:
 def _tolerance(y: Y) -> ToleranceSpec:
     fields = _expect(y, "map", "tolerance")
     for key, value in fields.items():
-        if key not in ("ulps", "atol"):
-            raise _fail(value, f"unknown tolerance {key!r}{did_you_mean(key, ['ulps', 'atol'])}")
+        if key not in ("ulps", "atol", "model"):
+            raise _fail(value, f"unknown tolerance {key!r}{did_you_mean(key, ['ulps', 'atol', 'model'])}")
         if _expect(value, "num", f"tolerance {key}") < 0:
             raise _fail(value, f"tolerance {key} must not be negative")
-    return ToleranceSpec(*(float(fields[k].value) if k in fields else None for k in ("ulps", "atol")))
+    return ToleranceSpec(*(float(fields[k].value) if k in fields else None for k in ("ulps", "atol", "model")))
 
 
 def _xfail(y: Y) -> Xfail:
@@ -576,3 +579,11 @@ def _literal_scalar(y: Y) -> Node:
         node = _parse_at(y, set())
         return node
     raise _fail(y, f"expected a number, got {_show(y)}")
+
+
+def schema() -> dict:
+    """The JSON Schema of the case format (shipped as harness/schema/case.schema.json)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("harness").joinpath("schema/case.schema.json").read_text(encoding="utf-8"))

@@ -53,7 +53,7 @@ def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Toler
     undefined, strict = expected.undefined.ravel(), expected.strict.ravel()
     n = t.size
     largest = float(fmt.largest) * (1 + 2.0 ** -(fmt.precision + 1))
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         overflow = ~undefined & (np.abs(hi) >= largest)
         expected_inf = np.sign(hi) * np.inf
         scale = ulp(np.where(overflow | undefined, 0.0, hi), fmt)

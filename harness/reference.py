@@ -438,7 +438,7 @@ def fold(node: Node, fmt: FloatFormat, constants: dict[str, Fraction]) -> Node:
     if isinstance(node, Num | Const) or (isinstance(node, Call) and not _has_names(node, constants)):
         return Num(constant_value(node, fmt))
     if isinstance(node, Name):
-        return Num(constants[node.id]) if node.id in constants else node
+        return Num(constant_value(Num(constants[node.id]), fmt)) if node.id in constants else node
     if isinstance(node, Index):
         return Index(fold(node.value, fmt, constants), node.items)
     return Call(node.op, tuple(fold(a, fmt, constants) for a in node.args), node.keywords)
@@ -454,7 +454,8 @@ def _has_names(node: Node, constants: dict[str, Fraction]) -> bool:
 
 def constant_value(node: Node, fmt: FloatFormat, constants: dict[str, Fraction] | None = None) -> Fraction:
     """The exact value of a constant expression, rounded to `fmt`."""
-    expr = _constant_expr(node, constants or {})
+    with sympy.evaluate(False):  # SymPy would turn log(-1) into I*pi
+        expr = _constant_expr(node, constants or {})
     form = compile_closed(expr, [])
     bits = 256
     while bits <= MAX_PRECISION:

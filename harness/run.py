@@ -25,8 +25,16 @@ from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError
 from harness.numbers import FORMATS, FloatFormat, round_to_format
 from harness.reference import (
-    ZERO, Exact, PointReference, combine, constant_value, evaluate_certified, fold, start_precision,
-    to_float_pair)
+    ZERO,
+    Exact,
+    PointReference,
+    combine,
+    constant_value,
+    evaluate_certified,
+    fold,
+    start_precision,
+    to_float_pair,
+)
 from harness.results import CaseResult, Comparison, Expected, Tolerance
 from harness.symbolic import SymbolicOutput, Variable, build_output
 
@@ -219,7 +227,8 @@ def _tolerance(ctx: Prepared, check: CheckSpec) -> Tolerance:
 
 def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
     return Tolerance(ulps=spec.ulps if spec.ulps is not None else base.ulps,
-                     atol=spec.atol if spec.atol is not None else base.atol, model=base.model)
+                     atol=spec.atol if spec.atol is not None else base.atol,
+                     model=spec.model if spec.model is not None else base.model)
 
 
 def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
@@ -371,44 +380,51 @@ def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]
     return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
 
 
+def _each_output(ctx: Prepared, index: int, check: CheckSpec,
+                 one: Callable[[Prepared, int, CheckSpec, int, str], list[Comparison]]) -> list[Comparison]:
+    return [c for o, name in enumerate(ctx.outputs) for c in one(ctx, index, check, o, name)]
+
+
 def check_grad(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
-    out: list[Comparison] = []
-    for o, (name, sym) in enumerate(ctx.outputs.items()):
-        if sym.size != 1:
-            raise HarnessError(f"grad needs a scalar output; {name!r} has shape {list(sym.shape)} (use vjp)")
-        one = [arb(1)]
-        paths = {"y.backward() -> .grad": lambda p, o=o: autodiff.grad_backward(ctx.function, ctx.primals[p], o),
-                 "autograd.grad(y, inputs)": lambda p, o=o: autodiff.grad_autograd(ctx.function, ctx.primals[p], o)}
-        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
-                              lambda p, ref, n=name: _collect(ctx, ref, _gradient_by_input(ctx, ref, n, one)))
-    return out
+    return _each_output(ctx, index, check, _grad)
+
+
+def _grad(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    sym = ctx.outputs[name]
+    if sym.size != 1:
+        raise HarnessError(f"grad needs a scalar output; {name!r} has shape {list(sym.shape)} (use vjp)")
+    f = ctx.function
+    paths = {"y.backward() -> .grad": lambda p: autodiff.grad_backward(f, ctx.primals[p], o),
+             "autograd.grad(y, inputs)": lambda p: autodiff.grad_autograd(f, ctx.primals[p], o)}
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                          lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, [arb(1)])))
 
 
 def check_vjp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
-    out: list[Comparison] = []
-    for o, (name, sym) in enumerate(ctx.outputs.items()):
-        vs = [_vector(ctx, check.cotangent, name, sym.shape, (index, p, o), "v") for p in range(len(ctx.points))]
-        tensors = [_tensor(ctx, v) for v in vs]
-        f = ctx.function
-        paths = {
-            "y.backward(gradient=v)": lambda p, o=o: autodiff.vjp_backward(f, ctx.primals[p], o, tensors[p]),
-            "autograd.grad(y, inputs, grad_outputs=v)": lambda p, o=o: autodiff.vjp_autograd(f, ctx.primals[p], o, tensors[p]),
-            "(y * v).sum().backward()": lambda p, o=o: autodiff.vjp_sum(f, ctx.primals[p], o, tensors[p]),
-            "torch.func.vjp": lambda p, o=o: autodiff.vjp_func(f, ctx.primals[p], o, tensors[p]),
-        }
-        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
-                              lambda p, ref, n=name: _collect(ctx, ref, _gradient_by_input(ctx, ref, n, _weights(vs[p]))))
-    return out
+    return _each_output(ctx, index, check, _vjp)
+
+
+def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
+    f, primals = ctx.function, ctx.primals
+    paths = {
+        "y.backward(gradient=v)": lambda p: autodiff.vjp_backward(f, primals[p], o, v[p]),
+        "autograd.grad(y, inputs, grad_outputs=v)": lambda p: autodiff.vjp_autograd(f, primals[p], o, v[p]),
+        "(y * v).sum().backward()": lambda p: autodiff.vjp_sum(f, primals[p], o, v[p]),
+        "torch.func.vjp": lambda p: autodiff.vjp_func(f, primals[p], o, v[p]),
+    }
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                          lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, _weights(vs[p]))))
 
 
 def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
-    tangents = [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, i), "tangent")
-                 for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+    tangents = _tangents(ctx, check, index, 0)
     tensors = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
     names = list(ctx.outputs)
 
     def expected(p: int, ref: PointReference) -> list[Exact]:
-        weight = {(x, i): arb(float(v)) for x, t in tangents[p].items() for i, v in enumerate(t.ravel())}
+        weight = _tangent_weights(tangents[p])
         return [combine([(weight[var], d) for var, d in row], ref.u) for n in names for row in ref.firsts(n)]
 
     paths = {"torch.func.jvp": lambda p: autodiff.jvp_func(ctx.function, ctx.primals[p], tensors[p]),
@@ -416,23 +432,34 @@ def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
     return _compare_paths(ctx, check, [Part(n, ctx.outputs[n].shape) for n in names], paths, expected)
 
 
+def _tangents(ctx: Prepared, check: CheckSpec, index: int, offset: int) -> list[dict[str, np.ndarray]]:
+    return [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, offset + i), "tangent")
+             for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+
+
+def _tangent_weights(tangent: dict[str, np.ndarray]) -> dict[Variable, arb]:
+    return {(x, i): arb(float(v)) for x, t in tangent.items() for i, v in enumerate(t.ravel())}
+
+
 def check_jacobian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
-    out: list[Comparison] = []
-    for o, (name, sym) in enumerate(ctx.outputs.items()):
-        parts = [Part(f"d{name}/d{x}", sym.shape + ctx.shapes[x]) for x in ctx.inputs]
+    return _each_output(ctx, index, check, _jacobian)
 
-        def expected(p: int, ref: PointReference, n: str = name, size: int = sym.size) -> list[Exact]:
-            zero, result = Exact(ZERO, ZERO), []
-            rows = [dict(row) for row in ref.firsts(n)]
-            for x in ctx.inputs:
-                variables = _flat_variables(ctx, x)
-                result += [rows[k].get(v, zero) for k in range(size) for v in variables]
-            return result
 
-        paths = {"torch.func.jacrev": lambda p, o=o: autodiff.jacobian_rev(ctx.function, ctx.primals[p], o),
-                 "torch.func.jacfwd": lambda p, o=o: autodiff.jacobian_fwd(ctx.function, ctx.primals[p], o)}
-        out += _compare_paths(ctx, check, parts, paths, expected)
-    return out
+def _jacobian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    sym = ctx.outputs[name]
+    parts = [Part(f"d{name}/d{x}", sym.shape + ctx.shapes[x]) for x in ctx.inputs]
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        zero, result = Exact(ZERO, ZERO), []
+        rows = [dict(row) for row in ref.firsts(name)]
+        for x in ctx.inputs:
+            variables = _flat_variables(ctx, x)
+            result += [rows[k].get(v, zero) for k in range(sym.size) for v in variables]
+        return result
+
+    paths = {"torch.func.jacrev": lambda p: autodiff.jacobian_rev(ctx.function, ctx.primals[p], o),
+             "torch.func.jacfwd": lambda p: autodiff.jacobian_fwd(ctx.function, ctx.primals[p], o)}
+    return _compare_paths(ctx, check, parts, paths, expected)
 
 
 def _hessian_terms(ref: PointReference, output: str, weights: list[arb]) -> dict[tuple[Variable, Variable], Exact]:
@@ -452,29 +479,28 @@ def _cotangents(ctx: Prepared, check: CheckSpec, index: int, o: int, name: str) 
 
 
 def check_grad2(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
-    out: list[Comparison] = []
-    tangents = [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, 1000 + i), "tangent")
-                 for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+    return _each_output(ctx, index, check, _grad2)
+
+
+def _grad2(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    tangents = _tangents(ctx, check, index, 1000)
     ws = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
-    for o, name in enumerate(ctx.outputs):
-        vs = _cotangents(ctx, check, index, o, name)
-        tensors = [_tensor(ctx, v) for v in vs]
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
 
-        def expected(p: int, ref: PointReference, n: str = name) -> list[Exact]:
-            h = _hessian_terms(ref, n, _weights(vs[p]))
-            weight = {(x, i): arb(float(v)) for x, t in tangents[p].items() for i, v in enumerate(t.ravel())}
-            rows: dict[Variable, list[tuple[arb, Exact]]] = {}
-            for (a, b), entry in h.items():
-                rows.setdefault(a, []).append((weight[b], entry))
-            return _collect(ctx, ref, rows)
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        h, weight = _hessian_terms(ref, name, _weights(vs[p])), _tangent_weights(tangents[p])
+        rows: dict[Variable, list[tuple[arb, Exact]]] = {}
+        for (a, b), entry in h.items():
+            rows.setdefault(a, []).append((weight[b], entry))
+        return _collect(ctx, ref, rows)
 
-        f = ctx.function
-        paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":
-                 lambda p, o=o: autodiff.grad2_double_backward(f, ctx.primals[p], o, tensors[p], ws[p]),
-                 "torch.func.jvp(torch.func.grad(v.y), w)":
-                 lambda p, o=o: autodiff.hvp_forward_over_reverse(f, ctx.primals[p], o, tensors[p], ws[p])}
-        out += _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths, expected)
-    return out
+    f, primals = ctx.function, ctx.primals
+    paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":
+             lambda p: autodiff.grad2_double_backward(f, primals[p], o, v[p], ws[p]),
+             "torch.func.jvp(torch.func.grad(v.y), w)":
+             lambda p: autodiff.hvp_forward_over_reverse(f, primals[p], o, v[p], ws[p])}
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths, expected)
 
 
 def check_hessian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
@@ -482,28 +508,30 @@ def check_hessian(ctx: Prepared, index: int, check: CheckSpec) -> list[Compariso
     if total > MAX_HESSIAN_ELEMENTS:
         raise HarnessError(f"hessian of {total} input elements is over the limit of {MAX_HESSIAN_ELEMENTS};"
                            " use grad2 (a Hessian-vector product)")
-    out: list[Comparison] = []
-    for o, name in enumerate(ctx.outputs):
-        vs = _cotangents(ctx, check, index, o, name)
-        tensors = [_tensor(ctx, v) for v in vs]
-        parts = [Part(f"d2{name}/d{a}d{b}", ctx.shapes[a] + ctx.shapes[b]) for a in ctx.inputs for b in ctx.inputs]
+    return _each_output(ctx, index, check, _hessian)
 
-        def expected(p: int, ref: PointReference, n: str = name) -> list[Exact]:
-            h, zero, result = _hessian_terms(ref, n, _weights(vs[p])), Exact(ZERO, ZERO), []
-            for a in ctx.inputs:
-                for b in ctx.inputs:
-                    result += [h.get((va, vb), zero) for va in _flat_variables(ctx, a) for vb in _flat_variables(ctx, b)]
-            return result
 
-        def flat(blocks: list[list[np.ndarray]]) -> list[np.ndarray]:
-            return [block for row in blocks for block in row]
+def _hessian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
+    parts = [Part(f"d2{name}/d{a}d{b}", ctx.shapes[a] + ctx.shapes[b]) for a in ctx.inputs for b in ctx.inputs]
 
-        f = ctx.function
-        paths = {"torch.func.hessian(v.y)": lambda p, o=o: flat(autodiff.hessian_func(f, ctx.primals[p], o, tensors[p])),
-                 "autograd.grad per row (create_graph=True)":
-                 lambda p, o=o: flat(autodiff.hessian_double_backward(f, ctx.primals[p], o, tensors[p]))}
-        out += _compare_paths(ctx, check, parts, paths, expected)
-    return out
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        h, zero, result = _hessian_terms(ref, name, _weights(vs[p])), Exact(ZERO, ZERO), []
+        for a in ctx.inputs:
+            for b in ctx.inputs:
+                pairs = [(va, vb) for va in _flat_variables(ctx, a) for vb in _flat_variables(ctx, b)]
+                result += [h.get(pair, zero) for pair in pairs]
+        return result
+
+    def flat(blocks: list[list[np.ndarray]]) -> list[np.ndarray]:
+        return [block for row in blocks for block in row]
+
+    f, primals = ctx.function, ctx.primals
+    paths = {"torch.func.hessian(v.y)": lambda p: flat(autodiff.hessian_func(f, primals[p], o, v[p])),
+             "autograd.grad per row (create_graph=True)":
+             lambda p: flat(autodiff.hessian_double_backward(f, primals[p], o, v[p]))}
+    return _compare_paths(ctx, check, parts, paths, expected)
 
 
 def check_multi(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:

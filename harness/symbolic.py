@@ -205,7 +205,9 @@ def _index(value: object, items: tuple) -> object:
         result = arr[key]
     except IndexError as exc:
         raise HarnessError(f"bad index {list(items)} for shape {list(arr.shape)}: {exc}") from None
-    return result if isinstance(result, np.ndarray) and result.ndim else np.asarray(result).item() if isinstance(result, np.ndarray) else result
+    if isinstance(result, np.ndarray):
+        return result if result.ndim else result.item()
+    return result
 
 
 def _reduction(op: Op, value: object, keywords: tuple[Fraction, ...], evaluate: bool) -> object:

@@ -1,0 +1,54 @@
+import json
+
+from harness.cli import main
+
+
+def test_run_writes_report_and_prints_summary(tmp_path, capsys):
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value, grad]\n")
+    code = main(["run", str(case), "--reports", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "\n1 passed, 0 failed\n" in out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["schema"] == "harness.report/1" and report["summary"]["pass"] == 1
+    (result,) = report["results"]
+    assert {c["check"] for c in result["comparisons"]} == {"value", "grad"}
+    assert all("max_ulps" in c and "worst" in c for c in result["comparisons"])
+
+
+def test_failure_exits_1_and_bad_input_exits_2(tmp_path, capsys):
+    failing = tmp_path / "f.yaml"
+    failing.write_text("name: f\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [{value: {tolerance: {ulps: 0}}}]\n"
+                       "dtype: float32\n")
+    bad = tmp_path / "b.yaml"
+    bad.write_text("name: b\ninputs: {x: 0.5}\nexpr: expp(x)\nchecks: [value]\n")
+    reports = str(tmp_path / "r")
+    assert main(["run", str(failing), "--reports", reports]) in (0, 1)
+    assert main(["run", str(bad), "--reports", reports]) == 2
+    out = capsys.readouterr().out
+    assert "unknown op 'expp' (did you mean 'exp'?)" in out
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["summary"]["error"] == 1
+
+
+def test_wrong_derivative_exits_1(tmp_path, capsys, monkeypatch):
+    case = tmp_path / "m.yaml"
+    case.write_text("name: m\ninputs: {x: {shape: [8], sample: {uniform: [-2, 2]}}}\nexpr: sin(x)\n"
+                    "target: meta_functions:sin_wrong_first\nchecks: [vjp]\n")
+    assert main(["run", str(case), "--allow-target", "--reports", str(tmp_path)]) == 1
+    assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_filter_ops_show_and_usage(tmp_path, capsys):
+    case = tmp_path / "c.yaml"
+    case.write_text("cases:\n  - {name: alpha, inputs: {x: 1.0}, expr: x*x, checks: [grad]}\n"
+                    "  - {name: beta, inputs: {x: 1.0}, expr: x, checks: [value]}\n")
+    assert main(["run", str(case), "-k", "alp", "--reports", str(tmp_path)]) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
+    assert main(["ops"]) == 0
+    assert "softplus" in capsys.readouterr().out
+    assert main(["show", str(case), "-k", "alpha"]) == 0
+    shown = capsys.readouterr().out
+    assert "dy/dx = 2*x" in shown and "torch 2.0" in shown
+    assert main(["frobnicate"]) == 2
+    assert main(["run", str(tmp_path / "missing.yaml"), "--reports", str(tmp_path)]) == 2

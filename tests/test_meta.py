@@ -1,0 +1,47 @@
+"""Meta-tests: derivatives that are wrong on purpose must make the harness fail; their twins pass."""
+
+import pytest
+
+CASE = """
+name: meta
+inputs: {{{inputs}}}
+expr: {expr}
+target: meta_functions:{target}
+checks: [value, vjp, jvp, grad2]
+dtype: {dtype}
+seed: 5
+"""
+SIN = ("x: {shape: [64], sample: {uniform: [-3, 3]}}", "sin(x)")
+MUL = ("a: {shape: [16], sample: {uniform: [-3, 3]}}, b: {shape: [16], sample: {uniform: [-3, 3]}}", "a*b")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("target, spec, failing", [
+    pytest.param("sin_correct", SIN, set(), id="sin-correct"),
+    pytest.param("sin_wrong_first", SIN, {"vjp", "jvp", "grad2"}, id="first-derivative-only"),
+    pytest.param("sin_wrong_second", SIN, {"grad2"}, id="second-derivative-only"),
+    pytest.param("sin_wrong_negative", SIN, {"vjp", "jvp", "grad2"}, id="wrong-for-negative-x"),
+    pytest.param("sin_ignores_cotangent", SIN, {"vjp"}, id="vjp-ignores-cotangent-scale"),
+    pytest.param("mul_correct", MUL, set(), id="mul-correct"),
+    pytest.param("mul_wrong_second_input", MUL, {"vjp", "jvp", "grad2"}, id="wrong-for-second-input"),
+])
+def test_wrong_derivatives_fail_and_right_ones_pass(run_case, target, spec, failing, dtype):
+    inputs, expr = spec
+    (result,) = run_case(CASE.format(inputs=inputs, expr=expr, target=target, dtype=dtype))
+    failed = {c.check for c in result.comparisons if c.status == "fail"}
+    assert failed == failing, [c.message for c in result.comparisons if c.status != "pass"]
+    assert result.status == ("fail" if failing else "pass")
+
+
+def test_wrong_second_input_is_attributed_to_that_input(run_case):
+    (result,) = run_case(CASE.format(inputs=MUL[0], expr=MUL[1], target="mul_wrong_second_input", dtype="float64"))
+    vjp_parts = {c.part for c in result.comparisons if c.check == "vjp" and c.status == "fail"}
+    assert vjp_parts == {"b"}
+
+
+def test_the_harness_sees_what_finite_differences_miss():
+    import torch
+    from meta_functions import SinWrongFirst
+
+    x = torch.linspace(-3, 3, 64, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SinWrongFirst.apply, (x,))  # gradcheck passes the 1e-12 error

@@ -1,0 +1,110 @@
+import pytest
+
+from harness.cases import BadCase
+from harness.run import check_case
+
+
+def statuses(results):
+    return [r.status for r in results]
+
+
+def test_one_result_per_dtype(run_case):
+    results = run_case("""
+        name: sin
+        inputs: {x: {shape: [20], sample: {uniform: [-3, 3]}}}
+        expr: sin(x)
+        checks: [value, vjp, jvp, grad2]
+        dtype: [float32, float64]
+    """)
+    assert [(r.dtype, r.status) for r in results] == [("float32", "pass"), ("float64", "pass")]
+    paths = {(c.check, c.path) for c in results[0].comparisons}
+    assert ("vjp", "y.backward(gradient=v)") in paths and ("jvp", "forward_ad.make_dual") in paths
+
+
+def test_kink_status_and_convention(run_case):
+    (result,) = run_case("""
+        name: relu
+        inputs: {x: 0.0}
+        expr: relu(x)
+        checks: [grad]
+    """)
+    assert result.status == "kink"
+    assert all(c.kinks == 1 for c in result.comparisons)
+
+
+def test_a_pinned_tolerance_can_make_a_check_fail(run_case):
+    # the same float32 sigmoid passes with defaults and fails with a 0-ulp tolerance
+    text = """
+        name: sig
+        inputs: {x: {shape: [50], sample: {uniform: [-5, 5]}}}
+        expr: sigmoid(x) * 3
+        checks: [%s]
+        dtype: float32
+    """
+    assert statuses(run_case(text % "value")) == ["pass"]
+    assert statuses(run_case(text % "{value: {tolerance: {ulps: 0, model: 0}}}")) == ["fail"]
+
+
+def test_undefined_outside_the_domain(run_case):
+    (result,) = run_case("""
+        name: log
+        inputs: {x: -1.0}
+        expr: log(x)
+        checks: [value, grad]
+    """)
+    assert result.status == "undefined"
+
+
+def test_xfail_and_xpass(run_case):
+    base = """
+        name: xf
+        inputs: {x: 1.0}
+        expr: exp(x)
+        checks: [{value: {tolerance: {ulps: %s}}}]
+        xfail: %s
+    """
+    assert statuses(run_case(base % ("0", "exp is not correctly rounded"))) in (["xfail"], ["xpass"])
+    assert statuses(run_case(base % ("4", "nothing is wrong"))) == ["xpass"]
+    assert statuses(run_case(base % ("4", "{reason: nothing is wrong, strict: true}"))) == ["fail"]
+
+
+def test_check_errors_are_isolated(run_case):
+    (result,) = run_case("""
+        name: vector-grad
+        inputs: {x: [1.0, 2.0]}
+        expr: x * 2
+        checks: [grad, value]
+    """)
+    assert result.status == "error"
+    by_check = {c.check: c.status for c in result.comparisons}
+    assert by_check == {"grad": "error", "value": "pass"}
+    assert "grad needs a scalar output" in result.message and ".yaml:5:" in result.message
+
+
+def test_targets_need_permission(run_case):
+    text = """
+        name: t
+        inputs: {x: 0.5}
+        expr: sin(x)
+        target: meta_functions:sin_correct
+        checks: [value]
+    """
+    (refused,) = run_case(text, allow_targets=False)
+    assert refused.status == "error" and "--allow-target" in refused.message
+    assert statuses(run_case(text)) == ["pass"]
+
+
+def test_bad_case_becomes_an_error_result():
+    (result,) = check_case(BadCase("b", "x.yaml", 3, "x.yaml:3: unknown op 'foo'"))
+    assert result.status == "error" and result.bad_input and result.message == "x.yaml:3: unknown op 'foo'"
+
+
+@pytest.mark.parametrize("checks", ["[multi]", "[hessian]", "[jacobian]"])
+def test_multi_hessian_jacobian_on_two_outputs(run_case, checks):
+    (result,) = run_case(f"""
+        name: two
+        inputs: {{x1: 1.5, x2: -0.5}}
+        outputs: {{y1: x1*x2 + exp(x1), y2: sin(x1) - x2**3}}
+        checks: {checks}
+    """)
+    assert result.status == "pass", result.message
