@@ -59,6 +59,17 @@ def op_function(op: Op, orders: tuple[int, ...] = ()) -> type[OpFunction]:
     return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": op.arity + len(op.keywords)})
 
 
+@cache
+def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
+    """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
+    syms = sympy.symbols(f"a0:{cls.op.arity + len(cls.op.keywords)}", real=True)
+    body = cls.op.exact(*syms)
+    for i, order in enumerate(cls.orders):
+        if order:
+            body = sympy.diff(body, syms[i], order)
+    return syms, body
+
+
 class KinkFunction(sympy.Function):
     """A derivative piece that is undefined at x = 0. Args: (x, torch's value there)."""
 

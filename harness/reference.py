@@ -27,7 +27,7 @@ from flint import arb
 
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num
-from harness.functions import KinkFunction, OpFunction
+from harness.functions import KinkFunction, OpFunction, closed_body
 from harness.numbers import FloatFormat, round_to_format
 from harness.ops import OPS, keyword_values
 from harness.symbolic import SymbolicOutput, Variable
@@ -136,12 +136,7 @@ def _compile_pow(expr: sympy.Pow, parts: list[ClosedForm]) -> ClosedForm:
 def closed_form(cls: type) -> tuple[ClosedForm, tuple[ClosedForm, ...]]:
     """The closed form of a function class and of its partial derivatives."""
     if issubclass(cls, OpFunction):
-        n = cls.op.arity + len(cls.op.keywords)
-        syms = sympy.symbols(f"a0:{n}", real=True)
-        body = cls.op.exact(*syms)
-        for i, order in enumerate(cls.orders):
-            if order:
-                body = sympy.diff(body, syms[i], order)
+        syms, body = closed_body(cls)
         if cls.op.partials is not None and not any(cls.orders):
             derivatives = [cls.op.partials(syms, i) for i in range(cls.op.arity)]
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy
 
 from harness.cases import Case
-from harness.functions import KinkFunction, OpFunction
+from harness.functions import KinkFunction, OpFunction, closed_body
 from harness.numbers import FORMATS
 from harness.reference import constant_value, fold
 from harness.run import Options, check_case
@@ -18,12 +18,7 @@ def closed(expr: sympy.Expr) -> sympy.Expr:
     """Replace atomic catalogue functions by their closed forms (for people, not for evaluation)."""
 
     def expand(f: OpFunction) -> sympy.Expr:
-        n = f.op.arity + len(f.op.keywords)
-        syms = sympy.symbols(f"a0:{n}", real=True)
-        body = f.op.exact(*syms)
-        for i, order in enumerate(f.orders):
-            if order:
-                body = sympy.diff(body, syms[i], order)
+        syms, body = closed_body(type(f))
         return body.subs(dict(zip(syms, f.args)))
 
     def marker(k: KinkFunction) -> sympy.Expr:
