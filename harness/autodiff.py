@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.autograd import forward_ad
 
-from harness.expr import Call, Index, Name, Node, Num
-from harness.ops import OPS, keyword_values
+from harness.expr import Call, Index, Name, Node, Num, Seq
+from harness.ops import numeric_keywords, resolve
 
 Primals = tuple[torch.Tensor, ...]
 Function = Callable[..., tuple[torch.Tensor, ...]]
@@ -40,13 +40,20 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
         if isinstance(node, Index):
             key = tuple(slice(*i) if isinstance(i, tuple) else i for i in node.items)
             return run(node.value, env)[key]  # type: ignore[index]
+        if isinstance(node, Seq):
+            return [run(item, env) for item in node.items]  # type: ignore[return-value]
         assert isinstance(node, Call)
-        op = OPS[node.op]
+        op, values = resolve(node.op, node.keywords)
         args = [run(a, env) for a in node.args]
-        kwargs = {name: _keyword(name, v) for (name, _), v in zip(op.keywords, keyword_values(op, node.keywords))}
+        kwargs = {name: _keyword(name, v) for name, v in zip(numeric_keywords(op), values)}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        if op.kind == "elementwise" and not isinstance(args[0], torch.Tensor):
-            args[0] = torch.as_tensor(args[0])
+        if op.leading:
+            lead = [int(a) for a in args[: len(op.leading)]]
+            return op.torch(*lead, *[_tensor(a, env) for a in args[len(op.leading):]])
+        if op.name == "where":
+            return op.torch(args[0], _tensor(args[1], env), _tensor(args[2], env))
+        if op.kind in ("elementwise", "predicate") and not isinstance(args[0], torch.Tensor):
+            args[0] = _tensor(args[0], env)
         return op.torch(*args, **kwargs)
 
     def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -57,10 +64,21 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
     return function
 
 
-def _keyword(name: str, value: Fraction) -> int | float | None:
-    if name == "dim":
-        return None if value == -(2**31) else int(value)
-    return scalar(value)
+def _keyword(name: str, value: object) -> int | float | None:
+    """A keyword as torch takes it: None stays unset; an infinite bound (clamp's default) too."""
+    if value is None:
+        return None
+    if isinstance(value, Fraction):
+        return int(value) if name == "dim" else scalar(value)
+    number = float(value)  # type: ignore[arg-type]
+    return number if name in ("ord", "p") or number not in (float("inf"), float("-inf")) else None
+
+
+def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    dtype = next(iter(env.values())).dtype if env else torch.get_default_dtype()
+    return torch.as_tensor(value, dtype=dtype)
 
 
 def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:
@@ -81,6 +99,8 @@ def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t._is_zerotensor():  # abs's double backward returns torch's lazy ZeroTensor
+        return np.zeros(tuple(t.shape))
     return t.detach().to("cpu", torch.float64).numpy().copy()
 
 

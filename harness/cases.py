@@ -51,8 +51,14 @@ class ToleranceSpec:
 
 @dataclass(frozen=True)
 class Xfail:
+    """An expected failure; `dtypes` limits it to some dtypes (empty: all)."""
+
     reason: str
     strict: bool = False
+    dtypes: tuple[str, ...] = ()
+
+    def applies(self, dtype: str) -> bool:
+        return not self.dtypes or dtype in self.dtypes
 
 
 @dataclass(frozen=True)
@@ -385,10 +391,11 @@ def _xfail(y: Y) -> Xfail:
     if "reason" not in fields:
         raise _fail(y, "xfail needs a 'reason:'")
     for key, value in fields.items():
-        if key not in ("reason", "strict"):
-            raise _fail(value, f"unknown xfail key {key!r}")
+        if key not in ("reason", "strict", "dtype"):
+            raise _fail(value, f"unknown xfail key {key!r}{did_you_mean(key, ['reason', 'strict', 'dtype'])}")
     strict = _expect(fields["strict"], "bool", "strict") if "strict" in fields else False
-    return Xfail(_expect(fields["reason"], "str", "reason"), strict)
+    dtypes = _dtypes(fields["dtype"]) if "dtype" in fields else ()
+    return Xfail(_expect(fields["reason"], "str", "reason"), strict, dtypes)
 
 
 def _target(y: Y) -> str:

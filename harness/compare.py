@@ -102,7 +102,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
             max_abs = max(max_abs, float(np.max(e.error[defined])))
             max_rel = max(max_rel, float(np.max(e.rel[defined])))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ratio = np.where(e.status == "fail", np.inf, np.where(defined, e.error / e.allowed, -1.0))
             ratio = np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
         i = int(np.argmax(np.where(e.status == "fail", 1.0, 0.0) * 1e300 + np.minimum(ratio, 1e299)))
@@ -130,7 +130,7 @@ def _worst(piece: Piece, e: Elementwise, i: int, fmt: FloatFormat) -> Worst:
     if piece.components is not None:
         component = piece.components[i]
     else:
-        component = str(list(np.unravel_index(i, shape))) if shape else "[]"
+        component = str([int(j) for j in np.unravel_index(i, shape)]) if shape else "[]"
     torch_value = float(np.asarray(piece.actual, dtype=np.float64).ravel()[i])
     scale = float(ulp(np.array([e.exact[i] if np.isfinite(e.exact[i]) else 0.0]), fmt)[0])
     return Worst(piece.point, piece.inputs, component, torch_value, float(e.exact[i]), float(e.ulps[i]),

@@ -45,11 +45,18 @@ class Name:
 
 @dataclass(frozen=True)
 class Call:
-    """A catalogue op applied to arguments; keywords are exact numbers."""
+    """A catalogue op applied to arguments; keywords are exact numbers or short strings."""
 
     op: str
     args: tuple[Node, ...]
-    keywords: tuple[tuple[str, Fraction], ...] = ()
+    keywords: tuple[tuple[str, Fraction | str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Seq:
+    """A list argument: the tensors of cat/stack, or the integers of a shape."""
+
+    items: tuple[Node, ...]
 
 
 IndexItem = int | tuple[int | None, int | None, int | None] | None  # int, slice, or newaxis
@@ -63,10 +70,12 @@ class Index:
     items: tuple[IndexItem, ...]
 
 
-Node = Num | Const | Name | Call | Index
+Node = Num | Const | Name | Call | Index | Seq
 
 BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
           ast.MatMult: "matmul"}
+COMPARE = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq", ast.NotEq: "ne"}
+MAX_KEYWORD_TEXT = 32
 
 
 def parse(text: str, *, ops: set[str], names: set[str]) -> Node:
@@ -155,15 +164,33 @@ class _Converter:
             raise HarnessError(f"unknown op {name!r}{did_you_mean(name, self.ops)}")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise HarnessError("starred arguments are not allowed")
-        args = tuple(self.convert(a, depth) for a in node.args)
+        args = tuple(self._argument(name, i, a, depth) for i, a in enumerate(node.args))
         keywords = tuple((kw.arg or "**", self._keyword_value(name, kw, depth)) for kw in node.keywords)
         if name == "pow" and len(args) == 2:
             _check_exponent(args[1])
         return Call(name, args, keywords)
 
-    def _keyword_value(self, op: str, kw: ast.keyword, depth: int) -> Fraction:
+    def _argument(self, op: str, index: int, node: ast.AST, depth: int) -> Node:
+        if isinstance(node, ast.List | ast.Tuple):
+            return Seq(tuple(self.convert(item, depth) for item in node.elts))
+        if isinstance(node, ast.Compare):
+            if op != "where" or index != 0:
+                raise HarnessError("a comparison is only allowed as the condition of where(...)")
+            if len(node.ops) != 1:
+                raise HarnessError("chained comparisons are not allowed; use one comparison")
+            kind = COMPARE.get(type(node.ops[0]))
+            if kind is None:
+                raise HarnessError(f"comparison {_describe(node.ops[0])} is not allowed")
+            return Call(kind, (self.convert(node.left, depth), self.convert(node.comparators[0], depth)))
+        return self.convert(node, depth)
+
+    def _keyword_value(self, op: str, kw: ast.keyword, depth: int) -> Fraction | str:
         if kw.arg is None:
             raise HarnessError(f"'**' arguments are not allowed in {op}(...)")
+        if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+            if len(kw.value.value) > MAX_KEYWORD_TEXT or not kw.value.value.isidentifier():
+                raise HarnessError(f"keyword {kw.arg}= of {op}(...) has a bad value {kw.value.value[:40]!r}")
+            return kw.value.value
         value = self.convert(kw.value, depth)
         if not isinstance(value, Num):
             raise HarnessError(f"keyword {kw.arg}= of {op}(...) must be a number")
@@ -237,7 +264,7 @@ def _describe(node: ast.AST) -> str:
 
 def is_elementwise(node: Node, elementwise_ops: set[str]) -> bool:
     """True when every op in the tree maps elements to elements (broadcasting allowed)."""
-    if isinstance(node, Index):
+    if isinstance(node, Index | Seq):
         return False
     if isinstance(node, Call):
         return node.op in elementwise_ops and all(is_elementwise(a, elementwise_ops) for a in node.args)
@@ -250,6 +277,8 @@ def names_in(node: Node) -> set[str]:
         return {node.id}
     if isinstance(node, Call):
         return set().union(*(names_in(a) for a in node.args)) if node.args else set()
+    if isinstance(node, Seq):
+        return set().union(*(names_in(a) for a in node.items)) if node.items else set()
     if isinstance(node, Index):
         return names_in(node.value)
     return set()

@@ -29,6 +29,7 @@ class OpFunction(sympy.Function):
 
     op: ClassVar[Op]
     orders: ClassVar[tuple[int, ...]]
+    n_args: ClassVar[int]
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         index = argindex - 1
@@ -56,13 +57,14 @@ def op_function(op: Op, orders: tuple[int, ...] = ()) -> type[OpFunction]:
     """The SymPy class for `op`'s partial derivative of the given orders (none: the op itself)."""
     orders = orders or (0,) * op.arity
     name = _display_name(op, orders)
-    return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": op.arity + len(op.keywords)})
+    count = op.arity + sum(1 for _, default in op.keywords if not isinstance(default, str))
+    return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": count, "n_args": count})
 
 
 @cache
 def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
     """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
-    syms = sympy.symbols(f"a0:{cls.op.arity + len(cls.op.keywords)}", real=True)
+    syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
     body = cls.op.exact(*syms)
     for i, order in enumerate(cls.orders):
         if order:
@@ -111,3 +113,121 @@ class kink_delta(KinkFunction):
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return kink_delta(self.args[0], 0) if argindex == 1 else sympy.S.Zero
+
+
+class select(sympy.Function):
+    """where(cond, a, b) with cond = `d > 0` (mode 0), `d >= 0` (mode 1) or `d == 0` (mode 2).
+
+    Its derivative is the derivative of the chosen branch alone (the other branch is never
+    multiplied by 0, so a branch that is undefined where it is not chosen stays harmless), plus a
+    jump term that marks d = 0 as a kink when d depends on the variable.
+    """
+
+    nargs = 4
+
+    def _eval_derivative(self, s: sympy.Symbol) -> sympy.Expr:
+        d, a, b, mode = self.args
+        branch = select(d, sympy.diff(a, s), sympy.diff(b, s), mode)
+        dd = sympy.diff(d, s)
+        return branch if dd == 0 else branch + jump(d, a - b) * dd
+
+
+class jump(sympy.Function):
+    """0 wherever d != 0; at d = 0 a kink (torch returns 0 for the jump's derivative)."""
+
+    nargs = 2
+
+    def _eval_derivative(self, s: sympy.Symbol) -> sympy.Expr:
+        d = self.args[0]
+        dd = sympy.diff(d, s)
+        return sympy.S.Zero if dd == 0 else jump(d, sympy.S.Zero) * dd
+
+
+class ratio(sympy.Function):
+    """num/den, and at den = 0 exactly a kink where torch returns 0 (norms and distances at 0).
+
+    Only the first derivative is masked: its own derivative is the plain quotient rule.
+    """
+
+    nargs = 2
+
+    def _eval_derivative(self, s: sympy.Symbol) -> sympy.Expr:
+        # beyond first order torch's masked 0/0 becomes nan: plain quotients, undefined at den = 0
+        num, den = self.args
+        return sympy.diff(num, s) / den - num * sympy.diff(den, s) / den**2
+
+
+class no_grad(sympy.Function):
+    """A value torch computes without a gradient (the max shift inside softmax and logsumexp)."""
+
+    nargs = 1
+
+    def _eval_derivative(self, s: sympy.Symbol) -> sympy.Expr:
+        return sympy.S.Zero
+
+
+class max_share(sympy.Function):
+    """d max(e_0, ...)/d e_i: 1 for the strict maximum, 0 below it, 1/k for k exact ties (a kink).
+
+    Args: (i, e_0, e_1, ...). `sign` -1 makes it the share of the minimum.
+    """
+
+    def _eval_derivative(self, s: sympy.Symbol) -> sympy.Expr:
+        return sympy.S.Zero
+
+
+class min_share(max_share):
+    """The share of the minimum (a subclass: test for it before max_share)."""
+
+
+class amax_fn(sympy.Function):
+    """max(e_0, e_1, ...) with torch's even split of the gradient among ties."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return max_share(argindex - 1, *self.args)
+
+
+class amin_fn(sympy.Function):
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return min_share(argindex - 1, *self.args)
+
+
+class norm2(sympy.Function):
+    """The Euclidean norm of its arguments; its gradient at 0 is a kink where torch returns 0."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return ratio(self.args[argindex - 1], self)
+
+
+class loggamma_abs(sympy.Function):
+    """log|Gamma(x)|: torch.lgamma (SymPy's loggamma is complex for negative x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.polygamma(0, self.args[0])
+
+
+class step_function(sympy.Function):
+    """floor, ceil, round-half-even: piecewise constant, derivative 0 away from the jumps."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.S.Zero
+
+
+class floor_fn(step_function):
+    pass
+
+
+class ceil_fn(step_function):
+    pass
+
+
+class round_fn(step_function):
+    """Round half to even, as torch.round."""
+
+
+class trunc_fn(step_function):
+    pass

@@ -1,9 +1,13 @@
 """The op catalogue: every op's torch function, exact definition, domain and kinks.
 
 Adding an op is one entry here plus cases. Each entry gives the op two meanings: `torch`, the real
-torch function under test, and `exact`, its SymPy definition. `ulps` is the accuracy torch's kernel
-is held to in the error model; `floor` is, for ops whose torch backward computes the derivative by
-a formula that cancels (tanh' = 1 - y*y), the magnitude of the terms that cancel at each order.
+torch function under test, and `exact`, its SymPy definition (closed form; `Piecewise` for
+piecewise ops, whose derivatives are taken branch by branch). A `Kink` names a point where a
+derivative does not exist and what torch returns there; `at` locates it for the reference, which
+then flags the point and uses torch's convention: the closed form's branch, unless `orders`
+gives another value for that derivative order. `ulps` is the accuracy torch's kernel is held to in
+the error model; `floor`, for ops whose torch backward uses a formula that cancels
+(tanh' = 1 - y*y), is the magnitude of the terms that cancel at each derivative order.
 """
 
 from __future__ import annotations
@@ -17,17 +21,33 @@ import sympy
 import torch
 import torch.nn.functional as F
 
-from harness.functions import kink_sign, kink_step
+from harness import tensor_ops
+from harness.functions import ceil_fn, floor_fn, jump, kink_sign, kink_step, loggamma_abs, ratio, round_fn, trunc_fn
 
-Kind = Literal["arithmetic", "elementwise", "reduction", "linear"]
+Kind = Literal["arithmetic", "elementwise", "structural", "predicate"]
+S = sympy.S
+X = "all reals"
 
 
 @dataclass(frozen=True)
 class Kink:
-    """A point where the derivative does not exist, and what torch returns there."""
+    """A point where a derivative does not exist, and what torch returns there.
+
+    `at(*keywords)` gives the point (for one-input ops); `lattice` repeats it at every integer
+    offset; `orders[n]` is torch's n-th derivative there when the closed form's branch is not it.
+    """
 
     where: str
     convention: str
+    at: Callable[..., sympy.Expr] | None = None
+    lattice: bool = False
+    orders: tuple[tuple[int, sympy.Expr], ...] = ()
+
+    def override(self, order: int) -> sympy.Expr | None:
+        for n, value in self.orders:
+            if n == order or (n < 0 and order >= -n):  # -2: every order from 2 on
+                return value
+        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,17 +60,25 @@ class Op:
     arity: int = 1
     kinks: tuple[Kink, ...] = ()
     partials: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
-    ulps: float = 2.0
+    ulps: float | tuple[float, float] = 2.0  # one number, or (float32, float64)
     floor: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
-    keywords: tuple[tuple[str, Fraction], ...] = ()
+    relative: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
+    keywords: tuple[tuple[str, Any], ...] = ()
+    leading: tuple[str, ...] = ()  # literal positional arguments before the tensors: polygamma(n, x)
     doc: str = ""
+    outside: str = "nan or +-inf"
+
+    def accuracy(self, precision: int) -> float:
+        """The ulps torch's kernel is held to, in the format of this precision."""
+        if isinstance(self.ulps, tuple):
+            return self.ulps[0] if precision <= 24 else self.ulps[1]
+        return self.ulps
 
     def __hash__(self) -> int:
         return hash(self.name)
 
 
-def _native(fn: Callable[..., sympy.Expr]) -> Callable[..., sympy.Expr]:
-    return fn
+# ---------------------------------------------------------------- helpers
 
 
 def _sub(a: sympy.Expr, b: sympy.Expr, evaluate: bool = True) -> sympy.Expr:
@@ -61,33 +89,29 @@ def _div(a: sympy.Expr, b: sympy.Expr, evaluate: bool = True) -> sympy.Expr:
     return sympy.Mul(a, sympy.Pow(b, -1, evaluate=evaluate), evaluate=evaluate)
 
 
-def _softplus_torch(x: torch.Tensor, beta: float = 1, threshold: float = 20) -> torch.Tensor:
-    return F.softplus(x, beta=beta, threshold=threshold)
-
-
-def _reduce(name: str) -> Callable[..., torch.Tensor]:
-    fn = getattr(torch, name)
-
-    def call(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-        return fn(x) if dim is None else fn(x, dim=dim)
-
-    return call
-
-
 def _sigmoid(x: sympy.Expr) -> sympy.Expr:
     return 1 / (1 + sympy.exp(-x))
+
+
+def _kw(fn: Callable[..., torch.Tensor], *names: str) -> Callable[..., torch.Tensor]:
+    """A torch function called with the catalogue's keywords (None: leave torch's default)."""
+
+    def call(*args: Any, **keywords: Any) -> torch.Tensor:
+        return fn(*args, **{k: v for k, v in keywords.items() if k in names and v is not None})
+
+    return call
 
 
 def _tanh_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
     # torch: tanh'(x) = 1 - y*y, and its derivative -2*y*(1 - y*y), from y = tanh(x)
     y = sympy.tanh(args[0])
-    return 0 if order == 0 else (1 + y**2) * (2 * abs(y)) ** (order - 1)
+    return S.Zero if order == 0 else (1 + y**2) * (2 * abs(y)) ** (order - 1)
 
 
 def _sigmoid_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
     # torch: sigmoid'(x) = y*(1 - y), and its derivative (1 - 2y)*y*(1 - y), from y = sigmoid(x)
     y = _sigmoid(args[0])
-    return 0 if order == 0 else y * (1 + y) * (1 + 2 * y) ** (order - 1)
+    return S.Zero if order == 0 else y * (1 + y) * (1 + 2 * y) ** (order - 1)
 
 
 def _softplus_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
@@ -103,66 +127,382 @@ def _softplus_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
     return beta ** (order - 1) * (s * (1 + s) * (1 + 2 * s) ** (order - 2) + s * t)
 
 
-_X = "any real x"
-RELU_KINK = Kink("x = 0", "derivative 0 (torch's threshold_backward passes the gradient only for x > 0)")
-ABS_KINK = Kink("x = 0", "derivative 0 (torch uses sgn(0) = 0)")
+def _shifted_floor(scale: float) -> Callable[[tuple[sympy.Expr, ...], int], sympy.Expr]:
+    """Ops whose kernel first computes a product like scale*x (rounded): error u*|scale*x|*|f'|."""
 
-CATALOGUE: tuple[Op, ...] = (
-    # arithmetic: SymPy's own Add/Mul/Pow, so that sums in the tree stay sums in the error model
-    Op("add", torch.add, lambda a, b, evaluate=True: sympy.Add(a, b, evaluate=evaluate), "all reals",
+    def floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+        return S(scale) * abs(args[0])
+
+    return floor
+
+
+def _cancelling_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """Kernels like x/2*(1 + erf(x/sqrt 2)) lose to cancellation an absolute u*(1 + |x|) or so."""
+    return 1 + sympy.Abs(args[0])
+
+
+def _derivative_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """Backward formulas built from 1 - sigmoid or 1 - tanh^2 lose an absolute u*(1 + |x|)."""
+    return S.Zero if order == 0 else 1 + sympy.Abs(args[0])
+
+
+def _squares(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """Derivatives like exp(-x*x) with x*x rounded first: a relative error of u*x^2."""
+    return S.Zero if order == 0 else args[0] ** 2
+
+
+def _near_one(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """Derivatives built on 1 - x*x (asin, acos, atanh): relative error u*(1 + x^2)/|1 - x^2|."""
+    x = args[0]
+    return S.Zero if order == 0 else (1 + x**2) / sympy.Abs(1 - x**2)
+
+
+def _spread(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """Kernels that first subtract their inputs (logaddexp's exp(a - out)): u*(|a| + |b|)."""
+    return S.Zero if order == 0 else sum((sympy.Abs(a) for a in args), S.Zero)
+
+
+def _i1_floor(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    """torch: i1'(x) = i0(x) - i1(x)/x; differentiating it again cancels terms of size 1/x."""
+    x = args[0]
+    if order == 0:
+        return S.Zero
+    return (sympy.besseli(0, x) + 2 * sympy.Abs(sympy.besseli(1, x) / x)) / sympy.Abs(x) ** (order - 1)
+
+
+def _one(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
+    return S.One
+
+
+def _at(value: Any) -> Callable[..., sympy.Expr]:
+    return lambda *kw: sympy.sympify(value)
+
+
+ZERO_KINK = Kink("x = 0", "torch's derivative is 0 there", at=_at(0))
+SELU_ALPHA = sympy.Rational("1.6732632423543772848170429916717")
+SELU_SCALE = sympy.Rational("1.0507009873554804934193349852946")
+INF = sympy.oo
+
+
+def _pw(*pieces: tuple[sympy.Expr, Any]) -> sympy.Expr:
+    return sympy.Piecewise(*pieces)
+
+
+# ---------------------------------------------------------------- the catalogue
+
+ARITHMETIC: tuple[Op, ...] = (
+    Op("add", torch.add, lambda a, b, evaluate=True: sympy.Add(a, b, evaluate=evaluate), X,
        kind="arithmetic", arity=2, ulps=0.5, doc="a + b"),
-    Op("sub", torch.sub, _sub, "all reals", kind="arithmetic", arity=2, ulps=0.5, doc="a - b"),
-    Op("mul", torch.mul, lambda a, b, evaluate=True: sympy.Mul(a, b, evaluate=evaluate), "all reals",
+    Op("sub", torch.sub, _sub, X, kind="arithmetic", arity=2, ulps=0.5, doc="a - b"),
+    Op("mul", torch.mul, lambda a, b, evaluate=True: sympy.Mul(a, b, evaluate=evaluate), X,
        kind="arithmetic", arity=2, ulps=0.5, doc="a * b"),
     Op("div", torch.div, _div, "b != 0", kind="arithmetic", arity=2, ulps=0.5, doc="a / b"),
-    Op("neg", torch.neg, lambda a, evaluate=True: sympy.Mul(-1, a, evaluate=evaluate), "all reals",
+    Op("neg", torch.neg, lambda a, evaluate=True: sympy.Mul(-1, a, evaluate=evaluate), X,
        kind="arithmetic", ulps=0.0, doc="-a"),
     Op("pow", torch.pow, lambda a, b, evaluate=True: sympy.Pow(a, b, evaluate=evaluate),
        "a > 0, or an integer b (a != 0 for b < 0); the derivative at a = 0 needs b >= 1",
        kind="arithmetic", arity=2, ulps=1.0, doc="a ** b, pow(a, b)"),
-    # elementwise functions: atomic in the exact tree, closed form here
-    Op("exp", torch.exp, sympy.exp, _X),
-    Op("log", torch.log, sympy.log, "x > 0 (log(0) = -inf in torch)"),
-    Op("sqrt", torch.sqrt, sympy.sqrt, "x >= 0 (the derivative needs x > 0)", ulps=0.5),
-    Op("sin", torch.sin, sympy.sin, _X),
-    Op("cos", torch.cos, sympy.cos, _X),
-    Op("tan", torch.tan, sympy.tan, "x != pi/2 + k*pi"),
-    Op("tanh", torch.tanh, sympy.tanh, _X, floor=_tanh_floor),
-    Op("sigmoid", torch.sigmoid, lambda x: 1 / (1 + sympy.exp(-x)), _X, floor=_sigmoid_floor,
-       doc="1/(1 + exp(-x))"),
-    Op("softplus", _softplus_torch, lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta,
-       _X, floor=_softplus_floor, keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))),
-       doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
-    Op("relu", torch.relu, lambda x: sympy.Max(0, x), _X, kinks=(RELU_KINK,),
-       partials=lambda args, i: kink_step(args[0], 0), ulps=0.0, doc="max(0, x)"),
-    Op("abs", torch.abs, sympy.Abs, _X, kinks=(ABS_KINK,),
-       partials=lambda args, i: kink_sign(args[0], 0), ulps=0.0, doc="|x|"),
-    # reductions and linear algebra: built on element arrays
-    Op("sum", _reduce("sum"), lambda a: a, "all reals", kind="reduction", ulps=0.5,
-       keywords=(("dim", Fraction(-(2**31))),), doc="sum of the elements (dim= one axis)"),
-    Op("mean", _reduce("mean"), lambda a: a, "all reals", kind="reduction", ulps=0.5,
-       keywords=(("dim", Fraction(-(2**31))),), doc="mean of the elements (dim= one axis)"),
-    Op("matmul", torch.matmul, lambda a, b: a, "all reals", kind="linear", arity=2, ulps=0.5,
-       doc="a @ b, matrix product"),
 )
 
-NO_DIM = Fraction(-(2**31))  # the `dim` keyword's default: reduce over every element
+SMOOTH: tuple[Op, ...] = (
+    Op("exp", torch.exp, sympy.exp, X, outside="inf on overflow"),
+    Op("exp2", torch.exp2, lambda x: 2**x, X),
+    Op("expm1", torch.expm1, lambda x: sympy.exp(x) - 1, X,
+       floor=lambda a, n: S.Zero if n == 0 else 1 + sympy.Abs(sympy.exp(a[0]) - 1),
+       doc="exp(x) - 1; torch's derivative is y + 1, which loses exp(x) below about -37"),
+    Op("log", torch.log, sympy.log, "x > 0", outside="-inf at 0, nan below"),
+    Op("log2", torch.log2, lambda x: sympy.log(x) / sympy.log(2), "x > 0"),
+    Op("log10", torch.log10, lambda x: sympy.log(x) / sympy.log(10), "x > 0"),
+    Op("log1p", torch.log1p, lambda x: sympy.log(1 + x), "x > -1"),
+    Op("sqrt", torch.sqrt, sympy.sqrt, "x >= 0 (the derivative needs x > 0)", ulps=0.5),
+    Op("rsqrt", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), "x > 0"),
+    Op("reciprocal", torch.reciprocal, lambda x: 1 / x, "x != 0", ulps=0.5),
+    Op("square", torch.square, lambda x: x**2, X, ulps=0.5),
+    Op("sin", torch.sin, sympy.sin, X),
+    Op("cos", torch.cos, sympy.cos, X),
+    Op("tan", torch.tan, sympy.tan, "x != pi/2 + k*pi"),
+    Op("asin", torch.asin, sympy.asin, "-1 <= x <= 1 (the derivative needs |x| < 1)", relative=_near_one),
+    Op("acos", torch.acos, sympy.acos, "-1 <= x <= 1 (the derivative needs |x| < 1)", relative=_near_one),
+    Op("atan", torch.atan, sympy.atan, X),
+    Op("sinh", torch.sinh, sympy.sinh, X),
+    Op("cosh", torch.cosh, sympy.cosh, X),
+    Op("tanh", torch.tanh, sympy.tanh, X, floor=_tanh_floor),
+    Op("asinh", torch.asinh, sympy.asinh, X),
+    Op("acosh", torch.acosh, sympy.acosh, "x >= 1 (the derivative needs x > 1)"),
+    Op("atanh", torch.atanh, sympy.atanh, "-1 < x < 1", relative=_near_one),
+    Op("sinc", torch.sinc, lambda x: sympy.sin(sympy.pi * x) / (sympy.pi * x), X, floor=_cancelling_floor,
+       doc="sin(pi*x)/(pi*x), 1 at 0 (a removable singularity: the reference takes the limit)"),
+    Op("erf", torch.erf, sympy.erf, X, relative=_squares),
+    Op("erfc", torch.erfc, sympy.erfc, X, relative=_squares),
+    Op("erfinv", torch.erfinv, sympy.erfinv, "-1 < x < 1",
+       relative=lambda a, n: S.Zero if n == 0 else sympy.erfinv(a[0]) ** 2),
+    Op("lgamma", torch.lgamma, loggamma_abs, "x not in {0, -1, -2, ...}", doc="log|Gamma(x)|",
+       outside="inf at the poles", floor=_one, ulps=(4, 4)),
+    Op("digamma", torch.digamma, lambda x: sympy.polygamma(0, x), "x not in {0, -1, -2, ...}", floor=_one,
+       ulps=(4, 4)),
+    Op("polygamma", lambda n, x: torch.polygamma(n, x), lambda x, n: sympy.polygamma(n, x),
+       "n a whole number >= 0 (given first, as a literal); x not in {0, -1, -2, ...}",
+       leading=("n",), keywords=(("n", Fraction(0)),), floor=_one, ulps=(4, 4), doc="polygamma(n, x)"),
+    Op("i0", torch.i0, lambda x: sympy.besseli(0, x), X, ulps=(4, 4), doc="modified Bessel I0"),
+    Op("special.i0e", torch.special.i0e,
+       lambda x: _pw((sympy.exp(x) * sympy.besseli(0, x), x < 0), (sympy.exp(-x) * sympy.besseli(0, x), True)),
+       X, kinks=(Kink("x = 0", "i0e'(0) = 0 (one-sided slopes -+1), i0e''(0) = 1/2 (exact 3/2 both sides)", at=_at(0),
+                      orders=((1, S.Zero), (2, S.Half))),),
+       floor=lambda a, n: S.Zero if n == 0 else sympy.exp(-sympy.Abs(a[0])) * (sympy.besseli(0, a[0])
+                                                                               + sympy.Abs(sympy.besseli(1, a[0]))),
+       ulps=(4, 4), doc="exp(-|x|)*I0(x)"),
+    Op("special.i1", torch.special.i1, lambda x: sympy.besseli(1, x), X, floor=_i1_floor,
+       ulps=(4, 4), doc="modified Bessel I1"),
+    Op("special.ndtr", torch.special.ndtr, lambda x: (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X, relative=_squares,
+       doc="the standard normal CDF"),
+    Op("special.ndtri", torch.special.ndtri, lambda p: sympy.sqrt(2) * sympy.erfinv(2 * p - 1), "0 < p < 1",
+       relative=lambda a, n: S.Zero if n == 0 else sympy.erfinv(2 * a[0] - 1) ** 2, doc="the inverse of ndtr"),
+    Op("special.log_ndtr", torch.special.log_ndtr, lambda x: sympy.log(sympy.erfc(-x / sympy.sqrt(2)) / 2), X,
+       relative=_squares, ulps=(16, 16), doc="log(ndtr(x))"),
+    Op("special.erfcx", torch.special.erfcx, lambda x: sympy.exp(x**2) * sympy.erfc(x), X,
+       floor=lambda a, n: S.Zero if n == 0 else (2 * sympy.Abs(a[0]) + 2) ** n
+       * sympy.exp(a[0] ** 2) * sympy.erfc(a[0]) + 2, doc="exp(x^2)*erfc(x)"),
+    Op("special.entr", torch.special.entr, lambda x: -x * sympy.log(x),
+       "x >= 0 (-inf below; the derivative needs x > 0)",
+       doc="-x*log(x), 0 at 0"),
+    Op("logit", _kw(torch.logit), lambda x: sympy.log(x / (1 - x)), "0 < x < 1",
+       floor=lambda a, n: (sympy.Abs(sympy.log(a[0])) + sympy.Abs(sympy.log(1 - a[0])) if n == 0
+                           else (1 / (a[0] * (1 - a[0]))) ** n)),
+    Op("sigmoid", torch.sigmoid, _sigmoid, X, floor=_sigmoid_floor, doc="1/(1 + exp(-x))"),
+    Op("logsigmoid", F.logsigmoid, lambda x: -sympy.log(1 + sympy.exp(-x)), X, floor=_sigmoid_floor,
+       doc="log(sigmoid(x))"),
+    Op("softplus", _kw(F.softplus, "beta", "threshold"),
+       lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta, X, floor=_softplus_floor,
+       keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))),
+       doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
+    Op("silu", F.silu, lambda x: x * _sigmoid(x), X, floor=_derivative_floor, doc="x*sigmoid(x)"),
+    Op("mish", F.mish, lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), X, floor=_derivative_floor,
+       doc="x*tanh(softplus(x))"),
+    Op("softsign", F.softsign, lambda x: _pw((x / (1 - x), x < 0), (x / (1 + x), True)), X,
+       floor=lambda a, n: S.Zero if n == 0 else 2 / (1 + sympy.Abs(a[0])) ** n,
+       kinks=(Kink("x = 0", "smooth to first order; torch's second derivative there is 0", at=_at(0),
+                   orders=((2, S.Zero),)),),
+       doc="x/(1 + |x|)"),
+    Op("tanhshrink", F.tanhshrink, lambda x: x - sympy.tanh(x), X,
+       floor=lambda a, n: sympy.Abs(a[0]) + sympy.Abs(sympy.tanh(a[0])) if n == 0 else 1 + _tanh_floor(a, n),
+       doc="x - tanh(x)"),
+    Op("gelu", _kw(F.gelu, "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
+       floor=_cancelling_floor,
+       doc="x*ndtr(x); gelu(x, approximate='tanh') is the tanh form", keywords=(("approximate", "none"),)),
+    Op("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"),
+       lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + sympy.Rational(44715, 10**6) * x**3))) / 2,
+       X, floor=_cancelling_floor, doc="gelu(x, approximate='tanh'): x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
+    Op("atan2", torch.atan2, sympy.atan2, "(y, x) != (0, 0)", arity=2,
+       partials=lambda a, i: ratio(a[1], a[0] ** 2 + a[1] ** 2) if i == 0 else ratio(-a[0], a[0] ** 2 + a[1] ** 2),
+       kinks=(Kink("y = x = 0", "torch's gradient there is 0"),), doc="atan2(y, x)"),
+    Op("hypot", torch.hypot, lambda x, y: sympy.sqrt(x**2 + y**2), X, arity=2,
+       floor=lambda a, n: S.Zero if n < 2 else 2 / sympy.sqrt(a[0] ** 2 + a[1] ** 2) ** (n - 1),
+       doc="sqrt(x^2 + y^2); at the origin the derivative does not exist and torch gives nan"),
+    Op("logaddexp", torch.logaddexp, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), X, arity=2,
+       relative=_spread),
+    Op("float_power", torch.float_power, lambda a, b: a**b, "as pow; torch computes in float64", arity=2),
+    Op("xlogy", torch.xlogy, lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(y), True)),
+       "y > 0, or x = 0 (xlogy(0, y) = 0)", arity=2,
+       partials=lambda a, i: sympy.log(a[1]) if i == 0 else a[0] / a[1], doc="x*log(y), 0 where x = 0"),
+    Op("special.xlog1py", torch.special.xlog1py, lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(1 + y), True)),
+       "y > -1, or x = 0", arity=2,
+       partials=lambda a, i: sympy.log(1 + a[1]) if i == 0 else a[0] / (1 + a[1]), doc="x*log1p(y), 0 where x = 0"),
+)
+
+PIECEWISE: tuple[Op, ...] = (
+    Op("relu", torch.relu, lambda x: _pw((0, x <= 0), (x, True)), X, ulps=0.0,
+       kinks=(Kink("x = 0", "0 (threshold_backward passes the gradient only where x > 0)", at=_at(0)),),
+       doc="max(0, x)"),
+    Op("abs", torch.abs, lambda x: _pw((-x, x < 0), (x, True)), X, ulps=0.0,
+       kinks=(Kink("x = 0", "0 (torch uses sgn(0) = 0)", at=_at(0), orders=((1, S.Zero),)),), doc="|x|"),
+    Op("sign", torch.sign, lambda x: _pw((-1, x < 0), (0, sympy.Eq(x, 0)), (1, True)), X, ulps=0.0,
+       kinks=(Kink("x = 0", "0 (the jump's derivative)", at=_at(0)),)),
+    Op("relu6", F.relu6, lambda x: _pw((0, x <= 0), (6, x >= 6), (x, True)), X, ulps=0.0,
+       kinks=(Kink("x = 0", "0", at=_at(0)), Kink("x = 6", "0", at=_at(6)))),
+    Op("leaky_relu", _kw(F.leaky_relu, "negative_slope"), lambda x, s: _pw((s * x, x <= 0), (x, True)), X,
+       keywords=(("negative_slope", Fraction(1, 100)),), ulps=0.5,
+       kinks=(Kink("x = 0", "the negative slope", at=_at(0)),)),
+    Op("elu", _kw(F.elu, "alpha"), lambda x, alpha: _pw((alpha * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
+       keywords=(("alpha", Fraction(1)),),
+       kinks=(Kink("x = 0", "alpha (the left slope); second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
+    Op("selu", F.selu, lambda x: SELU_SCALE * _pw((SELU_ALPHA * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
+       kinks=(Kink("x = 0", "scale*alpha (the left slope); second derivative 0", at=_at(0),
+                   orders=((-2, S.Zero),)),),
+       doc="scale*elu(x, alpha), scale = 1.0507..., alpha = 1.6732..."),
+    Op("celu", _kw(F.celu, "alpha"), lambda x, alpha: _pw((alpha * (sympy.exp(x / alpha) - 1), x <= 0), (x, True)),
+       X, keywords=(("alpha", Fraction(1)),), floor=_shifted_floor(1.0),
+       kinks=(Kink("x = 0", "1; second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
+    Op("hardtanh", _kw(F.hardtanh, "min_val", "max_val"),
+       lambda x, lo, hi: _pw((lo, x <= lo), (hi, x >= hi), (x, True)), X, ulps=0.0,
+       keywords=(("min_val", Fraction(-1)), ("max_val", Fraction(1))),
+       kinks=(Kink("x = min_val", "0", at=lambda lo, hi: lo), Kink("x = max_val", "0", at=lambda lo, hi: hi))),
+    Op("hardsigmoid", F.hardsigmoid, lambda x: _pw((0, x <= -3), (1, x >= 3), (x / 6 + S.Half, True)), X,
+       kinks=(Kink("x = -3", "0", at=_at(-3)), Kink("x = 3", "0", at=_at(3))),
+       doc="clamp(x/6 + 1/2, 0, 1)"),
+    Op("hardswish", F.hardswish, lambda x: _pw((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True)), X,
+       floor=lambda a, n: S.Zero if n != 1 else sympy.Abs(a[0]) / 3 + S.Half,
+       kinks=(Kink("x = -3", "0 (the left slope)", at=_at(-3)), Kink("x = 3", "1 (the right slope)", at=_at(3)))),
+    Op("softshrink", _kw(F.softshrink, "lambd"),
+       lambda x, lam: _pw((x + lam, x < -lam), (x - lam, x > lam), (0, True)), X,
+       keywords=(("lambd", Fraction(1, 2)),), ulps=0.5,
+       kinks=(Kink("x = -lambd", "0", at=lambda lam: -lam), Kink("x = lambd", "0", at=lambda lam: lam))),
+    Op("hardshrink", _kw(F.hardshrink, "lambd"), lambda x, lam: _pw((x, x < -lam), (x, x > lam), (0, True)), X,
+       keywords=(("lambd", Fraction(1, 2)),), ulps=0.0,
+       kinks=(Kink("x = -lambd", "0 (the value jumps)", at=lambda lam: -lam),
+              Kink("x = lambd", "0", at=lambda lam: lam))),
+    Op("clamp", _kw(torch.clamp, "min", "max"), lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), X,
+       keywords=(("min", -INF), ("max", INF)), ulps=0.0,
+       kinks=(Kink("x = min", "1 (torch 2.13 passes the gradient at the bound)", at=lambda lo, hi: lo),
+              Kink("x = max", "1", at=lambda lo, hi: hi)),
+       doc="clamp(x, min=, max=)"),
+    Op("floor", torch.floor, floor_fn, X, ulps=0.0,
+       kinks=(Kink("x an integer", "0", at=_at(0), lattice=True),)),
+    Op("ceil", torch.ceil, ceil_fn, X, ulps=0.0, kinks=(Kink("x an integer", "0", at=_at(0), lattice=True),)),
+    Op("round", torch.round, round_fn, X, ulps=0.0,
+       kinks=(Kink("x a half-integer", "0", at=_at(S.Half), lattice=True),), doc="round half to even"),
+    Op("frac", torch.frac, lambda x: x - trunc_fn(x), X, ulps=0.0,
+       kinks=(Kink("x an integer", "1", at=_at(0), lattice=True),), doc="x - trunc(x)"),
+    Op("copysign", torch.copysign, lambda a, b: _pw((sympy.Abs(a), b >= 0), (-sympy.Abs(a), True)),
+       "b != -0.0 (case files cannot give a negative zero)", arity=2, ulps=0.0,
+       partials=lambda a, i: (_pw((kink_sign(a[0], 0), a[1] >= 0), (-kink_sign(a[0], 0), True)) if i == 0
+                              else jump(a[1], 0)),
+       kinks=(Kink("a = 0", "0"), Kink("b = 0", "0 (the jump's derivative)")), doc="|a| with the sign of b"),
+    Op("maximum", torch.maximum, sympy.Max, X, arity=2, ulps=0.0,
+       partials=lambda a, i: kink_step(a[i] - a[1 - i], S.Half),
+       kinks=(Kink("a = b", "1/2 to each"),)),
+    Op("minimum", torch.minimum, sympy.Min, X, arity=2, ulps=0.0,
+       partials=lambda a, i: kink_step(a[1 - i] - a[i], S.Half),
+       kinks=(Kink("a = b", "1/2 to each"),)),
+    Op("fmax", torch.fmax, sympy.Max, X, arity=2, ulps=0.0,
+       partials=lambda a, i: kink_step(a[i] - a[1 - i], 1 - i),
+       kinks=(Kink("a = b", "1 to a, 0 to b"),)),
+    Op("fmin", torch.fmin, sympy.Min, X, arity=2, ulps=0.0,
+       partials=lambda a, i: kink_step(a[1 - i] - a[i], 1 - i),
+       kinks=(Kink("a = b", "1 to a, 0 to b"),)),
+)
+
+PREDICATES: tuple[Op, ...] = tuple(
+    Op(name, fn, lambda a, b: a - b, "only as the condition of where(...)", kind="predicate", arity=2, ulps=0.0,
+       doc=text)
+    for name, fn, text in (("gt", torch.gt, "a > b"), ("ge", torch.ge, "a >= b"), ("lt", torch.lt, "a < b"),
+                           ("le", torch.le, "a <= b"), ("eq", torch.eq, "a == b"), ("ne", torch.ne, "a != b"))
+)
+
+WHERE = Op("where", torch.where, lambda c, a, b: a, X, kind="elementwise", arity=3, ulps=0.0,
+           kinks=(Kink("the condition's two sides equal", "the branch the condition picks"),),
+           doc="where(cond, a, b) with cond a comparison such as x > 0")
+
+
+def _reduce(name: str) -> Callable[..., torch.Tensor]:
+    fn = getattr(torch, name)
+
+    def call(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+        return fn(x) if dim is None else fn(x, dim=dim)
+
+    return call
+
+
+def _norm(x: torch.Tensor, ord: float | None = None, dim: int | None = None) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, 2 if ord is None else ord, dim=dim)
+
+
+DIM = ("dim", None)
+STRUCTURAL: tuple[Op, ...] = (
+    Op("sum", _reduce("sum"), tensor_ops.sum_, X, kind="structural", ulps=0.5, keywords=(DIM,),
+       doc="sum of the elements (dim= one axis)"),
+    Op("mean", _reduce("mean"), tensor_ops.mean, X, kind="structural", ulps=0.5, keywords=(DIM,)),
+    Op("prod", _kw(lambda x, dim=None: torch.prod(x) if dim is None else torch.prod(x, dim), "dim"), tensor_ops.prod,
+       X, kind="structural", ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
+    Op("amax", _kw(lambda x, dim=None: torch.amax(x) if dim is None else torch.amax(x, dim), "dim"), tensor_ops.amax,
+       X, kind="structural", ulps=0.0, keywords=(DIM,),
+       kinks=(Kink("ties for the maximum", "the gradient split evenly among the tied elements"),)),
+    Op("amin", _kw(lambda x, dim=None: torch.amin(x) if dim is None else torch.amin(x, dim), "dim"), tensor_ops.amin,
+       X, kind="structural", ulps=0.0, keywords=(DIM,),
+       kinks=(Kink("ties for the minimum", "the gradient split evenly among the tied elements"),)),
+    Op("logsumexp", _kw(lambda x, dim=None: torch.logsumexp(x, dim=tuple(range(x.dim())) if dim is None else dim),
+                        "dim"), tensor_ops.logsumexp, X, kind="structural", keywords=(DIM,)),
+    Op("softmax", _kw(lambda x, dim=-1: torch.softmax(x, dim=dim), "dim"), tensor_ops.softmax, X, kind="structural",
+       keywords=(("dim", Fraction(-1)),)),
+    Op("log_softmax", _kw(lambda x, dim=-1: torch.log_softmax(x, dim=dim), "dim"), tensor_ops.log_softmax, X,
+       kind="structural", keywords=(("dim", Fraction(-1)),)),
+    Op("cumsum", _kw(lambda x, dim=0: torch.cumsum(x, dim=dim), "dim"), tensor_ops.cumsum, X, kind="structural",
+       ulps=0.5, keywords=(("dim", Fraction(0)),)),
+    Op("cumprod", _kw(lambda x, dim=0: torch.cumprod(x, dim=dim), "dim"), tensor_ops.cumprod, X, kind="structural",
+       ulps=0.5, keywords=(("dim", Fraction(0)),), doc="cumulative product (zeros included)"),
+    Op("linalg.vector_norm", _kw(_norm, "ord", "dim"), tensor_ops.vector_norm, X, kind="structural",
+       keywords=(("ord", Fraction(2)), DIM),
+       kinks=(Kink("the zero vector", "0 (torch masks the 0/0)"),),
+       doc="(sum |x|^ord)^(1/ord); ord 1, 2, inf or p > 1"),
+    Op("norm", _kw(lambda x, p=2, dim=None: torch.norm(x, p=p, dim=dim), "p", "dim"), tensor_ops.norm, X,
+       kind="structural", keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
+       doc="torch.norm(x, p)"),
+    Op("dot", torch.dot, tensor_ops.dot, X, kind="structural", arity=2, ulps=0.5),
+    Op("outer", torch.outer, tensor_ops.outer, X, kind="structural", arity=2, ulps=0.5),
+    Op("matmul", torch.matmul, tensor_ops.matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
+    Op("transpose", torch.transpose, tensor_ops.transpose, X, kind="structural", arity=3, ulps=0.0,
+       doc="transpose(x, dim0, dim1)"),
+    Op("reshape", torch.reshape, tensor_ops.reshape, X, kind="structural", arity=2, ulps=0.0,
+       doc="reshape(x, [d0, d1, ...])"),
+    Op("cat", _kw(lambda xs, dim=0: torch.cat(xs, dim=dim), "dim"), tensor_ops.cat, X, kind="structural",
+       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="cat([a, b, ...], dim=0)"),
+    Op("stack", _kw(lambda xs, dim=0: torch.stack(xs, dim=dim), "dim"), tensor_ops.stack, X, kind="structural",
+       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="stack([a, b, ...], dim=0)"),
+    Op("linalg.det", torch.linalg.det, tensor_ops.det, "square matrices", kind="structural"),
+    Op("linalg.inv", torch.linalg.inv, tensor_ops.inv, "invertible square matrices", kind="structural"),
+    Op("trace", torch.trace, tensor_ops.trace, "2-d", kind="structural", ulps=0.5),
+    Op("cdist", _kw(lambda a, b, p=2: torch.cdist(a, b, p=p), "p"), tensor_ops.cdist, "p = 2 here", kind="structural",
+       arity=2, keywords=(("p", Fraction(2)),), kinks=(Kink("two equal points", "0 (torch masks the 0/0)"),),
+       doc="pairwise distances of the rows of a and b"),
+    WHERE,
+)
+
+CATALOGUE: tuple[Op, ...] = ARITHMETIC + SMOOTH + PIECEWISE + PREDICATES + STRUCTURAL
 
 OPS: dict[str, Op] = {op.name: op for op in CATALOGUE}
-ELEMENTWISE: set[str] = {op.name for op in CATALOGUE if op.kind in ("arithmetic", "elementwise")}
+ELEMENTWISE: set[str] = {op.name for op in CATALOGUE if op.kind in ("arithmetic", "elementwise", "predicate")}
+VARIANTS = {("gelu", "approximate", "tanh"): "gelu_tanh", ("gelu", "approximate", "none"): "gelu"}
 
 
-def keyword_values(op: Op, given: tuple[tuple[str, Fraction], ...]) -> tuple[Fraction, ...]:
-    """The op's keyword values in declaration order, defaults filled in; raises on unknown ones."""
+def resolve(name: str, given: tuple[tuple[str, Any], ...]) -> tuple[Op, tuple[Any, ...]]:
+    """The op a call means (string keywords pick a variant) and its keyword values, in order."""
     from harness.errors import HarnessError
     from harness.expr import did_you_mean
 
+    op = OPS[name]
+    for key, value in given:
+        if isinstance(value, str) and value != "inf":
+            if (name, key, value) not in VARIANTS:
+                choices = sorted(v for n, k, v in VARIANTS if n == name and k == key)
+                raise HarnessError(f"{name}() has no {key}={value!r}" + (f" (one of {choices})" if choices else ""))
+            op = OPS[VARIANTS[(name, key, value)]]
     allowed = dict(op.keywords)
     values = dict(allowed)
-    for name, value in given:
-        if name not in allowed:
+    for key, value in given:
+        if isinstance(value, str) and value != "inf":
+            continue
+        if value == "inf":
+            value = INF
+        if key not in allowed:
             known = ", ".join(allowed) or "none"
-            raise HarnessError(f"{op.name}() has no keyword {name!r}{did_you_mean(name, list(allowed))}"
-                               f" (keywords: {known})")
-        values[name] = value
-    return tuple(values[name] for name, _ in op.keywords)
+            raise HarnessError(f"{name}() has no keyword {key!r}{did_you_mean(key, list(allowed))} (keywords: {known})")
+        values[key] = value
+    return op, tuple(values[key] for key, _ in op.keywords if not isinstance(values[key], str))
+
+
+def numeric_keywords(op: Op) -> tuple[str, ...]:
+    """The names of the op's numeric keywords (the ones that reach the exact side)."""
+    return tuple(name for name, default in op.keywords if not isinstance(default, str))
+
+
+def lead_to_keywords(node: Any) -> Any:
+    """polygamma(1, x) -> polygamma(x, n=1): literal leading arguments become keywords."""
+    from harness.errors import HarnessError
+    from harness.expr import Call, Num
+
+    op = OPS.get(node.op)
+    if op is None or not op.leading:
+        return node
+    lead, rest = node.args[: len(op.leading)], node.args[len(op.leading):]
+    if len(lead) < len(op.leading) or not all(isinstance(a, Num) and a.value.denominator == 1 for a in lead):
+        raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} first, as whole-number literals")
+    return Call(node.op, rest, node.keywords + tuple(zip(op.leading, (a.value for a in lead))))

@@ -20,7 +20,7 @@ import torch
 from flint import arb
 
 from harness import autodiff
-from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector
+from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector, Xfail
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError
 from harness.numbers import FORMATS, FloatFormat, round_to_format
@@ -58,8 +58,8 @@ def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseR
 
 def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
     start = time.perf_counter()
-    base = CaseResult(case.name, case.file, case.line, dtype, "error",
-                      xfail=case.xfail.reason if case.xfail else None)
+    xfail = case.xfail if case.xfail is not None and case.xfail.applies(dtype) else None
+    base = CaseResult(case.name, case.file, case.line, dtype, "error", xfail=xfail.reason if xfail else None)
     try:
         ctx = _prepare(case, dtype, options)
     except HarnessError as exc:
@@ -69,8 +69,8 @@ def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
         return replace(base, message=f"{case.file}:{case.line}: {_internal(exc)}", seconds=time.perf_counter() - start)
     comparisons: list[Comparison] = []
     for index, check in enumerate(case.checks):
-        comparisons += _apply_xfail(_run_check(ctx, index, check), check)
-    status, message = _case_status(case, comparisons)
+        comparisons += _apply_xfail(_run_check(ctx, index, check), check, dtype)
+    status, message = _case_status(case, xfail, comparisons)
     exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
     return replace(base, status=status, comparisons=tuple(comparisons), message=message,
                    seconds=time.perf_counter() - start, exact=exact)
@@ -93,28 +93,28 @@ def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
     return [Comparison(check.kind, "-", "", "error", message=f"{ctx.breadcrumb} > {check.kind}: {message}")]
 
 
-def _apply_xfail(comparisons: list[Comparison], check: CheckSpec) -> list[Comparison]:
-    if check.xfail is None:
+def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) -> list[Comparison]:
+    if check.xfail is None or not check.xfail.applies(dtype):
         return comparisons
-    failed = any(c.status == "fail" for c in comparisons)
+    failed = any(c.status in ("fail", "error") for c in comparisons)
     status = "xfail" if failed else ("fail" if check.xfail.strict else "xpass")
     note = f" [xfail: {check.xfail.reason}]"
-    return [replace(c, status=status if c.status in ("pass", "fail") else c.status, message=c.message + note)
+    return [replace(c, status=status if c.status in ("pass", "fail", "error") else c.status, message=c.message + note)
             for c in comparisons]
 
 
-def _case_status(case: Case, comparisons: list[Comparison]) -> tuple[str, str]:
+def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison]) -> tuple[str, str]:
     statuses = [c.status for c in comparisons]
     first = next((c.message for c in comparisons if c.status in ("fail", "error")), "")
-    if "error" in statuses:
+    if "error" in statuses and xfail is None:
         return "error", first
-    failed = "fail" in statuses
-    if case.xfail is not None:
+    failed = "fail" in statuses or "error" in statuses
+    if xfail is not None:
         if failed:
-            return "xfail", f"{case.xfail.reason} ({first})"
-        if case.xfail.strict:
-            return "fail", f"{case.file}:{case.line}: strict xfail passed: {case.xfail.reason}"
-        return "xpass", f"xfail passed: {case.xfail.reason}"
+            return "xfail", f"{xfail.reason} ({first})"
+        if xfail.strict:
+            return "fail", f"{case.file}:{case.line}: strict xfail passed: {xfail.reason}"
+        return "xpass", f"xfail passed: {xfail.reason}"
     if failed:
         return "fail", first
     for special in ("kink", "undefined"):

@@ -21,9 +21,9 @@ import numpy as np
 import sympy
 
 from harness.errors import HarnessError
-from harness.expr import Call, Const, Index, Name, Node, Num, is_elementwise
-from harness.functions import op_function
-from harness.ops import ELEMENTWISE, NO_DIM, OPS, Op, keyword_values
+from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
+from harness.functions import op_function, select
+from harness.ops import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
 
 MAX_GENERAL_ELEMENTS = 256
 
@@ -138,6 +138,8 @@ def _uses(tree: Node, name: str) -> bool:
         return tree.id == name
     if isinstance(tree, Call):
         return any(_uses(a, name) for a in tree.args)
+    if isinstance(tree, Seq):
+        return any(_uses(a, name) for a in tree.items)
     if isinstance(tree, Index):
         return _uses(tree.value, name)
     return False
@@ -163,25 +165,56 @@ class _Builder:
         return self._call(node)
 
     def _call(self, node: Call) -> tuple:
-        op = OPS[node.op]
+        node = lead_to_keywords(node)
+        op, kw = resolve(node.op, node.keywords)
         if len(node.args) != op.arity:
-            raise HarnessError(f"{op.name}() takes {op.arity} argument{'s' * (op.arity > 1)},"
+            raise HarnessError(f"{node.op}() takes {op.arity} argument{'s' * (op.arity > 1)},"
                                f" got {len(node.args)}")
-        kw = keyword_values(op, node.keywords)
-        built = [self.build(a) for a in node.args]
+        if op.kind == "predicate":
+            raise HarnessError(f"a comparison ({op.doc}) is only allowed as the condition of where(...)")
+        if op.name == "where":
+            return self._where(node)
+        built = [self._argument(a) for a in node.args]
         trees, exprs = [b[0] for b in built], [b[1] for b in built]
-        if op.kind == "reduction":
-            return _reduction(op, trees[0], kw, False), _reduction(op, exprs[0], kw, True)
-        if op.kind == "linear":
-            return _matmul(*trees, evaluate=False), _matmul(*exprs, evaluate=True)
+        if op.kind == "structural":
+            return op.exact(trees, kw, False), op.exact(exprs, kw, True)
         return _map(_elementwise(op, kw, False), trees), _map(_elementwise(op, kw, True), exprs)
 
+    def _argument(self, node: Node) -> tuple:
+        if isinstance(node, Seq):
+            items = [self.build(item) for item in node.items]
+            return [t for t, _ in items], [e for _, e in items]
+        return self.build(node)
 
-def _elementwise(op: Op, keywords: tuple[Fraction, ...], evaluate: bool) -> Callable[..., sympy.Expr]:
+    def _where(self, node: Call) -> tuple:
+        condition = node.args[0]
+        if not isinstance(condition, Call) or OPS[condition.op].kind != "predicate":
+            raise HarnessError("where(...) needs a comparison as its condition, as where(x > 0, a, b)")
+        (lt, le), (rt, re_) = (self.build(a) for a in condition.args)
+        flip = condition.op in ("lt", "le")
+        mode = {"gt": 0, "lt": 0, "ge": 1, "le": 1, "eq": 2, "ne": 2}[condition.op]
+        (at, ae), (bt, be) = self.build(node.args[1]), self.build(node.args[2])
+        if condition.op == "ne":
+            (at, ae), (bt, be) = (bt, be), (at, ae)
+
+        def pick(evaluate: bool) -> Callable[..., sympy.Expr]:
+            sub = OPS["sub"].exact
+
+            def one(left: sympy.Expr, right: sympy.Expr, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+                d = sub(right, left, evaluate=evaluate) if flip else sub(left, right, evaluate=evaluate)
+                return select(d, a, b, mode)
+
+            return one
+
+        return _map(pick(False), [lt, rt, at, bt]), _map(pick(True), [le, re_, ae, be])
+
+
+def _elementwise(op: Op, keywords: tuple, evaluate: bool) -> Callable[..., sympy.Expr]:
     if op.kind == "arithmetic":
         return lambda *args: op.exact(*args, evaluate=evaluate)
     cls = op_function(op)
-    extra = [sympy.Rational(k.numerator, k.denominator) for k in keywords]
+    extra = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else sympy.sympify(k)
+             for k in keywords]
     return lambda *args: cls(*args, *extra, evaluate=evaluate)
 
 
@@ -208,51 +241,3 @@ def _index(value: object, items: tuple) -> object:
     if isinstance(result, np.ndarray):
         return result if result.ndim else result.item()
     return result
-
-
-def _reduction(op: Op, value: object, keywords: tuple[Fraction, ...], evaluate: bool) -> object:
-    arr = np.asarray(value, dtype=object)
-    dim = keywords[0]
-    if dim == NO_DIM:
-        moved, count = arr.reshape(1, -1), arr.size
-    else:
-        axis = int(dim)
-        if not -max(arr.ndim, 1) <= axis < max(arr.ndim, 1) or arr.ndim == 0:
-            raise HarnessError(f"{op.name}(dim={axis}) is out of range for a {arr.ndim}-d input")
-        moved = np.moveaxis(arr, axis, -1)
-        count = moved.shape[-1]
-    rows = moved.reshape(-1, count)
-    out = np.empty(rows.shape[0], dtype=object)
-    for i, row in enumerate(rows):
-        total = sympy.Add(*row, evaluate=evaluate) if evaluate else _chain(row)
-        out[i] = total if op.name == "sum" else OPS["div"].exact(total, count, evaluate=evaluate)
-    out = out.reshape(moved.shape[:-1]) if dim != NO_DIM else out.reshape(())
-    return out.item() if out.ndim == 0 else out
-
-
-def _chain(terms: np.ndarray) -> sympy.Expr:
-    total = terms[0]
-    for t in terms[1:]:
-        total = sympy.Add(total, t, evaluate=False)
-    return total
-
-
-def _matmul(a: object, b: object, evaluate: bool) -> object:
-    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-    if a.ndim == 0 or b.ndim == 0 or a.ndim > 2 or b.ndim > 2:
-        raise HarnessError(f"matmul takes 1-d or 2-d operands here, got {a.ndim}-d and {b.ndim}-d")
-    a2 = a.reshape(1, -1) if a.ndim == 1 else a
-    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    if a2.shape[1] != b2.shape[0]:
-        raise HarnessError(f"matmul shapes {list(a.shape)} and {list(b.shape)} do not match")
-    mul = OPS["mul"].exact
-    out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            products = [mul(a2[i, k], b2[k, j], evaluate=evaluate) for k in range(a2.shape[1])]
-            out[i, j] = sympy.Add(*products) if evaluate else _chain(np.asarray(products, dtype=object))
-    if a.ndim == 1:
-        out = out[0]
-    if b.ndim == 1:
-        out = out[..., 0]
-    return out.item() if out.ndim == 0 else out

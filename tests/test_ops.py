@@ -2,8 +2,10 @@ import sympy
 import torch
 from tests_support import ROOT_CASES
 
+from harness.balls import compile_closed, precision
+from harness.cases import Case, load_paths
 from harness.functions import op_function
-from harness.ops import CATALOGUE, OPS
+from harness.ops import CATALOGUE, OPS, resolve
 
 
 def test_catalogue_has_no_duplicates():
@@ -17,26 +19,51 @@ def test_every_op_has_torch_side_exact_side_domain_and_kinks():
         assert callable(op.exact), op.name
         assert op.domain, op.name
         assert isinstance(op.kinks, tuple), op.name
-        if op.kinks:
-            assert op.partials is not None, f"{op.name} has kinks but no explicit partials"
+        for kink in op.kinks:
+            assert kink.where and kink.convention, op.name
+            if op.kind == "elementwise" and op.arity == 1:
+                assert kink.at is not None, f"{op.name}: a one-input kink needs its location"
+            elif op.kind == "elementwise" and op.name != "where":
+                assert op.partials is not None, f"{op.name}: a kink of several inputs needs explicit partials"
+
+
+def _ops_used(node, found):
+    from harness.expr import Call, Index, Seq
+
+    if isinstance(node, Call):
+        op, _ = resolve(node.op, node.keywords)
+        found.add(op.name)
+        found.add(node.op)
+        for a in node.args:
+            _ops_used(a, found)
+    elif isinstance(node, Index):
+        _ops_used(node.value, found)
+    elif isinstance(node, Seq):
+        for a in node.items:
+            _ops_used(a, found)
 
 
 def test_every_op_appears_in_a_bundled_case():
-    text = "\n".join(p.read_text() for p in ROOT_CASES.rglob("*.yaml"))
-    symbols = {"add": "+", "sub": " - ", "mul": "*", "div": "/", "neg": "-", "pow": "**", "matmul": "@"}
-    for op in CATALOGUE:
-        assert f"{op.name}(" in text or symbols.get(op.name, "\0") in text, f"no case uses {op.name}"
+    found: set[str] = set()
+    for case in load_paths([str(ROOT_CASES)]):
+        assert isinstance(case, Case), case.message
+        for _, tree in case.outputs:
+            _ops_used(tree, found)
+    missing = [op.name for op in CATALOGUE if op.name not in found]
+    assert not missing, f"no bundled case uses {missing}"
 
 
 def test_exact_definitions_agree_with_torch_at_a_point():
-    x = sympy.Rational(3, 4)
     for op in CATALOGUE:
-        if op.kind != "elementwise":
+        if op.kind != "elementwise" or op.arity != 1 or op.name == "clamp":  # clamp needs a bound
             continue
-        keywords = [k for _, k in op.keywords]
-        exact = float(op.exact(x, *keywords).evalf(30))
-        got = float(op.torch(torch.tensor(0.75, dtype=torch.float64)))
-        assert abs(got - exact) <= 1e-14 * max(1.0, abs(exact)), op.name
+        x = sympy.Rational(7, 4) if op.name == "acosh" else sympy.Rational(3, 4)
+        keywords = [k for _, k in op.keywords if not isinstance(k, str)]
+        with precision(200):
+            exact = float(compile_closed(sympy.sympify(op.exact(x, *keywords)), [])([]))
+        lead = [int(k) for k in keywords[: len(op.leading)]]
+        got = float(op.torch(*lead, torch.tensor(float(x), dtype=torch.float64)))
+        assert abs(got - exact) <= 1e-13 * max(1.0, abs(exact)), op.name
 
 
 def test_atomic_functions_differentiate_to_atomic_derivatives():

@@ -1,0 +1,315 @@
+"""Exact builders for the catalogue's structural ops (reductions, linear algebra, reshaping).
+
+Each builder takes the built arguments (SymPy scalars, numpy object arrays of SymPy expressions,
+or lists for list arguments), the op's numeric keywords, and `evaluate`: False builds the
+unevaluated tree that mirrors torch's operations (for the error model), True lets SymPy simplify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from harness.errors import HarnessError
+from harness.functions import amax_fn, amin_fn, no_grad, norm2
+
+
+def _arr(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=object)
+
+
+def _out(arr: np.ndarray) -> Any:
+    return arr.item() if arr.ndim == 0 else arr
+
+
+def _add(terms: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
+    if evaluate:
+        return sympy.Add(*terms)
+    total = terms[0]
+    for t in terms[1:]:
+        total = sympy.Add(total, t, evaluate=False)
+    return total
+
+
+def _mul(factors: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
+    if evaluate:
+        return sympy.Mul(*factors)
+    total = factors[0]
+    for f in factors[1:]:
+        total = sympy.Mul(total, f, evaluate=False)
+    return total
+
+
+def _div(a: sympy.Expr, b: sympy.Expr, evaluate: bool) -> sympy.Expr:
+    return sympy.Mul(a, sympy.Pow(b, -1, evaluate=evaluate), evaluate=evaluate)
+
+
+def _axis(arr: np.ndarray, dim: Any, name: str) -> int:
+    axis = int(dim)
+    ndim = max(arr.ndim, 1)
+    if not -ndim <= axis < ndim or arr.ndim == 0:
+        raise HarnessError(f"{name}(dim={axis}) is out of range for a {arr.ndim}-d input")
+    return axis % arr.ndim
+
+
+def _rows(value: Any, dim: Any, name: str, fn: Callable[[list[sympy.Expr]], sympy.Expr]) -> Any:
+    """Apply fn to every 1-d slice along dim (all elements when dim is None)."""
+    arr = _arr(value)
+    if dim is None:
+        return fn(list(arr.ravel()))
+    moved = np.moveaxis(arr, _axis(arr, dim, name), -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    out = np.empty(rows.shape[0], dtype=object)
+    for i, row in enumerate(rows):
+        out[i] = fn(list(row))
+    return _out(out.reshape(moved.shape[:-1]))
+
+
+def _along(value: Any, dim: Any, name: str, fn: Callable[[list[sympy.Expr]], list[sympy.Expr]]) -> Any:
+    """Map every 1-d slice along dim to a slice of the same length (softmax, cumsum)."""
+    arr = _arr(value)
+    if arr.ndim == 0:
+        return fn([arr.item()])[0]
+    axis = _axis(arr, dim, name)
+    moved = np.moveaxis(arr, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    out = np.empty(rows.shape, dtype=object)
+    for i, row in enumerate(rows):
+        out[i, :] = fn(list(row))
+    return np.moveaxis(out.reshape(moved.shape), -1, axis)
+
+
+def sum_(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _rows(args[0], kw[0], "sum", lambda r: _add(r, evaluate))
+
+
+def mean(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _rows(args[0], kw[0], "mean", lambda r: _div(_add(r, evaluate), len(r), evaluate))
+
+
+def prod(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _rows(args[0], kw[0], "prod", lambda r: _mul(r, evaluate))
+
+
+def amax(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _rows(args[0], kw[0], "amax", lambda r: amax_fn(*r) if len(r) > 1 else r[0])
+
+
+def amin(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _rows(args[0], kw[0], "amin", lambda r: amin_fn(*r) if len(r) > 1 else r[0])
+
+
+def _exp(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
+    from harness.functions import op_function
+    from harness.ops import OPS
+
+    return op_function(OPS["exp"])(x, evaluate=evaluate)
+
+
+def _log(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
+    from harness.functions import op_function
+    from harness.ops import OPS
+
+    return op_function(OPS["log"])(x, evaluate=evaluate)
+
+
+def _shifted(row: list[sympy.Expr], evaluate: bool) -> tuple[list[sympy.Expr], sympy.Expr]:
+    """x - m with m = max(x) held constant, as torch's stable kernels compute."""
+    m = no_grad(amax_fn(*row)) if len(row) > 1 else no_grad(row[0])
+    return [sympy.Add(e, sympy.Mul(-1, m, evaluate=evaluate), evaluate=evaluate) for e in row], m
+
+
+def logsumexp(args: list, kw: tuple, evaluate: bool) -> Any:
+    def one(row: list[sympy.Expr]) -> sympy.Expr:
+        shifted, m = _shifted(row, evaluate)
+        return sympy.Add(m, _log(_add([_exp(s, evaluate) for s in shifted], evaluate), evaluate), evaluate=evaluate)
+
+    return _rows(args[0], kw[0], "logsumexp", one)
+
+
+def softmax(args: list, kw: tuple, evaluate: bool) -> Any:
+    def one(row: list[sympy.Expr]) -> list[sympy.Expr]:
+        shifted, _ = _shifted(row, evaluate)
+        exps = [_exp(s, evaluate) for s in shifted]
+        total = _add(exps, evaluate)
+        return [_div(e, total, evaluate) for e in exps]
+
+    return _along(args[0], kw[0], "softmax", one)
+
+
+def log_softmax(args: list, kw: tuple, evaluate: bool) -> Any:
+    def one(row: list[sympy.Expr]) -> list[sympy.Expr]:
+        shifted, _ = _shifted(row, evaluate)
+        lse = _log(_add([_exp(s, evaluate) for s in shifted], evaluate), evaluate)
+        return [sympy.Add(s, sympy.Mul(-1, lse, evaluate=evaluate), evaluate=evaluate) for s in shifted]
+
+    return _along(args[0], kw[0], "log_softmax", one)
+
+
+def cumsum(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _along(args[0], kw[0], "cumsum", lambda r: [_add(r[: i + 1], evaluate) for i in range(len(r))])
+
+
+def cumprod(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _along(args[0], kw[0], "cumprod", lambda r: [_mul(r[: i + 1], evaluate) for i in range(len(r))])
+
+
+def _p_norm(row: list[sympy.Expr], p: Any, evaluate: bool) -> sympy.Expr:
+    from harness.functions import op_function
+    from harness.ops import OPS
+
+    absolute = op_function(OPS["abs"])
+    if p == 2:
+        return norm2(*row)
+    if p == 1:
+        return _add([absolute(e, evaluate=evaluate) for e in row], evaluate)
+    if p == sympy.oo:
+        values = [absolute(e, evaluate=evaluate) for e in row]
+        return amax_fn(*values) if len(values) > 1 else values[0]
+    if p > 1:
+        terms = [sympy.Pow(absolute(e, evaluate=evaluate), p, evaluate=evaluate) for e in row]
+        return sympy.Pow(_add(terms, evaluate), 1 / sympy.sympify(p), evaluate=evaluate)
+    raise HarnessError(f"vector norms of order {p} are not supported (1, 2, inf or p > 1)")
+
+
+def vector_norm(args: list, kw: tuple, evaluate: bool) -> Any:
+    p, dim = kw
+    return _rows(args[0], dim, "linalg.vector_norm", lambda r: _p_norm(r, p, evaluate))
+
+
+def norm(args: list, kw: tuple, evaluate: bool) -> Any:
+    return vector_norm(args, kw, evaluate)
+
+
+def dot(args: list, kw: tuple, evaluate: bool) -> Any:
+    a, b = _arr(args[0]), _arr(args[1])
+    if a.ndim != 1 or b.shape != a.shape:
+        raise HarnessError(f"dot takes two 1-d tensors of one length, got shapes {list(a.shape)} and {list(b.shape)}")
+    return _add([sympy.Mul(x, y, evaluate=evaluate) for x, y in zip(a, b)], evaluate)
+
+
+def outer(args: list, kw: tuple, evaluate: bool) -> Any:
+    a, b = _arr(args[0]), _arr(args[1])
+    if a.ndim != 1 or b.ndim != 1:
+        raise HarnessError("outer takes two 1-d tensors")
+    out = np.empty((a.size, b.size), dtype=object)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i, j] = sympy.Mul(x, y, evaluate=evaluate)
+    return out
+
+
+def matmul(args: list, kw: tuple, evaluate: bool) -> Any:
+    a, b = _arr(args[0]), _arr(args[1])
+    if a.ndim == 0 or b.ndim == 0 or a.ndim > 2 or b.ndim > 2:
+        raise HarnessError(f"matmul takes 1-d or 2-d operands here, got {a.ndim}-d and {b.ndim}-d")
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    if a2.shape[1] != b2.shape[0]:
+        raise HarnessError(f"matmul shapes {list(a.shape)} and {list(b.shape)} do not match")
+    out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = _add([sympy.Mul(a2[i, k], b2[k, j], evaluate=evaluate) for k in range(a2.shape[1])], evaluate)
+    if a.ndim == 1:
+        out = out[0]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return _out(out)
+
+
+def _int(value: Any, what: str) -> int:
+    if not (isinstance(value, sympy.Integer) or isinstance(value, int)):
+        raise HarnessError(f"{what} must be an integer literal")
+    return int(value)
+
+
+def transpose(args: list, kw: tuple, evaluate: bool) -> Any:
+    arr = _arr(args[0])
+    d0, d1 = _int(args[1], "transpose's dim0"), _int(args[2], "transpose's dim1")
+    try:
+        return np.swapaxes(arr, d0, d1)
+    except Exception:
+        raise HarnessError(f"transpose({d0}, {d1}) is out of range for a {arr.ndim}-d input") from None
+
+
+def reshape(args: list, kw: tuple, evaluate: bool) -> Any:
+    arr = _arr(args[0])
+    if not isinstance(args[1], list):
+        raise HarnessError("reshape takes a shape list, as reshape(x, [2, 3])")
+    shape = [_int(d, "a dimension") for d in args[1]]
+    try:
+        return _out(arr.reshape(shape))
+    except ValueError:
+        raise HarnessError(f"cannot reshape {list(arr.shape)} to {shape}") from None
+
+
+def _tensors(value: Any, name: str) -> list[np.ndarray]:
+    if not isinstance(value, list) or not value:
+        raise HarnessError(f"{name} takes a list of tensors, as {name}([a, b], dim=0)")
+    return [_arr(v) for v in value]
+
+
+def cat(args: list, kw: tuple, evaluate: bool) -> Any:
+    parts = _tensors(args[0], "cat")
+    try:
+        return np.concatenate(parts, axis=int(kw[0]))
+    except (ValueError, np.exceptions.AxisError) as exc:
+        raise HarnessError(f"cat: {exc}") from None
+
+
+def stack(args: list, kw: tuple, evaluate: bool) -> Any:
+    parts = _tensors(args[0], "stack")
+    try:
+        return np.stack(parts, axis=int(kw[0]))
+    except (ValueError, np.exceptions.AxisError) as exc:
+        raise HarnessError(f"stack: {exc}") from None
+
+
+def _square(value: Any, name: str) -> sympy.Matrix:
+    arr = _arr(value)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise HarnessError(f"{name} takes a square matrix, got shape {list(arr.shape)}")
+    if arr.shape[0] > 4:
+        raise HarnessError(f"{name} of a {arr.shape[0]}x{arr.shape[0]} matrix is over the exact limit of 4x4")
+    return sympy.Matrix(arr.tolist())
+
+
+def det(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _square(args[0], "linalg.det").det(method="berkowitz")
+
+
+def inv(args: list, kw: tuple, evaluate: bool) -> Any:
+    m = _square(args[0], "linalg.inv")
+    d = m.det(method="berkowitz")
+    adj = m.adjugate(method="berkowitz")
+    out = np.empty(m.shape, dtype=object)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            out[i, j] = adj[i, j] / d
+    return out
+
+
+def trace(args: list, kw: tuple, evaluate: bool) -> Any:
+    arr = _arr(args[0])
+    if arr.ndim != 2:
+        raise HarnessError("trace takes a 2-d tensor")
+    return _add([arr[i, i] for i in range(min(arr.shape))], evaluate)
+
+
+def cdist(args: list, kw: tuple, evaluate: bool) -> Any:
+    a, b = _arr(args[0]), _arr(args[1])
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise HarnessError(f"cdist takes [P, M] and [R, M], got {list(a.shape)} and {list(b.shape)}")
+    if kw[0] != 2:
+        raise HarnessError("cdist is supported for p = 2")
+    out = np.empty((a.shape[0], b.shape[0]), dtype=object)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            out[i, j] = norm2(*[sympy.Add(x, sympy.Mul(-1, y, evaluate=evaluate), evaluate=evaluate)
+                                for x, y in zip(a[i], b[j])])
+    return out
+
