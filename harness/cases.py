@@ -27,7 +27,7 @@ MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
 CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi")
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
-             "xfail", "target", "seed")
+             "xfail", "target", "seed", "conventions")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
 
 
@@ -97,6 +97,7 @@ class Case:
     seed: int = 0
     doc: str = ""
     sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
+    conventions: tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...] = ()  # op -> (order, torch's value)
 
     @property
     def n_points(self) -> int:
@@ -297,7 +298,29 @@ def _case(node: Y, file: str) -> Case:
         tolerance=_tolerance(fields["tolerance"]) if "tolerance" in fields else None,
         xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,
         target=_target(fields["target"]) if "target" in fields else None,
-        seed=seed, doc=_expect(fields["doc"], "str", "doc") if "doc" in fields else "", sources=sources)
+        seed=seed, doc=_expect(fields["doc"], "str", "doc") if "doc" in fields else "", sources=sources,
+        conventions=_conventions(fields["conventions"]) if "conventions" in fields else ())
+
+
+def _conventions(y: Y) -> tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...]:
+    """`conventions: {relu: 1}` pins torch's first derivative at relu's kinks; {relu: {2: 0}} any order."""
+    out = []
+    for name, value in _expect(y, "map", "conventions").items():
+        op = OPS.get(name)
+        pinnable = sorted(n for n, o in OPS.items() if any(k.at is not None for k in o.kinks))
+        if op is None or not any(k.at is not None for k in op.kinks):
+            raise _fail(value, f"conventions can be pinned for one-input ops with kinks, not {name!r}"
+                               f"{did_you_mean(name, pinnable)}")
+        if value.kind == "num":
+            out.append((name, ((1, value.value),)))
+            continue
+        orders = []
+        for order, number in _expect(value, "map", f"conventions of {name}").items():
+            if not order.isdigit() or int(order) < 1:
+                raise _fail(number, f"a derivative order must be a whole number >= 1, got {order!r}")
+            orders.append((int(order), _expect(number, "num", "a convention")))
+        out.append((name, tuple(orders)))
+    return tuple(out)
 
 
 def _integer(y: Y, what: str) -> int:

@@ -94,28 +94,36 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _ops(console: Console) -> int:
     from rich.table import Table
 
-    from harness.ops import CATALOGUE
+    from harness.ops import CATALOGUE, torch_api
 
     t = Table(title="op catalogue")
-    for column in ("op", "torch", "exact", "domain", "kinks and torch's convention"):
+    for column in ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy"):
         t.add_column(column, overflow="fold")
     for op in CATALOGUE:
-        torch_name = getattr(op.torch, "__qualname__", getattr(op.torch, "__name__", str(op.torch)))
         kinks = "; ".join(f"{k.where}: {k.convention}" for k in op.kinks) or "none"
-        t.add_row(op.name, f"{getattr(op.torch, '__module__', '') or 'torch'}.{torch_name}", op.doc or _exact_text(op),
-                  op.domain, kinks)
+        accuracy = "/".join(f"{u:g}" for u in op.ulps) if isinstance(op.ulps, tuple) else f"{op.ulps:g}"
+        t.add_row(op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps")
     console.print(t)
+    console.print(f"{len(CATALOGUE)} ops; accuracy is what torch's kernel is held to (float32/float64)")
     return EXIT_OK
 
 
 def _exact_text(op: object) -> str:
+    """The closed form over x, y (and keyword names), or the op's doc for structural ops."""
     import sympy
 
-    x = sympy.Symbol("x", real=True)
+    from harness.ops import numeric_keywords
+
+    if op.kind in ("structural", "predicate"):  # type: ignore[attr-defined]
+        return op.doc  # type: ignore[attr-defined]
+    names = ["x", "y", "z"][: op.arity] + [k for k in numeric_keywords(op) if k not in op.leading]  # type: ignore
+    names = names + list(op.leading)  # type: ignore[attr-defined]
+    symbols = sympy.symbols(names, real=True)
     try:
-        return str(op.exact(x))  # type: ignore[attr-defined]
+        text = str(op.exact(*symbols))  # type: ignore[attr-defined]
     except TypeError:
-        return ""
+        text = ""
+    return f"{text}  ({op.doc})" if op.doc and op.doc != text else text  # type: ignore[attr-defined]
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:

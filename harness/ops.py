@@ -506,3 +506,22 @@ def lead_to_keywords(node: Any) -> Any:
     if len(lead) < len(op.leading) or not all(isinstance(a, Num) and a.value.denominator == 1 for a in lead):
         raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} first, as whole-number literals")
     return Call(node.op, rest, node.keywords + tuple(zip(op.leading, (a.value for a in lead))))
+
+
+_API = {"add": "torch.add (a + b)", "sub": "torch.sub (a - b)", "mul": "torch.mul (a * b)", "div": "torch.div (a / b)",
+        "neg": "torch.neg (-a)", "pow": "torch.pow (a ** b)", "matmul": "torch.matmul (a @ b)",
+        "gelu_tanh": "torch.nn.functional.gelu(approximate='tanh')", "where": "torch.where",
+        "gt": "torch.gt (a > b)", "ge": "torch.ge (a >= b)", "lt": "torch.lt (a < b)", "le": "torch.le (a <= b)",
+        "eq": "torch.eq (a == b)", "ne": "torch.ne (a != b)"}
+
+
+def torch_api(op: Op) -> str:
+    """The torch function an op runs, by its public name."""
+    if op.name in _API:
+        return _API[op.name]
+    target: Any = torch
+    for part in op.name.split("."):
+        target = getattr(target, part, None)
+    if target is not None:
+        return f"torch.{op.name}"
+    return f"torch.nn.functional.{op.name}"

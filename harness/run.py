@@ -155,7 +155,9 @@ class Prepared:
     def reference(self, point: int, bits: int, final: bool) -> PointReference:
         key = (point, bits)
         if key not in self._references:
-            self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final)
+            conventions = {op: dict(orders) for op, orders in self.case.conventions}
+            self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final,
+                                                   conventions)
         return self._references[key]
 
 

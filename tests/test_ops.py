@@ -5,7 +5,7 @@ from tests_support import ROOT_CASES
 from harness.balls import compile_closed, precision
 from harness.cases import Case, load_paths
 from harness.functions import op_function
-from harness.ops import CATALOGUE, OPS, resolve
+from harness.ops import CATALOGUE, OPS, resolve, torch_api
 
 
 def test_catalogue_has_no_duplicates():
@@ -71,3 +71,9 @@ def test_atomic_functions_differentiate_to_atomic_derivatives():
     tanh = op_function(OPS["tanh"])
     d = sympy.diff(tanh(x**2), x)
     assert str(d) == "2*x*tanh'(x**2)"
+
+
+def test_torch_api_names():
+    assert torch_api(OPS["softplus"]) == "torch.nn.functional.softplus"
+    assert torch_api(OPS["special.i0e"]) == "torch.special.i0e"
+    assert torch_api(OPS["linalg.det"]) == "torch.linalg.det"
