@@ -259,3 +259,30 @@ def nth_derivative(f: Function, primals: Primals, output: int, order: int) -> np
             return np.zeros(leaf.shape)
         y = y.sum() if _ < order - 1 else y
     return to_numpy(y)
+
+
+# ------------------------------------------------------------------ optimizers
+
+
+def run_optimizer(f: Function, primals: Primals, output: int, name: str, kwargs: dict[str, object],
+                  steps: int) -> list[tuple[list[np.ndarray], dict[str, list[np.ndarray]]]]:
+    """Minimise output `output` with torch.optim.<name>; the parameters and state after each step.
+
+    Entry 0 is the starting point. State arrays are what the optimizer keeps per parameter
+    (momentum_buffer, exp_avg, exp_avg_sq, square_avg, grad_avg).
+    """
+    leaves = list(_leaves(primals))
+    optimizer = getattr(torch.optim, name)(leaves, **kwargs)
+    keys = ("momentum_buffer", "exp_avg", "exp_avg_sq", "square_avg", "grad_avg")
+    trajectory = [([to_numpy(p) for p in leaves], {})]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        f(*leaves)[output].backward()
+        optimizer.step()
+        state: dict[str, list[np.ndarray]] = {}
+        for key in keys:
+            values = [optimizer.state[p].get(key) for p in leaves]
+            if all(isinstance(v, torch.Tensor) for v in values):
+                state[key] = [to_numpy(v) for v in values]  # type: ignore[arg-type]
+        trajectory.append(([to_numpy(p) for p in leaves], state))
+    return trajectory

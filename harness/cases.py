@@ -25,7 +25,7 @@ MAX_FILE_BYTES = 2_000_000
 MAX_YAML_NODES = 200_000
 MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
-CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi")
+CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize")
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
              "xfail", "target", "seed", "conventions")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
@@ -77,6 +77,7 @@ class CheckSpec:
     tangent: Vector = field(default_factory=Vector)
     tolerance: ToleranceSpec | None = None
     xfail: Xfail | None = None
+    options: tuple[tuple[str, Any], ...] = ()  # minimize: optimizer, steps and hyper-parameters
 
 
 @dataclass(frozen=True)
@@ -453,6 +454,8 @@ def _checks(y: Y | None, node: Y) -> tuple[CheckSpec, ...]:
 
 
 def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
+    if kind == "minimize":
+        return _minimize(options, line)
     allowed = {"tolerance", "xfail"} | ({"v"} if kind in ("vjp", "grad2", "hessian") else set()) | (
         {"tangent"} if kind in ("jvp", "grad2") else set())
     for key, value in options.items():
@@ -464,6 +467,29 @@ def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
         tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random=kind == "jvp"),
         tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
         xfail=_xfail(options["xfail"]) if "xfail" in options else None)
+
+
+def _minimize(options: dict[str, Y], line: int) -> CheckSpec:
+    from harness.replay import DEFAULTS, OPTIMIZERS
+
+    name_y = options.get("optimizer")
+    name = _expect(name_y, "str", "optimizer") if name_y is not None else "SGD"
+    if name not in OPTIMIZERS:
+        raise _fail(name_y or Y(None, line, "null"),
+                    f"unknown optimizer {name!r}{did_you_mean(name, OPTIMIZERS)} (one of {', '.join(OPTIMIZERS)})")
+    steps = _integer(options["steps"], "steps") if "steps" in options else 100
+    if not 1 <= steps <= 10_000:
+        raise _fail(options["steps"], f"steps must be from 1 to 10000, got {steps}")
+    hyper: list[tuple[str, Any]] = [("optimizer", name), ("steps", steps)]
+    for key, value in options.items():
+        if key in ("optimizer", "steps", "tolerance", "xfail"):
+            continue
+        if key not in DEFAULTS[name]:
+            raise _fail(value, f"{name} has no hyper-parameter {key!r}{did_you_mean(key, list(DEFAULTS[name]))}")
+        kind = "bool" if isinstance(DEFAULTS[name][key], bool) else "num"
+        hyper.append((key, _expect(value, kind, key)))
+    return CheckSpec("minimize", line, tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
+                     xfail=_xfail(options["xfail"]) if "xfail" in options else None, options=tuple(hyper))
 
 
 def _vector(y: Y, what: str) -> Vector:

@@ -91,8 +91,9 @@ class PointReference:
         self.outputs, self.fmt, self.bits, self.final = outputs, fmt, bits, final
         self.conventions = conventions or {}
         self.u = arb(2) ** -fmt.precision
-        with precision(bits):
-            self.inputs = {n: [arb(float(q)) for q in v.ravel()] for n, v in values.items()}
+        with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
+            self.inputs = {n: [q if isinstance(q, arb) else arb(float(q)) for q in v.ravel()]
+                           for n, v in values.items()}
         self._values: dict[str, list[Exact]] = {}
         self._firsts: dict[str, list[list[tuple[Variable, Exact]]]] = {}
         self._seconds: dict[str, list[list[tuple[Variable, Variable, Exact]]]] = {}

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from flint import arb
 
-from harness import autodiff
+from harness import autodiff, replay
+from harness.balls import precision
 from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector, Xfail
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError
@@ -36,9 +37,11 @@ from harness.reference import (
     to_float_pair,
 )
 from harness.results import CaseResult, Comparison, Expected, Tolerance
+from harness.stationary import stationary_point
 from harness.symbolic import SymbolicOutput, Variable, build_output
 
-ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2}
+ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2,
+         "minimize": 1}
 MAX_HESSIAN_ELEMENTS = 256
 
 
@@ -551,9 +554,118 @@ def check_multi(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]
     return _compare_paths(ctx, check, _input_parts(ctx, ""), paths, expected)
 
 
+# ---------------------------------------------------------------- minimize
+
+
+def check_minimize(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """A torch optimizer's trajectory, each step against the exact update from torch's own iterate,
+    the whole trajectory against its exact replay from the start, and the end against the exact
+    stationary point."""
+    if len(ctx.outputs) != 1 or next(iter(ctx.outputs.values())).size != 1:
+        raise HarnessError("minimize needs exactly one scalar output")
+    options = dict(check.options)
+    steps, name = int(options.pop("steps")), str(options.pop("optimizer"))
+    optimizer = replay.make(name, options, lambda q: arb(float(round_to_format(q, ctx.fmt))))
+    out: list[Comparison] = []
+    for point in range(len(ctx.points)):
+        trajectory = autodiff.run_optimizer(ctx.function, ctx.primals[point], 0, name, optimizer.torch_kwargs(), steps)
+        out += _trajectory_comparisons(ctx, check, optimizer, trajectory, point)
+    return out
+
+
+def _arbs(arrays: list[np.ndarray]) -> list[list[arb]]:
+    return [[arb(float(v)) for v in a.ravel()] for a in arrays]
+
+
+def _exact_gradient(ctx: Prepared, params: list[list[arb]], bits: int) -> list[list[arb]]:
+    values = {x: np.array(p, dtype=object).reshape(ctx.shapes[x]) for x, p in zip(ctx.inputs, params)}
+    ref = PointReference(ctx.outputs, values, ctx.fmt, bits, True)
+    name = next(iter(ctx.outputs))
+    grads = [[ZERO] * len(p) for p in params]
+    with precision(bits):
+        for (x, i), d in ref.firsts(name)[0]:
+            if not d.ball.is_finite():
+                at = float(params[ctx.inputs.index(x)][i])
+                raise HarnessError(f"the exact gradient is not finite at {x}[{i}] = {at!r}")
+            grads[ctx.inputs.index(x)][i] = d.ball
+    return grads
+
+
+def _step_all(ctx: Prepared, opt: replay.Optimizer, t: int, params: list[list[arb]], grads: list[list[arb]],
+              states: list[replay.State], bits: int) -> tuple[list[list[arb]], list[replay.State]]:
+    with precision(bits):
+        stepped = [replay.step(opt, t, p, g, st) for p, g, st in zip(params, grads, states)]
+    return [p for p, _ in stepped], [st for _, st in stepped]
+
+
+def _trajectory_comparisons(ctx: Prepared, check: CheckSpec, opt: replay.Optimizer, trajectory: list,
+                            point: int) -> list[Comparison]:
+    n = len(ctx.inputs)
+    one_step: dict[str, list[Piece]] = {x: [] for x in ctx.inputs}
+    replayed: dict[str, list[Piece]] = {x: [] for x in ctx.inputs}
+    exact = _arbs(trajectory[0][0])
+    exact_state: list[replay.State] = [{} for _ in range(n)]
+    drift = [np.zeros(int(np.prod(ctx.shapes[x], dtype=np.int64))) for x in ctx.inputs]
+    for t in range(1, len(trajectory)):
+        before, torch_state = trajectory[t - 1]
+        torch_params = _arbs(before)
+        states = [{k: _arbs([v[i]])[0] for k, v in torch_state.items()} for i in range(n)]
+        stepped, _ = _step_all(ctx, opt, t, torch_params, _exact_gradient(ctx, torch_params, 256), states, 256)
+        exact, exact_state = _step_all(ctx, opt, t, exact, _exact_gradient(ctx, exact, 512), exact_state, 512)
+        after = trajectory[t][0]
+        for i, x in enumerate(ctx.inputs):
+            # one step rounds the new point once and its update a dozen times (Adam's m, v, sqrt, division)
+            u = ctx.fmt.unit_roundoff
+            bound = [u * (2 * abs(float(a)) + 12 * abs(float(a) - float(b)))
+                     for a, b in zip(stepped[i], torch_params[i])]
+            one = _expected([Exact(b, arb(e)) for b, e in zip(stepped[i], bound)], ctx.shapes[x], 0)
+            label = f"step {t}"
+            one_step[x].append(Piece(t, label, after[i], one))
+            drift[i] = drift[i] + np.abs((after[i].ravel() - one.hi.ravel()) - one.lo.ravel())
+            whole = _expected([Exact(b, arb(float(e))) for b, e in zip(exact[i], drift[i])], ctx.shapes[x], 0)
+            replayed[x].append(Piece(t, label, after[i], whole))
+    tol = _tolerance(ctx, check)
+    where = f"point {point}, {opt.name}"
+    out = [summarize("minimize", f"optimizer.step() vs exact step ({where})", x, one_step[x], ctx.fmt, tol,
+                     ctx.breadcrumb) for x in ctx.inputs]
+    drift_tol = Tolerance(tol.ulps, tol.atol, model=1.0)
+    out += [summarize("minimize", f"trajectory vs exact replay ({where})", x, replayed[x], ctx.fmt, drift_tol,
+                      ctx.breadcrumb) for x in ctx.inputs]
+    return out + _final_comparisons(ctx, check, trajectory[-1][0], point, len(trajectory) - 1)
+
+
+def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray], point: int,
+                       steps: int) -> list[Comparison]:
+    """f at the last iterate (torch vs exact), and the distance to the exact stationary point."""
+    values = {x: np.array([Fraction(float(v)) for v in a.ravel()], dtype=object).reshape(ctx.shapes[x])
+              for x, a in zip(ctx.inputs, final)}
+    name = next(iter(ctx.outputs))
+    exacts, ok = evaluate_certified(
+        lambda ref: ref.values(name),
+        lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
+    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.dtype]) for a in final)
+    torch_value = autodiff.value(ctx.function, primals)[0]
+    label = f"after step {steps}"
+    out = [summarize("minimize", f"f at the last iterate (point {point})", name,
+                     [Piece(steps, label, torch_value, _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1))],
+                     ctx.fmt, default_tolerance(0), ctx.breadcrumb)]
+    stationary = stationary_point(ctx.outputs[name], [a.ravel() for a in final], ctx.inputs)
+    if stationary is None:
+        return out
+    point_values, kind = stationary
+    for i, x in enumerate(ctx.inputs):
+        exact_x = [Exact(arb(str(v)) if v is not None else arb.nan(), ZERO) for v in point_values[i]]
+        piece = Piece(steps, label, final[i], _expected(exact_x, ctx.shapes[x], 0))
+        shown = ", ".join(f"{float(v):.17g}" for v in point_values[i] if v is not None)
+        out.append(summarize("minimize", f"last iterate vs exact stationary point (point {point})",
+                             f"{x} (x* = {shown}, a {kind})", [piece], ctx.fmt,
+                             Tolerance(ulps=float("inf")), ctx.breadcrumb))
+    return out
+
+
 CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
     "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
-    "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi,
+    "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
 }
 
 __all__ = ["CHECKS", "Options", "check_case", "start_precision"]

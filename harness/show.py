@@ -5,28 +5,12 @@ from __future__ import annotations
 import sympy
 
 from harness.cases import Case
-from harness.functions import KinkFunction, OpFunction, closed_body
 from harness.numbers import FORMATS
 from harness.reference import constant_value, fold
 from harness.run import Options, check_case
-from harness.symbolic import SymbolicOutput, build_output
+from harness.symbolic import SymbolicOutput, build_output, closed
 
 MAX_SHOWN = 6
-
-
-def closed(expr: sympy.Expr) -> sympy.Expr:
-    """Replace atomic catalogue functions by their closed forms (for people, not for evaluation)."""
-
-    def expand(f: OpFunction) -> sympy.Expr:
-        syms, body = closed_body(type(f))
-        return body.subs(dict(zip(syms, f.args)))
-
-    def marker(k: KinkFunction) -> sympy.Expr:
-        x = k.args[0]
-        return {"kink_step": sympy.Heaviside(x), "kink_sign": sympy.sign(x)}.get(type(k).__name__, sympy.S.Zero)
-
-    out = expr.replace(lambda e: isinstance(e, OpFunction), expand)
-    return out.replace(lambda e: isinstance(e, KinkFunction), marker)
 
 
 def _lines(name: str, out: SymbolicOutput) -> list[str]:

@@ -22,7 +22,7 @@ import sympy
 
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
-from harness.functions import op_function, select
+from harness.functions import KinkFunction, OpFunction, closed_body, op_function, select
 from harness.ops import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
 
 MAX_GENERAL_ELEMENTS = 256
@@ -241,3 +241,18 @@ def _index(value: object, items: tuple) -> object:
     if isinstance(result, np.ndarray):
         return result if result.ndim else result.item()
     return result
+
+
+def closed(expr: sympy.Expr) -> sympy.Expr:
+    """Replace atomic catalogue functions by their closed forms (for people, not for evaluation)."""
+
+    def expand(f: OpFunction) -> sympy.Expr:
+        syms, body = closed_body(type(f))
+        return body.subs(dict(zip(syms, f.args)))
+
+    def marker(k: KinkFunction) -> sympy.Expr:
+        x = k.args[0]
+        return {"kink_step": sympy.Heaviside(x), "kink_sign": sympy.sign(x)}.get(type(k).__name__, sympy.S.Zero)
+
+    out = expr.replace(lambda e: isinstance(e, OpFunction), expand)
+    return out.replace(lambda e: isinstance(e, KinkFunction), marker)

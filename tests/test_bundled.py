@@ -32,3 +32,18 @@ def test_tutorial_reproduces_torch_and_exact_values(name, check, path, torch_val
     assert comparison.status == "pass"
     assert comparison.torch_values == torch_values
     assert comparison.exact_values == torch_values
+
+
+def test_tutorial_step_7_optimizer_against_its_exact_replay():
+    (case,) = [c for c in CASES if c.name == "tutorial-7-sgd"]
+    (result,) = check_case(case)
+    assert result.status == "pass", result.message
+    by_path = {c.path.split(" (")[0]: c for c in result.comparisons}
+    replay = by_path["trajectory vs exact replay"]
+    assert replay.count == 500 and replay.max_ulps < 8
+    final = by_path["last iterate vs exact stationary point"]
+    assert final.worst.torch == pytest.approx(0.99995899, abs=1e-8)  # what torch prints
+    assert final.worst.exact == 1.0 and "a minimum" in final.part
+    f_last = by_path["f at the last iterate"]
+    assert f_last.worst.torch == 0.0  # float32 cancellation
+    assert f_last.worst.exact == pytest.approx(1.68e-9, rel=0.01)  # the exact f at torch's iterate
