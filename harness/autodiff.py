@@ -52,8 +52,8 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
             return op.torch(*lead, *[_tensor(a, env) for a in args[len(op.leading):]])
         if op.name == "where":
             return op.torch(args[0], _tensor(args[1], env), _tensor(args[2], env))
-        if op.kind in ("elementwise", "predicate") and not isinstance(args[0], torch.Tensor):
-            args[0] = _tensor(args[0], env)
+        if op.kind in ("elementwise", "predicate"):  # torch.maximum & co. take no Python numbers
+            args = [_tensor(a, env) for a in args]
         return op.torch(*args, **kwargs)
 
     def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -118,6 +118,14 @@ def _zeros_for_none(grads: Sequence[torch.Tensor | None], primals: Primals) -> l
 def value(f: Function, primals: Primals) -> list[np.ndarray]:
     with torch.no_grad():
         return [to_numpy(y) for y in f(*primals)]
+
+
+def value_vmap(f: Function, batch: list[Primals]) -> list[list[np.ndarray]]:
+    """torch.func.vmap over the points, stacked on a new leading dimension: [point][output]."""
+    stacked = tuple(torch.stack(list(column)) for column in zip(*batch))
+    with torch.no_grad():
+        outs = torch.func.vmap(f)(*stacked)
+    return [[to_numpy(y[p]) for y in outs] for p in range(len(batch))]
 
 
 def grad_backward(f: Function, primals: Primals, output: int) -> list[np.ndarray]:

@@ -59,6 +59,35 @@ def precision(bits: int) -> Iterator[None]:
 
 # ---------------------------------------------------------------- small ball functions
 
+HUGE = arb(2) ** 20  # |exponent| beyond which exp's value is far outside every float format
+
+
+def _exp(a: arb) -> arb:
+    """exp, without computing astronomically large or small values digit by digit."""
+    if a > HUGE:
+        return arb.pos_inf()
+    if a < -HUGE:
+        return arb(0, arb(2) ** -(2**21))  # 0 with a radius far below every subnormal
+    return a.exp()
+
+
+def _cosh(a: arb) -> arb:
+    return _exp(abs(a)) if abs(a) > HUGE else a.cosh()
+
+
+def _sinh(a: arb) -> arb:
+    if a > HUGE:
+        return arb.pos_inf()
+    if a < -HUGE:
+        return arb.neg_inf()
+    return a.sinh()
+
+
+def _power(b: arb, e: arb) -> arb:
+    if b > 0 and not (abs(e * b.log()) < HUGE):
+        return _exp(e * b.log())
+    return b**e
+
 
 def _round_half_even(a: arb) -> arb:
     lo = (a + arb(1) / 2).floor()
@@ -164,8 +193,8 @@ def _relation(cond: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Callable[[S
 # ---------------------------------------------------------------- closed forms, ball only
 
 _UNARY: dict[type, Callable[[arb], arb]] = {
-    sympy.exp: arb.exp, sympy.log: arb.log, sympy.sin: arb.sin, sympy.cos: arb.cos, sympy.tan: arb.tan,
-    sympy.tanh: arb.tanh, sympy.sinh: arb.sinh, sympy.cosh: arb.cosh, sympy.asin: arb.asin,
+    sympy.exp: _exp, sympy.log: arb.log, sympy.sin: arb.sin, sympy.cos: arb.cos, sympy.tan: arb.tan,
+    sympy.tanh: arb.tanh, sympy.sinh: _sinh, sympy.cosh: _cosh, sympy.asin: arb.asin,
     sympy.acos: arb.acos, sympy.atan: arb.atan, sympy.asinh: arb.asinh, sympy.acosh: arb.acosh,
     sympy.atanh: arb.atanh, sympy.sec: lambda a: 1 / a.cos(), sympy.csc: lambda a: 1 / a.sin(),
     sympy.cot: lambda a: 1 / a.tan(), sympy.sech: lambda a: 1 / a.cosh(), sympy.csch: lambda a: 1 / a.sinh(),
@@ -213,6 +242,8 @@ def compile_closed(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> ClosedF
     if expr is sympy.oo or expr is sympy.S.NegativeInfinity:
         inf = arb.pos_inf() if expr is sympy.oo else arb.neg_inf()
         return lambda a: inf
+    if expr is sympy.nan or expr is sympy.zoo:  # SymPy's 0/0 and 1/0: not a real number
+        return lambda a: arb.nan()
     if isinstance(expr, sympy.Piecewise):
         return _closed_piecewise(expr, symbols)
     parts = [compile_closed(arg, symbols) for arg in expr.args]
@@ -325,7 +356,7 @@ def _compile_pow(expr: sympy.Pow, parts: list[ClosedForm]) -> ClosedForm:
         return lambda a: base(a).sqrt()
     if e == -sympy.S.Half:
         return lambda a: base(a).rsqrt()
-    return lambda a: base(a) ** exponent(a)
+    return lambda a: _power(base(a), exponent(a))
 
 
 @cache
@@ -410,6 +441,9 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
     if expr in symbols:
         i = symbols.index(expr)
         return lambda a, s: (a[i], ZERO)
+    if expr is sympy.nan or expr is sympy.zoo or expr is sympy.oo or expr is sympy.S.NegativeInfinity:
+        value = compile_closed(expr, symbols)
+        return lambda a, s: (value(a), ZERO)
     if expr.is_Number or expr.is_NumberSymbol:
         value = compile_closed(expr, symbols)
         exact = expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt)
@@ -484,7 +518,7 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
 
     def real_power(a: Sequence[arb], s: State) -> tuple[arb, arb]:
         (b, eb), (x, ex) = base(a, s), exponent(a, s)
-        v = b.sqrt() if e == sympy.S.Half else (b.rsqrt() if e == -sympy.S.Half else b**x)
+        v = b.sqrt() if e == sympy.S.Half else (b.rsqrt() if e == -sympy.S.Half else _power(b, x))
         bound = 2 * s.u * abs(v)
         if eb != 0:
             bound = bound + abs(x * v / b) * eb
@@ -523,8 +557,14 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | Non
         inner, convention = parts
 
         def kink(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            value, hit = _kink_value(cls, inner(a, s)[0], lambda: convention(a, s)[0])
+            x, ex = inner(a, s)
+            value, hit = _kink_value(cls, x, lambda: convention(a, s)[0])
             s.kink = s.kink or hit
+            if not hit and ex != 0 and abs(x) <= 2 * ex:
+                # torch's rounded x may sit on the other side of the kink: allow the jump
+                s.kink = True
+                jump = abs(arb(cls.away(True)) - arb(cls.away(False)))
+                return value, arb.max(jump, abs(value - convention(a, s)[0]))
             return value, ZERO
 
         return kink
@@ -662,3 +702,155 @@ def finite(b: arb) -> bool:
     return b.is_finite() and not b.is_nan()
 
 
+
+
+# ---------------------------------------------------------------- magnitudes of derivative terms
+#
+# torch's backward sums the chain rule's terms, one per path through the tree. When they cancel,
+# its absolute error scales with the terms, not with their sum: (y/y)' = 1/y - y/y^2 is 0 exactly,
+# but never in floating point. SymPy simplifies such sums away before differentiating, so the
+# derivative expression cannot show them; these jets walk the unevaluated tree instead and carry,
+# for every first and second partial derivative, the sum of the absolute values of its terms.
+
+Jet = tuple[arb, dict[int, arb], dict[tuple[int, int], arb]]  # |value|, M1[i], M2[(i, j)] (i <= j)
+JetFn = Callable[[Sequence[arb]], tuple[arb, dict[int, arb], dict[tuple[int, int], arb]]]
+
+
+def _scale(m: dict, c: arb) -> dict:
+    return {k: c * v for k, v in m.items()}
+
+
+def _acc(into: dict, m: dict) -> None:
+    for k, v in m.items():
+        into[k] = into[k] + v if k in into else v
+
+
+def _outer(a: dict[int, arb], b: dict[int, arb], c: arb) -> dict[tuple[int, int], arb]:
+    out: dict[tuple[int, int], arb] = {}
+    for i, x in a.items():
+        for j, y in b.items():
+            key = (i, j) if i <= j else (j, i)
+            out[key] = out.get(key, ZERO) + c * x * y
+    return out
+
+
+def _chain(value: arb, args: list[tuple[arb, dict, dict]], first: list[arb], second: list[list[arb]] | None) -> tuple:
+    """|f|, and the term magnitudes of f(a_1, ...) from those of its arguments and |df|, |d2f|."""
+    m1: dict[int, arb] = {}
+    m2: dict[tuple[int, int], arb] = {}
+    for k, (_, a1, a2) in enumerate(args):
+        _acc(m1, _scale(a1, first[k]))
+        _acc(m2, _scale(a2, first[k]))
+        if second is not None:
+            for j, (_, b1, _) in enumerate(args):
+                if j >= k:
+                    _acc(m2, _outer(a1, b1, second[k][j] * (1 if j == k else 2)))
+    return value, m1, m2
+
+
+@cache
+def _second_partials(cls: type) -> tuple[tuple[ClosedForm, ...], ...] | None:
+    if not issubclass(cls, OpFunction):
+        return None
+    syms, body = closed_body(cls)
+    n = cls.op.arity
+    try:
+        return tuple(tuple(compile_closed(sympy.diff(body, syms[i], syms[j]), syms) for j in range(n))
+                     for i in range(n))
+    except HarnessError:
+        return None
+
+
+@cache
+def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> JetFn:
+    """The term magnitudes of an unevaluated tree's first and second partial derivatives."""
+    if expr in symbols:
+        i = symbols.index(expr)
+        return lambda a: (abs(a[i]), {i: arb(1)}, {})
+    if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
+        value = compile_closed(expr, symbols)
+        return lambda a: (abs(value(a)), {}, {})
+    parts = [compile_jets(arg, symbols) for arg in expr.args]
+    values = [compile_closed(arg, symbols) for arg in expr.args]
+    if expr.is_Add:
+        def add(a: Sequence[arb]) -> tuple:
+            m1: dict = {}
+            m2: dict = {}
+            total = ZERO
+            for p, v in zip(parts, values):
+                _, a1, a2 = p(a)
+                total = total + v(a)
+                _acc(m1, a1)
+                _acc(m2, a2)
+            return abs(total), m1, m2
+        return add
+    if expr.is_Mul:
+        def mul(a: Sequence[arb]) -> tuple:
+            acc = (arb(1), {}, {})
+            for p in parts:
+                b = p(a)
+                acc = _chain(acc[0] * b[0], [acc, b], [b[0], acc[0]], [[ZERO, arb(1)], [arb(1), ZERO]])
+            return acc
+        return mul
+    if expr.is_Pow:
+        base, exponent = values
+        bj, ej = parts
+
+        def power(a: Sequence[arb]) -> tuple:
+            b, e = base(a), exponent(a)
+            v = _power(b, e) if not (e.is_exact() and e.is_integer()) else (
+                b ** int(e.unique_fmpz()) if e >= 0 else 1 / b ** int(-e.unique_fmpz()))
+            db = abs(e * v / b) if b != 0 else abs(e * b ** (e - 1)) if e >= 1 else arb.pos_inf()
+            d2b = abs(e * (e - 1) * v / (b * b)) if b != 0 else ZERO
+            if ej(a)[1]:
+                de = abs(v * b.log())
+                return _chain(abs(v), [bj(a), ej(a)], [db, de], [[d2b, abs(v / b) * (1 + abs(e * b.log()))],
+                                                                [ZERO, abs(v * b.log() ** 2)]])
+            return _chain(abs(v), [bj(a)], [db], [[d2b]])
+        return power
+    if isinstance(expr, no_grad):
+        return lambda a: (abs(values[0](a)), {}, {})
+    if isinstance(expr, select):
+        mode, xj, yj = int(expr.args[3]), parts[1], parts[2]
+
+        def chosen(a: Sequence[arb]) -> tuple:
+            d = values[0](a)
+            pick = (d.is_exact() and d == 0) if mode == 2 else _cmp(d, strict=mode == 0)
+            return yj(a) if pick is False else xj(a)
+        return chosen
+    if isinstance(expr, amax_fn | amin_fn | sympy.Max | sympy.Min):
+        pick_max = isinstance(expr, amax_fn | sympy.Max)
+
+        def extreme(a: Sequence[arb]) -> tuple:
+            vals = [v(a) for v in values]
+            best = max(range(len(vals)), key=lambda i: float(vals[i].mid()) * (1 if pick_max else -1))
+            return parts[best](a)
+        return extreme
+    return _jet_function(expr, parts, values)
+
+
+def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[ClosedForm]) -> JetFn:
+    cls = type(expr)
+    value_form, partials = closed_form(cls) if not isinstance(expr, norm2) else (None, ())
+    second = _second_partials(cls)
+
+    def function(a: Sequence[arb]) -> tuple:
+        balls = [v(a) for v in values]
+        args = [p(a) for p in parts]
+        if isinstance(expr, norm2):
+            n = sum((b * b for b in balls), ZERO).sqrt()
+            first = [abs(b / n) if n != 0 else arb(1) for b in balls]
+            return _chain(n, args, first, None)
+        first = [abs(d(balls)) for d in partials]
+        hess = [[abs(f(balls)) for f in row] for row in second] if second is not None else None
+        first = [f if finite(f) else ZERO for f in first]
+        if hess is not None:
+            hess = [[h if finite(h) else ZERO for h in row] for row in hess]
+        return _chain(abs(value_form(balls)), args[: len(first)], first, hess)
+
+    return function
+
+
+@cache
+def tree_depth(expr: sympy.Expr) -> int:
+    return 1 + max((tree_depth(a) for a in expr.args), default=0)

@@ -189,6 +189,18 @@ def load_file(path: str | Path) -> list[Case | BadCase]:
     file = str(path)
     try:
         data = Path(path).read_bytes()
+    except OSError as exc:
+        return [BadCase(Path(file).stem, file, 1, f"{file}:1: cannot read: {exc.strerror}")]
+    return load_bytes(data, file)
+
+
+def load_text(text: str, file: str = "<text>") -> list[Case | BadCase]:
+    """Every case in YAML text, as if it were a file of that name."""
+    return load_bytes(text.encode("utf-8"), file)
+
+
+def load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
+    try:
         if len(data) > MAX_FILE_BYTES:
             raise HarnessError(f"file is {len(data)} bytes (limit {MAX_FILE_BYTES})", file=file, line=1)
         try:
@@ -198,8 +210,6 @@ def load_file(path: str | Path) -> list[Case | BadCase]:
         root = _compose(text, file)
     except HarnessError as exc:
         return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
-    except OSError as exc:
-        return [BadCase(Path(file).stem, file, 1, f"{file}:1: cannot read: {exc.strerror}")]
     if root is None:
         return [BadCase(Path(file).stem, file, 1, f"{file}:1: empty file, expected a case or 'cases:'")]
     if root.kind == "map" and "cases" in root.value:

@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="folder for report.json (default: reports)")
     run.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's message")
+    fz = sub.add_parser("fuzz", help="random expressions and points from the catalogue, shrunk on failure")
+    fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument("--max-examples", type=int, default=100)
+    fz.add_argument("--ops", help="comma-separated ops (default: the accurate elementwise set)")
+    fz.add_argument("--dtype", action="append", choices=["float32", "float64"], help="repeatable (default both)")
+    fz.add_argument("--max-depth", type=int, default=3)
+    fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
+    fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")
     sub.add_parser("ops", help="list the op catalogue")
     show = sub.add_parser("show", help="print a case's exact derivatives")
     show.add_argument("path", help="a case file")
@@ -58,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ops(console)
     if args.command == "show":
         return _show(args, console)
+    if args.command == "fuzz":
+        return _fuzz(args, console)
     return _run(args, console)
 
 
@@ -138,3 +148,33 @@ def _show(args: argparse.Namespace, console: Console) -> int:
             continue
         console.print(show_case(case), markup=False, highlight=False)
     return code
+
+
+def _fuzz(args: argparse.Namespace, console: Console) -> int:
+    from harness.errors import HarnessError
+    from harness.fuzz import fuzz
+
+    ops = [o.strip() for o in args.ops.split(",")] if args.ops else None
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
+            report = fuzz(seed=args.seed, max_examples=args.max_examples, ops=ops,
+                          dtypes=tuple(args.dtype or ("float32", "float64")), max_depth=args.max_depth,
+                          save=Path(args.save), min_value=args.range[0], max_value=args.range[1],
+                          progress=lambda n: progress.update(task, completed=n))
+    except HarnessError as exc:
+        console.print(f"harness fuzz: {exc}", markup=False)
+        return EXIT_BAD_INPUT
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
+    console.print(f"{report.examples} cases in {report.seconds:.1f} s ({report.per_second:.1f}/s): {statuses}",
+                  markup=False)
+    if report.failure is None:
+        console.print("no failure found", markup=False)
+        return EXIT_OK
+    console.print(f"minimal failing case: {report.failure.sources[0][1]}", markup=False)
+    for r in report.failure_results:
+        if r.failed:
+            console.print(f"  {r.message}", markup=False, highlight=False)
+    if report.saved is not None:
+        console.print(f"saved as {report.saved}; replay with: harness run {report.saved}", markup=False)
+    return EXIT_FAIL

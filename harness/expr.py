@@ -282,3 +282,63 @@ def names_in(node: Node) -> set[str]:
     if isinstance(node, Index):
         return names_in(node.value)
     return set()
+
+
+_INFIX = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "div": ("/", 2), "matmul": ("@", 2), "pow": ("**", 4)}
+
+
+def unparse(node: Node) -> str:
+    """The tree as expression text that `parse` reads back to the same tree."""
+    return _unparse(node, 0)
+
+
+def _number(q: Fraction) -> str:
+    """Exact text for a literal: an integer, a finite decimal, or (p/q)."""
+    if q.denominator == 1:
+        return str(q.numerator)
+    d, twos, fives = q.denominator, 0, 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return f"({q.numerator}/{q.denominator})"
+    places = max(twos, fives)
+    if Fraction(repr(float(q))) == q:
+        return repr(float(q))
+    digits = str(abs(q.numerator) * 10**places // q.denominator).rjust(places + 1, "0")
+    return ("-" if q < 0 else "") + digits[:-places] + "." + digits[-places:]
+
+
+def _unparse(node: Node, outer: int) -> str:
+    if isinstance(node, Num):
+        text = _number(node.value)
+        return f"({text})" if node.value < 0 or (outer >= 4 and "/" in text) else text
+    if isinstance(node, Const | Name):
+        return node.name if isinstance(node, Const) else node.id
+    if isinstance(node, Seq):
+        return "[" + ", ".join(_unparse(a, 0) for a in node.items) + "]"
+    if isinstance(node, Index):
+        items = []
+        for item in node.items:
+            if item is None:
+                items.append("None")
+            elif isinstance(item, tuple):
+                items.append(":".join("" if p is None else str(p) for p in item))
+            else:
+                items.append(str(item))
+        return f"{_unparse(node.value, 5)}[{', '.join(items)}]"
+    if node.op in _INFIX and len(node.args) == 2 and not node.keywords:
+        symbol, level = _INFIX[node.op]
+        left = _unparse(node.args[0], level + (1 if node.op == "pow" else 0))
+        right = _unparse(node.args[1], level + (0 if node.op == "pow" else 1))
+        text = f"{left} {symbol} {right}"
+        return f"({text})" if level < outer else text
+    if node.op == "neg" and len(node.args) == 1:
+        return f"(-{_unparse(node.args[0], 3)})"
+    if node.op in COMPARE.values() and len(node.args) == 2:
+        symbol = {v: k for k, v in {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}.items()}
+        return f"{_unparse(node.args[0], 1)} {symbol[node.op]} {_unparse(node.args[1], 1)}"
+    args = [_unparse(a, 0) for a in node.args]
+    args += [f"{k}={v!r}" if isinstance(v, str) else f"{k}={_number(v)}" for k, v in node.keywords]
+    return f"{node.op}({', '.join(args)})"

@@ -23,7 +23,7 @@ import numpy as np
 import sympy
 from flint import arb
 
-from harness.balls import ZERO, State, compile_closed, compile_modelled, finite, precision
+from harness.balls import ZERO, State, compile_closed, compile_jets, compile_modelled, finite, precision, tree_depth
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
 from harness.numbers import FloatFormat, round_to_format
@@ -70,13 +70,15 @@ def is_finite(b: arb) -> bool:
 
 
 def certified(x: Exact, fmt: FloatFormat) -> bool:
+    """The ball is narrow enough: its radius is far below an ulp of its value (or of the smallest
+    subnormal, for values that are 0)."""
     if x.undefined:
         return True
     if not is_finite(x.ball):
         return False
-    scale = max(float(abs(x.ball).upper()) * 2.0 ** (1 - fmt.precision), float(x.bound.upper()),
-                fmt.smallest_subnormal)
-    return float(x.ball.rad()) <= scale * 2.0**-CERTIFY_BITS
+    rad = float(x.ball.rad())
+    scale = max(float(abs(x.ball).upper()) * 2.0 ** (1 - fmt.precision), fmt.smallest_subnormal)
+    return rad <= scale * 2.0**-CERTIFY_BITS
 
 
 # ---------------------------------------------------------------- one point
@@ -121,8 +123,16 @@ class PointReference:
             out, rows = self.outputs[name], []
             for k, value in enumerate(self.values(name)):
                 binding = out.binding(k)
-                rows.append([(binding[s], self._poison(self._evaluate(out, k, d), value))
-                             for s, d in out.gradient(k)])
+                index = {s: i for i, s in enumerate(binding)}
+                m1, _, factor = self._jets(out, k)
+                row = [(binding[s], self._floored(self._poison(self._evaluate(out, k, d), value),
+                                                  m1.get(index[s]), factor))
+                       for s, d in out.gradient(k)]
+                present = {s for s, _ in out.gradient(k)}
+                symbols = list(binding)
+                row += [(binding[symbols[i]], self._floored(Exact(ZERO, ZERO), m, factor))
+                        for i, m in m1.items() if symbols[i] not in present and m != 0]
+                rows.append(row)
             self._firsts[name] = rows
         return self._firsts[name]
 
@@ -132,10 +142,40 @@ class PointReference:
             out, rows = self.outputs[name], []
             for k, value in enumerate(self.values(name)):
                 binding = out.binding(k)
-                rows.append([(binding[s], binding[t], self._poison(self._evaluate(out, k, d), value))
-                             for s, t, d in out.hessian(k)])
+                index = {s: i for i, s in enumerate(binding)}
+                _, m2, factor = self._jets(out, k)
+                row = [(binding[s], binding[t],
+                        self._floored(self._poison(self._evaluate(out, k, d), value),
+                                      m2.get(tuple(sorted((index[s], index[t])))), factor))
+                       for s, t, d in out.hessian(k)]
+                present = {tuple(sorted((index[s], index[t]))) for s, t, _ in out.hessian(k)}
+                symbols = list(binding)
+                row += [(binding[symbols[i]], binding[symbols[j]], self._floored(Exact(ZERO, ZERO), m, factor))
+                        for (i, j), m in m2.items() if (i, j) not in present and m != 0]
+                rows.append(row)
             self._seconds[name] = rows
         return self._seconds[name]
+
+    def _jets(self, out: SymbolicOutput, k: int) -> tuple[dict, dict, arb]:
+        """Term magnitudes of element k's partials, from torch's (unevaluated) tree."""
+        binding = out.binding(k)
+        tree = out.term(k).tree
+        fn = compile_jets(tree, tuple(binding))
+        with precision(self.bits):
+            args = [self.inputs[name][i] for name, i in binding.values()]
+            try:
+                _, m1, m2 = fn(args)
+            except (HarnessError, ValueError, ZeroDivisionError):
+                return {}, {}, ZERO
+        return m1, m2, 2 * (tree_depth(tree) + 2) * self.u
+
+    @staticmethod
+    def _floored(x: Exact, magnitude: arb | None, factor: arb) -> Exact:
+        """The error bound can be no smaller than the terms torch's chain rule adds, times u."""
+        if magnitude is None or not finite(magnitude):
+            return x
+        floor = factor * magnitude
+        return Exact(x.ball, arb.max(x.bound, floor) if finite(x.bound) else x.bound, x.kink, x.undefined)
 
     @staticmethod
     def _poison(derivative: Exact, value: Exact) -> Exact:

@@ -381,7 +381,15 @@ def _single_output_prefix(ctx: Prepared, output: str) -> str:
 def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
     names = list(ctx.outputs)
     parts = [Part(n, ctx.outputs[n].shape) for n in names]
-    paths = {"forward": lambda p: autodiff.value(ctx.function, ctx.primals[p])}
+    batched: list[list[np.ndarray]] = []
+
+    def vmapped(p: int) -> list[np.ndarray]:
+        if not batched:
+            batched.extend(autodiff.value_vmap(ctx.function, ctx.primals))
+        return batched[p]
+
+    paths = {"forward": lambda p: autodiff.value(ctx.function, ctx.primals[p]),
+             "torch.func.vmap over the points": vmapped}
     return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
 
 

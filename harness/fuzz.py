@@ -1,0 +1,104 @@
+"""`harness fuzz`: random expressions and points, checked by the same `check_case` as `harness run`.
+
+Hypothesis draws cases from `harness.strategies.cases`; a case that fails (or errors) makes
+Hypothesis shrink it to a minimal expression and point, which is written as a case file that
+`harness run` replays with the same verdict. The same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from harness.cases import Case
+from harness.report import write_atomic
+from harness.results import CaseResult
+from harness.run import Options, check_case
+from harness.strategies import CHECKS, case_yaml, cases
+
+
+class Falsified(AssertionError):
+    """A drawn case failed: Hypothesis shrinks it."""
+
+
+@dataclass
+class FuzzReport:
+    """What a campaign did: how many cases, how fast, and the minimal failure if any."""
+
+    examples: int = 0
+    seconds: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+    failure: Case | None = None
+    failure_results: list[CaseResult] = field(default_factory=list)
+    saved: Path | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else 0.0
+
+
+def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
+         dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS, max_depth: int = 3,
+         inputs: Sequence[str] = ("x", "y"), save: Path | None = Path("cases/regressions"),
+         min_value: float = -10.0, max_value: float = 10.0, edge_probability: float = 0.15,
+         progress: Callable[[int], None] | None = None) -> FuzzReport:
+    """Run one campaign; on a failure, shrink it and save the minimal case under `save`."""
+    report = FuzzReport()
+    last: dict[str, object] = {}
+    strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
+                     min_value=min_value, max_value=max_value, edge_probability=edge_probability)
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
+    @given(strategy)
+    def one(case: Case) -> None:
+        results = check_case(case, Options())
+        report.examples += 1
+        for r in results:
+            report.statuses[r.status] = report.statuses.get(r.status, 0) + 1
+        if progress is not None:
+            progress(report.examples)
+        if any(r.status in ("fail", "error") for r in results):
+            last["case"], last["results"] = case, results
+            raise Falsified(results[0].message)
+
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            one()
+    except (Falsified, BaseExceptionGroup) as exc:
+        if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(Falsified):
+            raise
+        report.failure = last["case"]  # type: ignore[assignment]
+        report.failure_results = last["results"]  # type: ignore[assignment]
+    report.seconds = time.perf_counter() - start
+    if report.failure is not None and save is not None:
+        report.saved = save_case(report.failure, save, seed)
+    return report
+
+
+def save_case(case: Case, folder: Path, seed: int) -> Path:
+    """Write the (shrunk) case as a file that `harness run` replays."""
+    from harness.expr import parse
+    from harness.ops import OPS
+
+    (name, text), = case.sources
+    spec = case.inputs
+    names = {i.name for i in spec}
+    expr = parse(text, ops=set(OPS), names=names)
+    points = [{i.name: float(i.points[p][0].value) for i in spec} for p in range(case.n_points)]  # type: ignore[union-attr]
+    stem = f"fuzz-seed{seed}-{abs(hash((text, tuple(map(tuple, (sorted(p.items()) for p in points)))))) % 10**8:08d}"
+    checks = [c.kind for c in case.checks]
+    body = case_yaml(stem, expr, points, dtype=case.dtypes[0], checks=checks,
+                     doc=f"found by harness fuzz --seed {seed}, shrunk by Hypothesis")
+    path = folder / f"{stem}.yaml"
+    write_atomic(path, body)
+    return path

@@ -1,0 +1,207 @@
+"""Public Hypothesis strategies: expressions from the op catalogue, points in their domain, cases.
+
+Usable from a user's own tests::
+
+    from hypothesis import given
+    from harness.strategies import cases
+    from harness.run import check_case
+
+    @given(cases(ops=["exp", "tanh", "mul"], max_depth=3))
+    def test_no_false_alarm(case):
+        assert all(r.status != "fail" for r in check_case(case))
+
+Arguments are keyword-only and validated when the strategy is built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import lru_cache
+
+import yaml
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from harness.cases import Case, load_text
+from harness.errors import HarnessError
+from harness.expr import Call, Name, Node, Num, names_in, unparse
+from harness.numbers import FORMATS, round_to_format
+from harness.ops import OPS
+
+ACCURATE_OPS: tuple[str, ...] = (
+    "add", "sub", "mul", "div", "neg", "square", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos",
+    "tanh", "sigmoid", "atan", "asinh", "erf", "relu", "abs",
+)
+"""Ops whose torch kernels and derivative formulas meet the default tolerances at moderate inputs.
+
+maximum/minimum are left out: their forward-mode formula t_b + mask*(t_a - t_b) loses digits
+(see README, "Findings"); fuzz them with ops=[...] to see it."""
+
+CHECKS = ("value", "grad", "grad2", "vjp", "jvp", "jacobian", "hessian")
+_CONSTANTS = (Fraction(1), Fraction(2), Fraction(1, 2), Fraction(3), Fraction(-1), Fraction(1, 10))
+_EDGES = (0.0, 1.0, -1.0, 0.5, -0.5, 1e-8, -1e-8, 3.0, -3.0, 20.0, -20.0)
+_TINY = {"float64": (1e-30, -1e-30, 1e-150), "float32": (1e-6, -1e-6)}  # small, but squares stay normal
+
+
+def _check_ops(ops: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = tuple(ops) if ops is not None else ACCURATE_OPS
+    if not chosen:
+        raise HarnessError("ops= must name at least one op")
+    for name in chosen:
+        op = OPS.get(name)
+        if op is None:
+            raise HarnessError(f"ops= has unknown op {name!r}")
+        if op.kind not in ("arithmetic", "elementwise") or op.leading or op.arity not in (1, 2):
+            raise HarnessError(f"ops= takes elementwise ops of one or two inputs, not {name!r}")
+    return chosen
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise HarnessError(f"{name}= must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _check_inputs(inputs: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(inputs)
+    if not names or any(not n.isidentifier() or n in OPS for n in names) or len(set(names)) != len(names):
+        raise HarnessError(f"inputs= must be distinct identifiers that are not op names, got {list(inputs)!r}")
+    return names
+
+
+def expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
+                inputs: Sequence[str] = ("x",)) -> st.SearchStrategy[Node]:
+    """Expression trees over `inputs` built from catalogue ops, at most `max_depth` calls deep.
+
+    Every input appears at least once. Shrinking goes towards fewer calls and plainer leaves.
+    """
+    chosen, names = _check_ops(ops), _check_inputs(inputs)
+    _check_int("max_depth", max_depth, 1, 8)
+    leaves = st.one_of(st.sampled_from([Name(n) for n in names]), st.sampled_from([Num(c) for c in _CONSTANTS]))
+    unary = [n for n in chosen if OPS[n].arity == 1]
+    binary = [n for n in chosen if OPS[n].arity == 2]
+
+    def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+        options = []
+        if unary:
+            options.append(st.builds(_unary, st.sampled_from(unary), children))
+        if binary:
+            options.append(st.builds(lambda op, a, b: Call(op, (a, b)), st.sampled_from(binary), children, children))
+        return st.one_of(options)
+
+    trees = st.recursive(leaves, extend, max_leaves=2 ** max_depth).filter(lambda t: _depth(t) <= max_depth)
+    return trees.filter(lambda t: names_in(t) >= set(names))
+
+
+def _unary(op: str, a: Node) -> Node:
+    """As the parser reads it: minus a literal is a negative literal."""
+    return Num(-a.value) if op == "neg" and isinstance(a, Num) else Call(op, (a,))
+
+
+def _depth(node: Node) -> int:
+    return 1 + max((_depth(a) for a in node.args), default=0) if isinstance(node, Call) else 0
+
+
+@st.composite
+def _point(draw: st.DrawFn, names: tuple[str, ...], dtype: str, low: float, high: float,
+           edge_probability: float, min_magnitude: float) -> dict[str, float]:
+    fmt = FORMATS[dtype]
+    out = {}
+    for name in names:
+        if draw(st.floats(0, 1)) < edge_probability:
+            value = draw(st.sampled_from(_EDGES + _TINY[dtype]))
+        else:
+            value = draw(st.floats(low, high, allow_nan=False, allow_infinity=False).filter(
+                lambda v: v == 0 or abs(v) >= min_magnitude))
+        out[name] = float(round_to_format(Fraction(value), fmt))
+    return out
+
+
+def points(expr: Node, *, dtype: str = "float64", min_value: float = -10.0, max_value: float = 10.0,
+           edge_probability: float = 0.15, min_magnitude: float = 0.0) -> st.SearchStrategy[dict[str, float]]:
+    """Input values (exact in `dtype`) where the expression and its first derivatives are defined.
+
+    With probability `edge_probability` an input is an edge value (0, +-1, +-tiny, +-20, ...);
+    other values are 0 or at least `min_magnitude` in size.
+    """
+    if dtype not in ("float32", "float64"):
+        raise HarnessError(f"dtype= must be 'float32' or 'float64', got {dtype!r}")
+    if not (math.isfinite(min_value) and math.isfinite(max_value) and min_value < max_value):
+        raise HarnessError(f"need finite min_value < max_value, got {min_value!r}, {max_value!r}")
+    if not 0 <= edge_probability <= 1:
+        raise HarnessError(f"edge_probability= must be in [0, 1], got {edge_probability!r}")
+    if not 0 <= min_magnitude < max(abs(min_value), abs(max_value)):
+        raise HarnessError(f"min_magnitude= must be >= 0 and inside the range, got {min_magnitude!r}")
+    names = tuple(sorted(names_in(expr)))
+    return _point(names, dtype, min_value, max_value, edge_probability, min_magnitude).filter(
+        lambda values: defined(expr, values, dtype))
+
+
+def defined(expr: Node, values: dict[str, float], dtype: str) -> bool:
+    """Whether the exact value and first derivatives are finite reals at these inputs."""
+    return _defined(unparse(expr), tuple(sorted(values.items())), dtype)
+
+
+@lru_cache(maxsize=4096)
+def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bool:
+    import numpy as np
+
+    from harness.expr import parse
+    from harness.reference import PointReference, evaluate_certified, fold
+    from harness.symbolic import build_output
+
+    fmt = FORMATS[dtype]
+    names = {n for n, _ in values}
+    try:
+        tree = fold(parse(text, ops=set(OPS), names=names), fmt, {})
+        out = {"y": build_output("y", tree, {n: () for n in names}, {})}
+        exact = {n: np.array(Fraction(v), dtype=object).reshape(()) for n, v in values}
+        results, _ = evaluate_certified(
+            lambda ref: ref.values("y") + [d for row in ref.firsts("y") for _, d in row],
+            lambda bits, final: PointReference(out, exact, fmt, bits, final), fmt)
+    except (HarnessError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return False  # the reference cannot evaluate it here: not a usable point
+    return not any(r.undefined for r in results)
+
+
+def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float]], *, dtype: str,
+              checks: Sequence[str], doc: str = "") -> str:
+    """A case file (YAML text) for this expression and these points; `harness run` replays it."""
+    names = sorted(names_in(expr))
+    document = {"name": name, "doc": doc or "found by harness fuzz", "dtype": dtype,
+                "inputs": {n: {"points": [p[n] for p in point_list]} for n in names},
+                "expr": unparse(expr), "checks": list(checks)}
+    return yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+def cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, inputs: Sequence[str] = ("x",),
+          dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS,
+          max_points: int = 2, min_value: float = -10.0, max_value: float = 10.0,
+          edge_probability: float = 0.15, min_magnitude: float = 0.0) -> st.SearchStrategy[Case]:
+    """Whole cases: an expression, points in its domain, one dtype, the checks; loaded from YAML."""
+    names = _check_inputs(inputs)
+    for dtype in dtypes:
+        if dtype not in ("float32", "float64"):
+            raise HarnessError(f"dtypes= takes 'float32' and 'float64', got {dtype!r}")
+    for check in checks:
+        if check not in CHECKS:
+            raise HarnessError(f"checks= takes {', '.join(CHECKS)}, got {check!r}")
+    _check_int("max_points", max_points, 1, 16)
+    trees = expressions(ops=ops, max_depth=max_depth, inputs=names)
+    points(Num(Fraction(0)), min_value=min_value, max_value=max_value, edge_probability=edge_probability,
+           min_magnitude=min_magnitude)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Case:
+        expr = draw(trees)
+        dtype = draw(st.sampled_from(list(dtypes)))
+        count = draw(st.integers(1, max_points))
+        point_list = [draw(points(expr, dtype=dtype, min_value=min_value, max_value=max_value,
+                                  edge_probability=edge_probability, min_magnitude=min_magnitude))
+                      for _ in range(count)]
+        loaded = load_text(case_yaml("fuzz", expr, point_list, dtype=dtype, checks=checks), "<fuzz>")
+        assume(len(loaded) == 1 and isinstance(loaded[0], Case))
+        return loaded[0]  # type: ignore[return-value]
+
+    return build()

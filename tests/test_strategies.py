@@ -1,0 +1,90 @@
+"""The public strategies, and property tests that use them."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.cases import Case, load_text
+from harness.errors import HarnessError
+from harness.expr import parse, unparse
+from harness.fuzz import fuzz
+from harness.ops import OPS
+from harness.run import check_case
+from harness.strategies import ACCURATE_OPS, case_yaml, cases, expressions, points
+
+QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("build, message", [
+    pytest.param(lambda: expressions(ops=["softpluss"]), "unknown op 'softpluss'", id="unknown-op"),
+    pytest.param(lambda: expressions(ops=["sum"]), "elementwise ops", id="structural-op"),
+    pytest.param(lambda: expressions(max_depth=0), "max_depth= must be", id="depth"),
+    pytest.param(lambda: expressions(inputs=["exp"]), "inputs= must be", id="input-named-like-an-op"),
+    pytest.param(lambda: cases(dtypes=["float16"]), "dtypes= takes", id="dtype"),
+    pytest.param(lambda: cases(min_value=3, max_value=1), "min_value < max_value", id="range"),
+    pytest.param(lambda: cases(checks=["bogus"]), "checks= takes", id="check"),
+])
+def test_arguments_are_validated_when_built(build, message):
+    with pytest.raises(HarnessError, match=message):
+        build()
+
+
+def test_arguments_are_keyword_only():
+    with pytest.raises(TypeError):
+        expressions(["exp"])  # type: ignore[misc]
+
+
+@QUICK
+@given(expressions(max_depth=4, inputs=("x", "y")))
+def test_expressions_round_trip_through_text(tree):
+    assert parse(unparse(tree), ops=set(OPS), names={"x", "y"}) == tree
+
+
+@QUICK
+@given(st.data())
+def test_points_are_inside_the_domain(data):
+    tree = parse("log(x) + sqrt(y - x)", ops=set(OPS), names={"x", "y"})
+    point = data.draw(points(tree, dtype="float64"))
+    assert point["x"] > 0 and point["y"] > point["x"]
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(cases(ops=ACCURATE_OPS, max_depth=3, inputs=("x", "y"), min_value=-5, max_value=5, edge_probability=0.0,
+             min_magnitude=1e-3))
+def test_no_false_alarm_on_correct_torch_ops(case):
+    for result in check_case(case):
+        assert result.status not in ("fail", "error"), result.message
+
+
+@QUICK
+@given(cases(ops=ACCURATE_OPS, max_depth=3, inputs=("x",), checks=["value"], min_value=-5, max_value=5,
+             edge_probability=0.0, min_magnitude=1e-3))
+def test_exact_value_equals_torch_value_to_a_few_ulps(case):
+    (result, *_) = check_case(case)
+    assert all(c.status in ("pass", "undefined", "kink") for c in result.comparisons), result.message
+    assert all(c.max_ulps <= 64 or c.status != "pass" or c.worst.allowed_ulps > 64 for c in result.comparisons)
+
+
+@QUICK
+@given(expressions(max_depth=3, inputs=("x", "y")), st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=2))
+def test_the_loader_reads_what_case_yaml_writes(tree, values):
+    text = case_yaml("c", tree, [{"x": values[0], "y": values[1]}], dtype="float64", checks=["value", "grad"])
+    (case,) = load_text(text, "<test>")
+    assert isinstance(case, Case)
+    assert parse(case.sources[0][1], ops=set(OPS), names={"x", "y"}) == tree
+
+
+def test_fuzz_finds_shrinks_and_saves_a_replayable_failure(tmp_path):
+    # above its threshold (x > 20) softplus returns x itself: a real finding the fuzzer must shrink to
+    report = fuzz(seed=3, max_examples=60, ops=["softplus", "add"], dtypes=("float64",), max_depth=2,
+                  inputs=("x",), save=tmp_path, min_value=0, max_value=40)
+    assert report.failure is not None and report.saved is not None
+    assert "softplus" in report.failure.sources[0][1]
+    from harness.cases import load_file
+
+    (replayed,) = load_file(report.saved)
+    assert [r.status for r in check_case(replayed)] == [r.status for r in report.failure_results]
+    again = fuzz(seed=3, max_examples=60, ops=["softplus", "add"], dtypes=("float64",), max_depth=2,
+                 inputs=("x",), save=None, min_value=0, max_value=40)
+    assert again.failure is not None and again.failure.sources == report.failure.sources  # same seed, same run
