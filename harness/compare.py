@@ -83,6 +83,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
     small = sum(piece.actual.size for piece in pieces) <= SHOWN_VALUES
     torch_values: list[float] = []
     exact_values: list[float] = []
+    point_ulps: list[float] = []
     for piece in pieces:
         if piece.actual.size != piece.expected.hi.size:
             return Comparison(check, path, part, "error", message=(
@@ -98,6 +99,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         undefined += int(np.sum(e.status == "undefined"))
         uncertified += piece.expected.uncertified
         defined = e.status != "undefined"
+        point_ulps.append(float(np.max(e.ulps[defined])) if np.any(defined) else 0.0)
         if np.any(defined):
             max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
             max_abs = max(max_abs, float(np.max(e.error[defined])))
@@ -112,7 +114,8 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             worst = _worst(piece, e, i, fmt)
     status = _status(count, mismatched, kinks, undefined)
     comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified,
-                            max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values))
+                            max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),
+                            tuple(point_ulps))
     return _with_message(comparison, breadcrumb)
 
 

@@ -69,6 +69,7 @@ class Comparison:
     message: str = ""
     torch_values: tuple[float, ...] = ()  # every element, for small comparisons (<= 16 in all)
     exact_values: tuple[float, ...] = ()
+    point_ulps: tuple[float, ...] = ()  # the largest error in ulps at each point (each optimizer step)
 
 
 @dataclass(frozen=True)
