@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="folder for report.json (default: reports)")
     run.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's message")
+    run.add_argument("--baseline", help="fail only on regressions against this report.json")
+    run.add_argument("--baseline-factor", type=float, default=2.0, help="allowed growth of an error in ulps")
+    run.add_argument("--update-baseline", metavar="FILE", help="write this run's report as a baseline")
+    run.add_argument("--jobs", type=int, default=1, help="cases in parallel processes")
+    run.add_argument("--shard", help="k/n: run the k-th of n deterministic slices of the cases")
     fz = sub.add_parser("fuzz", help="random expressions and points from the catalogue, shrunk on failure")
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument("--max-examples", type=int, default=100)
@@ -77,28 +82,89 @@ def _selected(cases: list[Case | BadCase], keyword: str | None) -> list[Case | B
     return [c for c in cases if keyword in c.name or fnmatch.fnmatch(c.name, keyword)]
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    cases = _selected(load_paths(args.paths), args.keyword)
-    options = Options(allow_targets=args.allow_target)
+def _shard(cases: list[Case | BadCase], shard: str | None) -> list[Case | BadCase]:
+    if not shard:
+        return cases
+    try:
+        k, n = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise SystemExit(2) from None
+    if not 1 <= k <= n:
+        raise SystemExit(2)
+    return [c for i, c in enumerate(cases) if i % n == k - 1]
+
+
+def _check_all(cases: list[Case | BadCase], options: Options, jobs: int, console: Console) -> list[CaseResult]:
+    """Every case, serially or in `jobs` processes; results in case order either way."""
     results: list[CaseResult] = []
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking", total=len(cases))
-            for case in cases:
-                progress.update(task, description=f"checking {case.name}")
-                results += check_case(case, options)
-                progress.advance(task)
+            if jobs > 1:
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(max_workers=jobs) as pool:
+                    for done in pool.map(check_case, cases, [options] * len(cases), chunksize=1):
+                        results += done
+                        progress.advance(task)
+            else:
+                for case in cases:
+                    progress.update(task, description=f"checking {case.name}")
+                    results += check_case(case, options)
+                    progress.advance(task)
     except KeyboardInterrupt:
         console.print("interrupted: writing reports of the cases that finished")
-    reports = Path(args.reports)
-    write_atomic(reports / "report.json", jsonfile.render(results, versions()))
+    return results
+
+
+def write_reports(results: list[CaseResult], folder: Path) -> None:
+    """report.json, junit.xml, summary.md and index.html, each written atomically."""
+    from harness.report import html, junit, markdown
+
+    meta = versions()
+    write_atomic(folder / "report.json", jsonfile.render(results, meta))
+    write_atomic(folder / "junit.xml", junit.render(results))
+    write_atomic(folder / "summary.md", markdown.render(results))
+    write_atomic(folder / "index.html", html.render(results, meta))
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    try:
+        cases = _shard(_selected(load_paths(args.paths), args.keyword), args.shard)
+    except SystemExit:
+        console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
+        return EXIT_BAD_INPUT
+    results = _check_all(cases, Options(allow_targets=args.allow_target), max(1, args.jobs), console)
+    write_reports(results, Path(args.reports))
+    if args.update_baseline:
+        write_atomic(Path(args.update_baseline), jsonfile.render(results, versions(), timings=False, slim=True))
     print_report(results, console, verbose=args.verbose)
     if not cases:
         console.print(f"no case files found under {', '.join(args.paths)}")
         return EXIT_BAD_INPUT
+    if args.baseline:
+        return _gate(results, args, console)
     if any(r.bad_input for r in results):
         return EXIT_BAD_INPUT
     return EXIT_FAIL if any(r.failed for r in results) else EXIT_OK
+
+
+def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console) -> int:
+    from harness import baseline
+    from harness.errors import HarnessError
+
+    try:
+        gate = baseline.compare(results, baseline.load(Path(args.baseline)), args.baseline_factor)
+    except HarnessError as exc:
+        console.print(f"harness run: {exc}", markup=False)
+        return EXIT_BAD_INPUT
+    for line in gate.fixed:
+        console.print(f"fixed: {line}", markup=False, highlight=False)
+    for line in gate.regressions:
+        console.print(f"REGRESSION: {line}", markup=False, highlight=False)
+    console.print(f"baseline {args.baseline}: {len(gate.regressions)} regressions, {len(gate.fixed)} fixed",
+                  markup=False)
+    return EXIT_OK if gate.ok else EXIT_FAIL
 
 
 def _ops(console: Console) -> int:

@@ -17,6 +17,7 @@ from harness.results import Comparison, Expected, Tolerance, Worst
 
 DEFAULT_ULPS = {0: 4.0, 1: 8.0, 2: 16.0}
 SHOWN_VALUES = 16
+SERIES_POINTS = 200
 
 
 def default_tolerance(order: int) -> Tolerance:
@@ -32,6 +33,7 @@ class Piece:
     actual: np.ndarray
     expected: Expected
     components: Sequence[str] | None = None  # labels for flat elements; default: numpy index
+    abscissa: np.ndarray | None = None  # an input's value at each element, for plots
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +86,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
     torch_values: list[float] = []
     exact_values: list[float] = []
     point_ulps: list[float] = []
+    series: list[tuple[float, float, float, float, float]] = []
     for piece in pieces:
         if piece.actual.size != piece.expected.hi.size:
             return Comparison(check, path, part, "error", message=(
@@ -100,6 +103,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         uncertified += piece.expected.uncertified
         defined = e.status != "undefined"
         point_ulps.append(float(np.max(e.ulps[defined])) if np.any(defined) else 0.0)
+        series += _series(piece, e, fmt)
         if np.any(defined):
             max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
             max_abs = max(max_abs, float(np.max(e.error[defined])))
@@ -113,10 +117,28 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             worst_ratio = score
             worst = _worst(piece, e, i, fmt)
     status = _status(count, mismatched, kinks, undefined)
+    if status == "pass":
+        series = []  # plots are drawn for failures, kinks and undefined points only
+    step = max(1, len(series) // SERIES_POINTS)
     comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified,
                             max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),
-                            tuple(point_ulps))
+                            tuple(point_ulps), tuple(series[::step]))
     return _with_message(comparison, breadcrumb)
+
+
+def _series(piece: Piece, e: Elementwise, fmt: FloatFormat) -> list[tuple[float, float, float, float, float]]:
+    """(x, torch, exact, error in ulps, allowed in ulps) per element; x is an input or the index."""
+    actual = np.asarray(piece.actual, dtype=np.float64).ravel()
+    xs = piece.abscissa.ravel() if piece.abscissa is not None else np.arange(actual.size, dtype=np.float64)
+    if xs.size != actual.size:
+        xs = np.arange(actual.size, dtype=np.float64)
+    if piece.abscissa is None and piece.point:
+        xs = xs + piece.point * actual.size
+    scale = ulp(np.where(np.isfinite(e.exact), e.exact, 0.0), fmt)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        allowed = e.allowed / scale
+    return [(float(x), float(t), float(r), float(u), float(a))
+            for x, t, r, u, a in zip(xs, actual, e.exact, e.ulps, allowed)]
 
 
 def _status(count: int, mismatched: int, kinks: int, undefined: int) -> str:

@@ -70,6 +70,7 @@ class Comparison:
     torch_values: tuple[float, ...] = ()  # every element, for small comparisons (<= 16 in all)
     exact_values: tuple[float, ...] = ()
     point_ulps: tuple[float, ...] = ()  # the largest error in ulps at each point (each optimizer step)
+    series: tuple[tuple[float, float, float, float, float], ...] = ()  # plot data: x, torch, exact, ulps, allowed
 
 
 @dataclass(frozen=True)

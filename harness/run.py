@@ -258,7 +258,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                 continue
             for part, want, got in zip(parts, wanted, arrays):
                 pieces[(name, part.label)].append(
-                    Piece(point, _describe_point(ctx, point), got, want, _components(ctx, point, part.shape)))
+                    Piece(point, _describe_point(ctx, point), got, want, _components(ctx, point, part.shape),
+                          _abscissa(ctx, point, part.shape)))
     tol = _tolerance(ctx, check)
     out = []
     for name in paths:
@@ -310,6 +311,17 @@ def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> list[str] 
         at = ", ".join(f"{n}={float(b[flat])!r}" for n, b in broadcast.items())
         labels.append(f"{list(index)} at {at}")
     return labels
+
+
+def _abscissa(ctx: Prepared, point: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The first input's value at each element of an array of this shape, when it broadcasts."""
+    first = next(iter(ctx.points[point].values()), None)
+    if first is None or not shape:
+        return np.array([float(first.ravel()[0])]) if first is not None and first.size == 1 else None
+    try:
+        return np.broadcast_to(np.array([float(v) for v in first.ravel()]).reshape(first.shape), shape).ravel()
+    except ValueError:
+        return None
 
 
 def _flat_variables(ctx: Prepared, name: str) -> list[Variable]:

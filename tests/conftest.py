@@ -12,6 +12,8 @@ from harness.cases import BadCase, Case, load_file
 from harness.results import CaseResult
 from harness.run import Options, check_case
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # meta_functions for target: cases
 

@@ -53,3 +53,38 @@ def test_filter_ops_show_and_usage(tmp_path, capsys):
     assert "dy/dx = 2*x" in shown and "torch 2.0" in shown
     assert main(["frobnicate"]) == 2
     assert main(["run", str(tmp_path / "missing.yaml"), "--reports", str(tmp_path)]) == 2
+
+
+def _without_timings(path):
+    doc = json.loads(path.read_text())
+    for r in doc["results"]:
+        r.pop("seconds")
+    return doc
+
+
+def test_parallel_and_sharded_runs_give_the_same_report(tmp_path):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"c{i}.yaml").write_text(
+            f"name: c{i}\ninputs: {{x: {{shape: [6], sample: {{uniform: [-2, 2]}}}}}}\nexpr: tanh(x) * {i + 1}\n"
+            "checks: [value, vjp]\ndtype: [float32, float64]\n")
+    assert main(["run", str(folder), "--reports", str(tmp_path / "serial")]) == 0
+    assert main(["run", str(folder), "--reports", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
+    serial, parallel = (_without_timings(tmp_path / d / "report.json") for d in ("serial", "parallel"))
+    assert serial == parallel
+    assert main(["run", str(folder), "--reports", str(tmp_path / "again")]) == 0
+    serial_text = (tmp_path / "serial" / "report.json").read_text()
+    again_text = (tmp_path / "again" / "report.json").read_text()
+    import re
+
+    strip = re.compile(r'"seconds": [0-9.e-]+')
+    assert strip.sub("", serial_text) == strip.sub("", again_text)  # byte for byte but timings
+    names = []
+    for k in (1, 2):
+        assert main(["run", str(folder), "--reports", str(tmp_path / f"s{k}"), "--shard", f"{k}/2"]) == 0
+        names += [r["name"] for r in json.loads((tmp_path / f"s{k}" / "report.json").read_text())["results"]]
+    assert sorted(set(names)) == ["c0", "c1", "c2", "c3"] and len(names) == 8
+    assert main(["run", str(folder), "--shard", "3/2", "--reports", str(tmp_path)]) == 2
+    for name in ("junit.xml", "summary.md", "index.html"):
+        assert (tmp_path / "serial" / name).exists()

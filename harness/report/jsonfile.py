@@ -25,13 +25,20 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def render(results: Sequence[CaseResult], versions: dict[str, str], timings: bool = True) -> str:
-    """The report as JSON text; with `timings=False` the same inputs give the same bytes."""
+SLIM_KEEPS = ("check", "path", "part", "status", "max_ulps")
+
+
+def render(results: Sequence[CaseResult], versions: dict[str, str], timings: bool = True, slim: bool = False) -> str:
+    """The report as JSON text; with `timings=False` the same inputs give the same bytes.
+
+    `slim` (for baselines) keeps each comparison's status and error in ulps, and nothing else."""
     cases = []
     for r in results:
         item = asdict(r)
         if not timings:
             item.pop("seconds")
+        if slim:
+            item["comparisons"] = [{k: c[k] for k in SLIM_KEEPS} for c in item["comparisons"]]
         cases.append(item)
     doc = {"schema": SCHEMA, "versions": versions, "summary": counts(results), "results": cases}
     return json.dumps(_clean(doc), indent=1, sort_keys=False) + "\n"

@@ -1,0 +1,71 @@
+"""The regression gate: compare a run with a baseline report (a `report.json` written earlier).
+
+A case fails the gate when it newly fails (a comparison that passed, or was a kink, now fails) or
+when a comparison's error in ulps grew past a factor; cases that failed in the baseline and pass now
+are listed as fixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results import CaseResult
+
+BAD = ("fail", "error")
+GROWTH_FLOOR = 1.0  # errors below one ulp never count as growth
+
+
+@dataclass(frozen=True)
+class Gate:
+    regressions: tuple[str, ...]
+    fixed: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+
+def load(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"cannot read baseline {path}: {exc}") from None
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("harness.report/"):
+        raise HarnessError(f"{path} is not a harness report (no 'schema: harness.report/...')")
+    return doc
+
+
+def _ulps(value: object) -> float:
+    return float("inf") if value in ("inf", "nan") else float(value)  # type: ignore[arg-type]
+
+
+def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0) -> Gate:
+    """Regressions and fixes of `results` against a baseline report."""
+    old_cases = {(r["name"], r["dtype"]): r for r in baseline.get("results", [])}
+    regressions, fixed = [], []
+    for r in results:
+        old = old_cases.get((r.name, r.dtype))
+        where = f"{r.name} [{r.dtype}]"
+        if old is None:
+            if r.status in BAD:
+                regressions.append(f"{where}: new case {r.status}: {r.message}")
+            continue
+        if r.status in BAD and old["status"] not in BAD:
+            regressions.append(f"{where}: newly {r.status} (was {old['status']}): {r.message}")
+            continue
+        if old["status"] in BAD + ("xfail",) and r.status in ("pass", "kink", "undefined", "xpass"):
+            fixed.append(f"{where}: {old['status']} -> {r.status}")
+        old_comparisons = {(c["check"], c["path"], c["part"]): c for c in old.get("comparisons", [])}
+        for c in r.comparisons:
+            before = old_comparisons.get((c.check, c.path, c.part))
+            if before is None or c.status not in ("pass", "kink") or before["status"] not in ("pass", "kink"):
+                continue
+            limit = factor * max(_ulps(before["max_ulps"]), GROWTH_FLOOR)
+            if c.max_ulps > limit:
+                regressions.append(f"{where} > {c.check} > {c.path} > {c.part}: error grew from "
+                                   f"{_ulps(before['max_ulps']):.3g} to {c.max_ulps:.3g} ulps (factor {factor:g})")
+    return Gate(tuple(regressions), tuple(fixed))

@@ -1,0 +1,103 @@
+"""pytest plugin: case files collected as test items, one per case, dtype and check.
+
+`pytest cases/` collects every YAML file under a folder named `cases` (or any YAML file named on the
+command line), through the same `check_case` as `harness run`. A failure shows the report's message
+text, not a traceback; `xfail:` maps to pytest's xfail; pytest-xdist (`-n auto`) runs items in
+parallel. Registered through the `pytest11` entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cases import BadCase, Case, load_file
+from harness.results import CaseResult
+from harness.run import Options, check_case
+
+_RESULTS: dict[tuple[str, int], list[CaseResult]] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness")
+    group.addoption("--harness-allow-target", action="store_true", help="let case files import their target:")
+    parser.addini("harness_cases", "collect YAML case files in these folders too", type="paths", default=[])
+
+
+def _is_case_file(file_path: Path, config: pytest.Config) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    folders = [Path(p).resolve() for p in config.getini("harness_cases")]
+    resolved = file_path.resolve()
+    return (resolved in named or any(p.name == "cases" for p in resolved.parents)
+            or any(f in resolved.parents for f in folders))
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if _is_case_file(file_path, parent.config):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self) -> Any:
+        for case in load_file(self.path):
+            if isinstance(case, BadCase):
+                yield CaseItem.from_parent(self, name=f"{case.name} (bad case file)", case=case, dtype="-", check="-")
+                continue
+            for dtype in case.dtypes:
+                for check in dict.fromkeys(c.kind for c in case.checks):
+                    item = CaseItem.from_parent(self, name=f"{case.name}[{dtype}]::{check}", case=case,
+                                                dtype=dtype, check=check)
+                    xfail = _xfail(case, dtype, check)
+                    if xfail is not None:
+                        item.add_marker(pytest.mark.xfail(reason=xfail.reason, strict=xfail.strict))
+                    yield item
+
+
+def _xfail(case: Case, dtype: str, check: str) -> Any:
+    if case.xfail is not None and case.xfail.applies(dtype):
+        return case.xfail
+    for spec in case.checks:
+        if spec.kind == check and spec.xfail is not None and spec.xfail.applies(dtype):
+            return spec.xfail
+    return None
+
+
+class CaseFailure(Exception):
+    """A case's comparisons failed: the report text says where and by how much."""
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case: Case | BadCase, dtype: str, check: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case, self.dtype, self.check = case, dtype, check
+
+    def runtest(self) -> None:
+        if isinstance(self.case, BadCase):
+            raise CaseFailure(self.case.message)
+        key = (self.case.file, self.case.line)
+        if key not in _RESULTS:  # one run per case serves all its items in this process
+            allow = bool(self.config.getoption("harness_allow_target"))
+            _RESULTS[key] = check_case(self.case, Options(allow_targets=allow))
+        (result,) = [r for r in _RESULTS[key] if r.dtype == self.dtype]
+        if result.status == "error" and not result.comparisons:
+            raise CaseFailure(result.message)
+        bad = [c for c in result.comparisons if c.check == self.check and c.status in ("fail", "error")]
+        if not bad:
+            # an xfail check that passed: under pytest's xfail marker a clean return is an xpass
+            bad = [c for c in result.comparisons
+                   if c.check == self.check and c.status == "xfail" and self.get_closest_marker("xfail")]
+        if bad:
+            raise CaseFailure("\n".join(c.message for c in bad))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, f"{self.case.name} [{self.dtype}] {self.check}"

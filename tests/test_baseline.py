@@ -1,0 +1,47 @@
+"""The regression gate: newly failing cases and grown errors fail it, fixed cases are listed."""
+
+import json
+
+from harness import baseline
+from harness.cli import main
+from harness.results import CaseResult, Comparison
+
+
+def result(status, ulps=1.0, name="c"):
+    comparison = Comparison("grad", "p", "x", "pass" if status != "fail" else "fail", max_ulps=ulps)
+    return CaseResult(name, "f.yaml", 1, "float64", status, (comparison,))
+
+
+def doc(*results):
+    from harness.report import jsonfile
+
+    return json.loads(jsonfile.render(results, {}, timings=False, slim=True))
+
+
+def test_newly_failing_and_grown_errors_are_regressions():
+    old = doc(result("pass", 2.0), result("pass", 1.0, name="d"), result("fail", name="e"))
+    gate = baseline.compare([result("fail"), result("pass", 5.0, name="d"), result("pass", name="e")], old)
+    assert len(gate.regressions) == 2 and not gate.ok
+    assert "newly fail" in gate.regressions[0] and "grew from 1 to 5 ulps" in gate.regressions[1]
+    assert gate.fixed == ("e [float64]: fail -> pass",)
+
+
+def test_known_failures_and_small_growth_pass_the_gate():
+    old = doc(result("fail"), result("pass", 3.0, name="d"))
+    gate = baseline.compare([result("fail"), result("pass", 5.9, name="d")], old, factor=2.0)
+    assert gate.ok
+
+
+def test_cli_gate_and_update(tmp_path, capsys):
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value]\n")
+    base = tmp_path / "baseline.json"
+    assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--update-baseline", str(base)]) == 0
+    assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)]) == 0
+    assert "0 regressions, 0 fixed" in capsys.readouterr().out
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [{value: {tolerance: {ulps: 0, model: 0}}}]\n"
+                    "dtype: float64\n")
+    code = main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)])
+    out = capsys.readouterr().out
+    assert code in (0, 1) and ("REGRESSION" in out) == (code == 1)
+    assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(tmp_path / "nope.json")]) == 2

@@ -1,0 +1,66 @@
+"""The pytest plugin: case files as items, failures as report text, xfail, bad files."""
+
+import textwrap
+
+GOOD = """
+name: good
+inputs: {x: 0.5}
+expr: exp(x)
+checks: [value, grad]
+dtype: [float32, float64]
+"""
+WRONG = """
+name: wrong
+inputs: {x: {shape: [8], sample: {uniform: [-2, 2]}}}
+expr: sin(x)
+target: meta_functions:sin_wrong_first
+checks: [value, vjp]
+dtype: float64
+"""
+XFAIL = """
+name: expected
+inputs: {x: 23.5}
+expr: softplus(x)
+checks: [value]
+xfail: "softplus returns x above its threshold"
+"""
+
+
+def _cases(pytester, **files):
+    folder = pytester.mkdir("cases")
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(textwrap.dedent(text))
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).parent / "meta_functions.py", pytester.path / "meta_functions.py")
+    return folder
+
+
+def test_items_per_case_dtype_and_check(pytester):
+    _cases(pytester, good=GOOD)
+    result = pytester.runpytest("cases", "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*good?float32?::value PASSED*", "*good?float64?::grad PASSED*"])
+
+
+def test_a_failure_shows_the_report_text_not_a_traceback(pytester):
+    _cases(pytester, wrong=WRONG)
+    pytester.syspathinsert()
+    result = pytester.runpytest("cases", "--harness-allow-target")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*wrong ?float64? > vjp > y.backward(gradient=v) > point 0*ulps*not close!*"])
+    assert "Traceback" not in result.stdout.str() and "def runtest" not in result.stdout.str()
+
+
+def test_xfail_maps_to_pytest_xfail_and_bad_files_fail(pytester):
+    _cases(pytester, expected=XFAIL, broken="name: broken\ninputs: {x: 1}\nexpr: expp(x)\nchecks: [value]\n")
+    result = pytester.runpytest("cases")
+    result.assert_outcomes(xfailed=1, failed=1)
+    result.stdout.fnmatch_lines(["*broken.yaml:3: unknown op 'expp' (did you mean 'exp'?)*"])
+
+
+def test_runs_in_parallel_with_xdist(pytester):
+    _cases(pytester, good=GOOD, other=GOOD.replace("name: good", "name: other"))
+    result = pytester.runpytest("cases", "-n", "2")
+    result.assert_outcomes(passed=8)
