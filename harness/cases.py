@@ -143,7 +143,13 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _INT_TAG = "tag:yaml.org,2002:int"
 
 
+_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+
 def _convert(node: yaml.Node, file: str, budget: list[int]) -> Y:
+    if node.tag not in _TAGS:
+        raise HarnessError(f"YAML tag {node.tag.removeprefix('tag:yaml.org,2002:')!r} is not allowed",
+                           file=file, line=node.start_mark.line + 1)
     budget[0] -= 1
     if budget[0] < 0:
         raise HarnessError(f"file expands to more than {MAX_YAML_NODES} YAML nodes (alias bomb?)",
@@ -224,7 +230,15 @@ def load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
         nodes = items.value
     else:
         nodes = [root]
-    return [_load_one(node, file, i) for i, node in enumerate(nodes)]
+    loaded = [_load_one(node, file, i) for i, node in enumerate(nodes)]
+    seen: dict[str, int] = {}
+    for i, case in enumerate(loaded):
+        if isinstance(case, Case) and case.name in seen:
+            loaded[i] = BadCase(case.name, file, case.line, f"{file}:{case.line}: duplicate case name {case.name!r}"
+                                                             f" (first at {file}:{seen[case.name]})")
+        elif isinstance(case, Case):
+            seen[case.name] = case.line
+    return loaded
 
 
 def _load_one(node: Y, file: str, index: int) -> Case | BadCase:
@@ -346,9 +360,32 @@ def _parse_at(y: Y, names: set[str]) -> Node:
         return Num(y.value)
     text = _expect(y, "str", "an expression")
     try:
-        return parse(text, ops=set(OPS), names=names)
+        tree = parse(text, ops=set(OPS), names=names)
+        _check_calls(tree)
+        return tree
     except HarnessError as exc:
         raise _fail(y, exc.message) from None
+
+
+def _check_calls(node: Node) -> None:
+    """Every call has its op's number of arguments and only its keywords."""
+    from harness.expr import Call, Index, Seq
+    from harness.ops import lead_to_keywords, resolve
+
+    if isinstance(node, Index):
+        _check_calls(node.value)
+    elif isinstance(node, Seq):
+        for item in node.items:
+            _check_calls(item)
+    elif isinstance(node, Call):
+        call = lead_to_keywords(node)
+        op, _ = resolve(call.op, call.keywords)
+        if len(call.args) != op.arity:
+            given = len(node.args)
+            wanted = op.arity + len(op.leading)
+            raise HarnessError(f"{node.op}() takes {wanted} argument{'s' * (wanted != 1)}, got {given}")
+        for arg in node.args:
+            _check_calls(arg)
 
 
 def _constants(y: Y | None, inputs: set[str]) -> tuple[tuple[str, Node], ...]:

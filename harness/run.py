@@ -8,10 +8,14 @@ Nothing escapes: a problem becomes an `error` result (or an `error` comparison) 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -47,16 +51,89 @@ MAX_HESSIAN_ELEMENTS = 256
 
 @dataclass(frozen=True)
 class Options:
-    """How a run treats cases: `allow_targets` lets `target:` import user code."""
+    """How a run treats cases: `allow_targets` lets `target:` import user code; `timeout` bounds
+    the seconds one case may take in one dtype (0: no limit)."""
 
     allow_targets: bool = False
+    timeout: float = 300.0
+    memory_mb: float = 0.0  # extra address space one case may take (0: no limit)
+
+
+class CaseTimeout(BaseException):
+    """Raised by the alarm inside a case that ran past its time limit (not an Exception, so no
+    handler inside the case swallows it)."""
+
+
+@contextmanager
+def memory_limit(megabytes: float) -> Iterator[None]:
+    """Cap the address space while the block runs: an allocation past it raises MemoryError."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: no limit
+        yield
+        return
+    if megabytes <= 0:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    in_use = _address_space()
+    cap = in_use + int(megabytes * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _address_space() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after `seconds` (main thread only; elsewhere no limit is set)."""
+    usable = seconds > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: object) -> None:
+        raise CaseTimeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseResult]:
-    """Check one case in each of its dtypes. Never raises."""
+    """Check one case in each of its dtypes. Never raises (but for KeyboardInterrupt)."""
     if isinstance(case, BadCase):
         return [CaseResult(case.name, case.file, case.line, "-", "error", message=case.message, bad_input=True)]
-    return [_check_dtype(case, dtype, options) for dtype in case.dtypes]
+    results = []
+    for dtype in case.dtypes:
+        start = time.perf_counter()
+        try:
+            with time_limit(options.timeout), memory_limit(options.memory_mb):
+                results.append(_check_dtype(case, dtype, options))
+        except CaseTimeout:
+            results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
+                                      message=f"{case.file}:{case.line}: error: timed out after {options.timeout:g} s",
+                                      seconds=time.perf_counter() - start))
+        except MemoryError:
+            results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
+                                      message=f"{case.file}:{case.line}: error: out of memory (limit "
+                                              f"{options.memory_mb:g} MB)", seconds=time.perf_counter() - start))
+    return results
 
 
 def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
@@ -80,6 +157,8 @@ def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
 
 
 def _internal(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "error: out of memory (the case reached its memory limit)"
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
