@@ -59,7 +59,8 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
     def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
         env = dict(zip(inputs, primals))
         dtype = primals[0].dtype if primals else torch.get_default_dtype()
-        return tuple(torch.as_tensor(run(tree, env), dtype=dtype) for tree in outputs.values())
+        device = primals[0].device if primals else None
+        return tuple(torch.as_tensor(run(tree, env), dtype=dtype, device=device) for tree in outputs.values())
 
     return function
 
@@ -77,8 +78,9 @@ def _keyword(name: str, value: object) -> int | float | None:
 def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
-    dtype = next(iter(env.values())).dtype if env else torch.get_default_dtype()
-    return torch.as_tensor(value, dtype=dtype)
+    first = next(iter(env.values()), None)
+    dtype = first.dtype if first is not None else torch.get_default_dtype()
+    return torch.as_tensor(value, dtype=dtype, device=first.device if first is not None else None)
 
 
 def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:

@@ -45,11 +45,11 @@ def _ulps(value: object) -> float:
 
 def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0) -> Gate:
     """Regressions and fixes of `results` against a baseline report."""
-    old_cases = {(r["name"], r["dtype"]): r for r in baseline.get("results", [])}
+    old_cases = {(r["name"], r["dtype"], r.get("device", "cpu")): r for r in baseline.get("results", [])}
     regressions, fixed = [], []
     for r in results:
-        old = old_cases.get((r.name, r.dtype))
-        where = f"{r.name} [{r.dtype}]"
+        old = old_cases.get((r.name, r.dtype, r.device))
+        where = f"{r.name} [{r.dtype}]" if r.device == "cpu" else f"{r.name} [{r.dtype} on {r.device}]"
         if old is None:
             if r.status in BAD:
                 regressions.append(f"{where}: new case {r.status}: {r.message}")

@@ -27,7 +27,7 @@ MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
 CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize")
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
-             "xfail", "target", "seed", "conventions")
+             "xfail", "target", "seed", "conventions", "device")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
 
 
@@ -99,6 +99,7 @@ class Case:
     doc: str = ""
     sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
     conventions: tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...] = ()  # op -> (order, torch's value)
+    devices: tuple[str, ...] = ("cpu",)
 
     @property
     def n_points(self) -> int:
@@ -324,7 +325,20 @@ def _case(node: Y, file: str) -> Case:
         xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,
         target=_target(fields["target"]) if "target" in fields else None,
         seed=seed, doc=_expect(fields["doc"], "str", "doc") if "doc" in fields else "", sources=sources,
-        conventions=_conventions(fields["conventions"]) if "conventions" in fields else ())
+        conventions=_conventions(fields["conventions"]) if "conventions" in fields else (),
+        devices=_devices(fields["device"]) if "device" in fields else ("cpu",))
+
+
+def _devices(y: Y) -> tuple[str, ...]:
+    """`device: cuda`, or a list to run the same checks on each (cpu, cuda, cuda:1 ...)."""
+    items = [y] if y.kind == "str" else _expect(y, "seq", "device")
+    out = []
+    for item in items:
+        name = _expect(item, "str", "device")
+        if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", name):
+            raise _fail(item, f"device must be cpu, cuda or cuda:N, got {name!r}")
+        out.append(name)
+    return tuple(dict.fromkeys(out)) or ("cpu",)
 
 
 def _conventions(y: Y) -> tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...]:

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, help="cases in parallel processes")
     run.add_argument("--shard", help="k/n: run the k-th of n deterministic slices of the cases")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds one case may take per dtype (0: none)")
+    run.add_argument("--device", help="run every case on this device (cpu, cuda, cuda:N)")
     run.add_argument("--memory-limit", type=float, default=0.0, metavar="MB",
                      help="extra memory one case may take (0: no limit)")
     fz = sub.add_parser("fuzz", help="random expressions and points from the catalogue, shrunk on failure")
@@ -137,7 +138,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     except SystemExit:
         console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
         return EXIT_BAD_INPUT
-    options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit)
+    options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
+                      device=args.device)
     results = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if args.update_baseline:

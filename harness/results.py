@@ -88,6 +88,7 @@ class CaseResult:
     xfail: str | None = None
     bad_input: bool = False
     exact: dict[str, str] = field(default_factory=dict)  # output -> exact expression (text)
+    device: str = "cpu"
 
     @property
     def failed(self) -> bool:

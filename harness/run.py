@@ -57,6 +57,7 @@ class Options:
     allow_targets: bool = False
     timeout: float = 300.0
     memory_mb: float = 0.0  # extra address space one case may take (0: no limit)
+    device: str | None = None  # run every case on this device instead of its own
 
 
 class CaseTimeout(BaseException):
@@ -120,28 +121,31 @@ def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseR
     if isinstance(case, BadCase):
         return [CaseResult(case.name, case.file, case.line, "-", "error", message=case.message, bad_input=True)]
     results = []
-    for dtype in case.dtypes:
+    devices = (options.device,) if options.device else case.devices
+    for dtype, device in ((d, v) for v in devices for d in case.dtypes):
         start = time.perf_counter()
         try:
             with time_limit(options.timeout), memory_limit(options.memory_mb):
-                results.append(_check_dtype(case, dtype, options))
+                results.append(_check_dtype(case, dtype, options, device))
         except CaseTimeout:
             results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
                                       message=f"{case.file}:{case.line}: error: timed out after {options.timeout:g} s",
-                                      seconds=time.perf_counter() - start))
+                                      seconds=time.perf_counter() - start, device=device))
         except MemoryError:
             results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
                                       message=f"{case.file}:{case.line}: error: out of memory (limit "
-                                              f"{options.memory_mb:g} MB)", seconds=time.perf_counter() - start))
+                                              f"{options.memory_mb:g} MB)", seconds=time.perf_counter() - start,
+                                      device=device))
     return results
 
 
-def _check_dtype(case: Case, dtype: str, options: Options) -> CaseResult:
+def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") -> CaseResult:
     start = time.perf_counter()
     xfail = case.xfail if case.xfail is not None and case.xfail.applies(dtype) else None
-    base = CaseResult(case.name, case.file, case.line, dtype, "error", xfail=xfail.reason if xfail else None)
+    base = CaseResult(case.name, case.file, case.line, dtype, "error", xfail=xfail.reason if xfail else None,
+                      device=device)
     try:
-        ctx = _prepare(case, dtype, options)
+        ctx = _prepare(case, dtype, options, device)
     except HarnessError as exc:
         return replace(base, message=str(exc.at(case.file, case.line)), bad_input=True,
                        seconds=time.perf_counter() - start)
@@ -224,11 +228,13 @@ class Prepared:
     shapes: dict[str, tuple[int, ...]]
     points: list[dict[str, np.ndarray]]  # exact rounded values (Fractions) per input
     primals: list[tuple[torch.Tensor, ...]]
+    device: str = "cpu"
     _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
 
     @property
     def breadcrumb(self) -> str:
-        return f"{self.case.name} [{self.dtype}]"
+        where = "" if self.device == "cpu" else f" on {self.device}"
+        return f"{self.case.name} [{self.dtype}{where}]"
 
     @property
     def inputs(self) -> list[str]:
@@ -243,7 +249,9 @@ class Prepared:
         return self._references[key]
 
 
-def _prepare(case: Case, dtype: str, options: Options) -> Prepared:
+def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Prepared:
+    if device != "cpu" and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r} is not available here (torch.cuda.is_available() is False)")
     fmt = FORMATS[dtype]
     constants: dict[str, Fraction] = {}
     for name, tree in case.constants:
@@ -255,9 +263,9 @@ def _prepare(case: Case, dtype: str, options: Options) -> Prepared:
     points = _points(case, fmt)
     torch_dtype = autodiff.DTYPES[dtype]
     primals = [tuple(torch.tensor(np.array([float(q) for q in values.ravel()], dtype=np.float64),
-                                  dtype=torch_dtype).reshape(values.shape) for values in point.values())
+                                  dtype=torch_dtype, device=device).reshape(values.shape) for values in point.values())
                for point in points]
-    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals)
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device)
 
 
 def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
@@ -432,7 +440,7 @@ def _vector(ctx: Prepared, vector: Vector, name: str, shape: tuple[int, ...], se
 
 def _tensor(ctx: Prepared, values: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.array([float(v) for v in values.ravel()]),
-                        dtype=autodiff.DTYPES[ctx.dtype]).reshape(values.shape)
+                        dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device).reshape(values.shape)
 
 
 def _weights(values: np.ndarray) -> list[arb]:
@@ -742,7 +750,7 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
     exacts, ok = evaluate_certified(
         lambda ref: ref.values(name),
         lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
-    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.dtype]) for a in final)
+    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device) for a in final)
     torch_value = autodiff.value(ctx.function, primals)[0]
     label = f"after step {steps}"
     out = [summarize("minimize", f"f at the last iterate (point {point})", name,

@@ -108,3 +108,20 @@ def test_multi_hessian_jacobian_on_two_outputs(run_case, checks):
         checks: {checks}
     """)
     assert result.status == "pass", result.message
+
+
+def test_a_cuda_case_without_a_gpu_is_a_clear_error(run_case):
+    import torch
+
+    results = run_case("""
+        name: on-gpu
+        inputs: {x: 0.5}
+        expr: exp(x)
+        checks: [value, grad]
+        device: [cpu, cuda]
+    """)
+    assert [(r.device, r.status) for r in results][0] == ("cpu", "pass")
+    if not torch.cuda.is_available():
+        assert results[1].status == "error" and "device 'cuda' is not available here" in results[1].message
+    else:
+        assert results[1].status == "pass"
