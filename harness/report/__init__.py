@@ -41,3 +41,8 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def where(r: CaseResult) -> str:
+    """The dtype, with the device when it is not the CPU: 'float32', 'float64 on cuda'."""
+    return r.dtype if r.device == "cpu" else f"{r.dtype} on {r.device}"

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report import details_line, summary_line
+from harness.report import details_line, summary_line, where
 from harness.results import CaseResult, Comparison
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold red", "kink": "yellow", "undefined": "cyan",
@@ -28,7 +28,7 @@ def table(results: Sequence[CaseResult]) -> Table:
     for r in results:
         w = _worst(r)
         worst = w.worst if w is not None else None
-        t.add_row(escape(r.name) if escape_row else r.name, r.dtype, f"[{STYLE.get(r.status, '')}]{r.status}[/]",
+        t.add_row(escape(r.name) if escape_row else r.name, where(r), f"[{STYLE.get(r.status, '')}]{r.status}[/]",
                   f"{w.check} > {w.part}" if w else "",
                   f"{w.max_ulps:.3g}" if w else "",
                   repr(worst.torch) if worst else "", repr(worst.exact) if worst else "")

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from harness.report import counts, summary_line
+from harness.report import counts, summary_line, where
 from harness.results import CaseResult, Comparison
 
 WIDTH, HEIGHT, PAD = 420, 220, 40
@@ -89,7 +89,7 @@ def _status(status: str) -> str:
 def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
     c = counts(results)
     rows = "".join(
-        f"<tr><td><a href='#r{i}'>{escape(r.name)}</a></td><td>{r.dtype}</td><td>{_status(r.status)}</td>"
+        f"<tr><td><a href='#r{i}'>{escape(r.name)}</a></td><td>{where(r)}</td><td>{_status(r.status)}</td>"
         f"<td>{max((x.max_ulps for x in r.comparisons), default=0):.3g}</td><td>{escape(r.file)}:{r.line}</td></tr>"
         for i, r in enumerate(results))
     sections = []

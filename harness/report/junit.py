@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from harness.report import counts
+from harness.report import counts, where
 from harness.results import CaseResult
 
 
@@ -17,8 +17,8 @@ def render(results: Sequence[CaseResult]) -> str:
         checks = sorted({x.check for x in r.comparisons}) or ["-"]
         for check in checks:
             comparisons = [x for x in r.comparisons if x.check == check]
-            case = ET.SubElement(suite, "testcase", classname=f"{r.file}:{r.line}", name=f"{r.name}[{r.dtype}] {check}",
-                                 time=f"{r.seconds / len(checks):.3f}")
+            case = ET.SubElement(suite, "testcase", classname=f"{r.file}:{r.line}",
+                                 name=f"{r.name}[{where(r)}] {check}", time=f"{r.seconds / len(checks):.3f}")
             failing = [x for x in comparisons if x.status in ("fail", "error")]
             if r.status == "error" and not comparisons:
                 ET.SubElement(case, "error", message=r.message).text = r.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.report import counts, summary_line
+from harness.report import counts, summary_line, where
 from harness.results import CaseResult
 
 
@@ -19,11 +19,11 @@ def render(results: Sequence[CaseResult], title: str = "harness: symbolic vs aut
     problems = [r for r in results if r.status in ("fail", "error")]
     if problems:
         lines += ["", "## Failures", "", "| case | dtype | status | what |", "|---|---|---|---|"]
-        lines += [f"| {_cell(r.name)} | {r.dtype} | {r.status} | {_cell(r.message)} |" for r in problems]
+        lines += [f"| {_cell(r.name)} | {where(r)} | {r.status} | {_cell(r.message)} |" for r in problems]
     noted = [r for r in results if r.status in ("kink", "xfail", "xpass", "undefined")]
     if noted:
         lines += ["", "<details><summary>kinks, undefined points and expected failures</summary>", "",
                   "| case | dtype | status | note |", "|---|---|---|---|"]
-        lines += [f"| {_cell(r.name)} | {r.dtype} | {r.status} | {_cell(r.xfail or r.message)} |" for r in noted]
+        lines += [f"| {_cell(r.name)} | {where(r)} | {r.status} | {_cell(r.xfail or r.message)} |" for r in noted]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
