@@ -75,10 +75,10 @@ def test_one_exception_never_stops_the_run(tmp_path, monkeypatch):
 
     original = run._prepare
 
-    def explode(case, dtype, options):
+    def explode(case, dtype, options, device="cpu"):
         if case.name == "c1":
             raise RuntimeError("sympy blew up")
-        return original(case, dtype, options)
+        return original(case, dtype, options, device)
 
     monkeypatch.setattr(run, "_prepare", explode)
     assert main(["run", str(folder), "--reports", str(tmp_path / "r")]) == 1
