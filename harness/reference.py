@@ -191,7 +191,8 @@ def evaluate_certified(compute: Callable[[PointReference], list[Exact]],
     bits = start_precision(fmt)
     while True:
         final = bits * 2 > MAX_PRECISION
-        results = compute(make(bits, final))
+        with precision(bits):  # sums and products of the exact values (VJPs, Hessians) at this precision too
+            results = compute(make(bits, final))
         if all(certified(x, fmt) for x in results):
             return results, True
         if final:

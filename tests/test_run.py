@@ -125,3 +125,15 @@ def test_a_cuda_case_without_a_gpu_is_a_clear_error(run_case):
         assert results[1].status == "error" and "device 'cuda' is not available here" in results[1].message
     else:
         assert results[1].status == "pass"
+
+
+def test_combined_references_are_certified_in_float64(run_case):
+    # VJPs, JVPs and Hessian products combine exact values: at the working precision, never at 53 bits
+    (result,) = run_case("""
+        name: sums
+        inputs: {x: {shape: [50], sample: {uniform: [-3, 3]}}}
+        expr: sin(x) * exp(x)
+        checks: [vjp, jvp, grad2]
+    """)
+    assert result.status == "pass"
+    assert all(c.uncertified == 0 for c in result.comparisons), [c.path for c in result.comparisons if c.uncertified]
