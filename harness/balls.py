@@ -27,6 +27,7 @@ from harness.functions import (
     OpFunction,
     amax_fn,
     amin_fn,
+    as_sympy,
     ceil_fn,
     closed_body,
     floor_fn,
@@ -382,7 +383,7 @@ def _floor_form(cls: type, order: int, kind: str) -> ClosedForm | None:
     if hook is None:
         return None
     syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
-    value = sympy.sympify(hook(syms, order))
+    value = as_sympy(hook(syms, order))
     return None if value == 0 else compile_closed(value, syms)
 
 
@@ -686,7 +687,7 @@ def _kinked(cls: type, order: int, kinks: tuple, balls: list[arb], s: State) -> 
             return arb(pinned.numerator) / pinned.denominator
         override = kink.override(order)
         if override is not None:
-            return compile_closed(sympy.sympify(override), [])([])
+            return compile_closed(as_sympy(override), [])([])
     return None
 
 

@@ -12,6 +12,7 @@ torch's documented convention, which the marker carries as its last argument.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,6 +20,17 @@ import sympy
 
 if TYPE_CHECKING:
     from harness.ops import Op
+
+
+def as_sympy(value: object) -> sympy.Basic:
+    """A number or SymPy object as SymPy, exactly; text is refused (nothing here parses strings)."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | Fraction):
+        raise TypeError(f"not an exact number: {value!r}")
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    return sympy.Rational(value.numerator, value.denominator)
 
 
 class OpFunction(sympy.Function):

@@ -22,7 +22,18 @@ import torch
 import torch.nn.functional as F
 
 from harness import tensor_ops
-from harness.functions import ceil_fn, floor_fn, jump, kink_sign, kink_step, loggamma_abs, ratio, round_fn, trunc_fn
+from harness.functions import (
+    as_sympy,
+    ceil_fn,
+    floor_fn,
+    jump,
+    kink_sign,
+    kink_step,
+    loggamma_abs,
+    ratio,
+    round_fn,
+    trunc_fn,
+)
 
 Kind = Literal["arithmetic", "elementwise", "structural", "predicate"]
 S = sympy.S
@@ -175,7 +186,7 @@ def _one(args: tuple[sympy.Expr, ...], order: int) -> sympy.Expr:
 
 
 def _at(value: Any) -> Callable[..., sympy.Expr]:
-    return lambda *kw: sympy.sympify(value)
+    return lambda *kw: as_sympy(value)
 
 
 ZERO_KINK = Kink("x = 0", "torch's derivative is 0 there", at=_at(0))

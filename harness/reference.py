@@ -26,6 +26,7 @@ from flint import arb
 from harness.balls import ZERO, State, compile_closed, compile_jets, compile_modelled, finite, precision, tree_depth
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
+from harness.functions import as_sympy
 from harness.numbers import FloatFormat, round_to_format
 from harness.ops import resolve
 from harness.symbolic import SymbolicOutput, Variable
@@ -265,7 +266,7 @@ def _constant_expr(node: Node, constants: dict[str, Fraction]) -> sympy.Expr:
         if len(node.args) != op.arity:
             raise HarnessError(f"{op.name}() takes {op.arity} argument(s), got {len(node.args)}")
         args = [_constant_expr(a, constants) for a in node.args]
-        kws = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else sympy.sympify(k)
+        kws = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else as_sympy(k)
                for k in keywords]
         return op.exact(*args) if op.kind == "arithmetic" else op.exact(*args, *kws)
     raise HarnessError("indexing is not allowed in a constant")

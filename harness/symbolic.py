@@ -22,7 +22,7 @@ import sympy
 
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
-from harness.functions import KinkFunction, OpFunction, closed_body, op_function, select
+from harness.functions import KinkFunction, OpFunction, as_sympy, closed_body, op_function, select
 from harness.ops import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
 
 MAX_GENERAL_ELEMENTS = 256
@@ -125,7 +125,7 @@ def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]]
     tree_arr, expr_arr = np.asarray(tree_form, dtype=object), np.asarray(expr_form, dtype=object)
     if tree_arr.size > MAX_GENERAL_ELEMENTS:
         raise HarnessError(f"output {name!r} has {tree_arr.size} elements (limit {MAX_GENERAL_ELEMENTS})")
-    terms = tuple(Term(sympy.sympify(t), sympy.sympify(e)) for t, e in zip(tree_arr.ravel(), expr_arr.ravel()))
+    terms = tuple(Term(as_sympy(t), as_sympy(e)) for t, e in zip(tree_arr.ravel(), expr_arr.ravel()))
     return SymbolicOutput(name, tree_arr.shape, False, used, element_symbols, terms)  # type: ignore[arg-type]
 
 
@@ -213,7 +213,7 @@ def _elementwise(op: Op, keywords: tuple, evaluate: bool) -> Callable[..., sympy
     if op.kind == "arithmetic":
         return lambda *args: op.exact(*args, evaluate=evaluate)
     cls = op_function(op)
-    extra = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else sympy.sympify(k)
+    extra = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else as_sympy(k)
              for k in keywords]
     return lambda *args: cls(*args, *extra, evaluate=evaluate)
 

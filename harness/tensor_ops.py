@@ -14,7 +14,7 @@ import numpy as np
 import sympy
 
 from harness.errors import HarnessError
-from harness.functions import amax_fn, amin_fn, no_grad, norm2
+from harness.functions import amax_fn, amin_fn, as_sympy, no_grad, norm2
 
 
 def _arr(value: Any) -> np.ndarray:
@@ -171,7 +171,7 @@ def _p_norm(row: list[sympy.Expr], p: Any, evaluate: bool) -> sympy.Expr:
         return amax_fn(*values) if len(values) > 1 else values[0]
     if p > 1:
         terms = [sympy.Pow(absolute(e, evaluate=evaluate), p, evaluate=evaluate) for e in row]
-        return sympy.Pow(_add(terms, evaluate), 1 / sympy.sympify(p), evaluate=evaluate)
+        return sympy.Pow(_add(terms, evaluate), 1 / as_sympy(p), evaluate=evaluate)
     raise HarnessError(f"vector norms of order {p} are not supported (1, 2, inf or p > 1)")
 
 
