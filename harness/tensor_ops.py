@@ -25,22 +25,22 @@ def _out(arr: np.ndarray) -> Any:
     return arr.item() if arr.ndim == 0 else arr
 
 
-def _add(terms: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
+def _chain(kind: type[sympy.Add] | type[sympy.Mul], items: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
+    """A sum or product: SymPy's when evaluated, else left to right as torch accumulates it."""
     if evaluate:
-        return sympy.Add(*terms)
-    total = terms[0]
-    for t in terms[1:]:
-        total = sympy.Add(total, t, evaluate=False)
+        return kind(*items)
+    total = items[0]
+    for item in items[1:]:
+        total = kind(total, item, evaluate=False)
     return total
+
+
+def _add(terms: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
+    return _chain(sympy.Add, terms, evaluate)
 
 
 def _mul(factors: Sequence[sympy.Expr], evaluate: bool) -> sympy.Expr:
-    if evaluate:
-        return sympy.Mul(*factors)
-    total = factors[0]
-    for f in factors[1:]:
-        total = sympy.Mul(total, f, evaluate=False)
-    return total
+    return _chain(sympy.Mul, factors, evaluate)
 
 
 def _div(a: sympy.Expr, b: sympy.Expr, evaluate: bool) -> sympy.Expr:
