@@ -258,19 +258,6 @@ def hessian_double_backward(f: Function, primals: Primals, output: int, v: torch
     return blocks
 
 
-def nth_derivative(f: Function, primals: Primals, output: int, order: int) -> np.ndarray:
-    """d^n y / dx^n by repeated autograd.grad(create_graph=True) (one scalar input, elementwise)."""
-    (leaf,) = _leaves(primals[:1])
-    rest = primals[1:]
-    y = f(leaf, *rest)[output].sum()
-    for _ in range(order):
-        (y,) = torch.autograd.grad(y, leaf, create_graph=True, allow_unused=True) or (None,)
-        if y is None:
-            return np.zeros(leaf.shape)
-        y = y.sum() if _ < order - 1 else y
-    return to_numpy(y)
-
-
 # ------------------------------------------------------------------ optimizers
 
 

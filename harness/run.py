@@ -37,7 +37,6 @@ from harness.reference import (
     constant_value,
     evaluate_certified,
     fold,
-    start_precision,
     to_float_pair,
 )
 from harness.results import CaseResult, Comparison, Expected, Tolerance
@@ -335,6 +334,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
         split = np.cumsum([0, *sizes])
         wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i])
                   for i, part in enumerate(parts)]
+        described = _describe_point(ctx, point)  # labels once per point, shared by every path
+        labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
             if name in errors:
                 continue
@@ -343,10 +344,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             except Exception as exc:  # torch raised: that path is an error, the others go on
                 errors[name] = _internal(exc)
                 continue
-            for part, want, got in zip(parts, wanted, arrays):
-                pieces[(name, part.label)].append(
-                    Piece(point, _describe_point(ctx, point), got, want, _components(ctx, point, part.shape),
-                          _abscissa(ctx, point, part.shape)))
+            for part, want, got, (components, abscissa) in zip(parts, wanted, arrays, labels):
+                pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
     tol = _tolerance(ctx, check)
     out = []
     for name in paths:
@@ -775,4 +774,4 @@ CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
     "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
 }
 
-__all__ = ["CHECKS", "Options", "check_case", "start_precision"]
+__all__ = ["CHECKS", "Options", "check_case"]

@@ -253,20 +253,20 @@ def _tensors(value: Any, name: str) -> list[np.ndarray]:
     return [_arr(v) for v in value]
 
 
-def cat(args: list, kw: tuple, evaluate: bool) -> Any:
-    parts = _tensors(args[0], "cat")
+def _join(name: str, join: Callable[..., np.ndarray], args: list, kw: tuple) -> Any:
+    parts = _tensors(args[0], name)
     try:
-        return np.concatenate(parts, axis=int(kw[0]))
+        return join(parts, axis=int(kw[0]))
     except (ValueError, np.exceptions.AxisError) as exc:
-        raise HarnessError(f"cat: {exc}") from None
+        raise HarnessError(f"{name}: {exc}") from None
+
+
+def cat(args: list, kw: tuple, evaluate: bool) -> Any:
+    return _join("cat", np.concatenate, args, kw)
 
 
 def stack(args: list, kw: tuple, evaluate: bool) -> Any:
-    parts = _tensors(args[0], "stack")
-    try:
-        return np.stack(parts, axis=int(kw[0]))
-    except (ValueError, np.exceptions.AxisError) as exc:
-        raise HarnessError(f"stack: {exc}") from None
+    return _join("stack", np.stack, args, kw)
 
 
 def _square(value: Any, name: str) -> sympy.Matrix:

@@ -34,14 +34,15 @@ def test_known_failures_and_small_growth_pass_the_gate():
 
 def test_cli_gate_and_update(tmp_path, capsys):
     case = tmp_path / "c.yaml"
-    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value]\n")
+    case.write_text("name: c\ninputs: {x: {shape: [64], sample: {uniform: [-3, 3]}}}\nexpr: sin(x)\n"
+                    "checks: [value]\n")
     base = tmp_path / "baseline.json"
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--update-baseline", str(base)]) == 0
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)]) == 0
     assert "0 regressions, 0 fixed" in capsys.readouterr().out
-    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [{value: {tolerance: {ulps: 0, model: 0}}}]\n"
-                    "dtype: float64\n")
+    case.write_text("name: c\ninputs: {x: {shape: [64], sample: {uniform: [-3, 3]}}}\nexpr: sin(x)\n"
+                    "checks: [{value: {tolerance: {ulps: 0, model: 0}}}]\n")
     code = main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)])
     out = capsys.readouterr().out
-    assert code in (0, 1) and ("REGRESSION" in out) == (code == 1)
+    assert code == 1 and "REGRESSION: c [float64]: newly fail" in out
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(tmp_path / "nope.json")]) == 2

@@ -63,7 +63,9 @@ def test_no_false_alarm_on_correct_torch_ops(case):
 def test_exact_value_equals_torch_value_to_a_few_ulps(case):
     (result, *_) = check_case(case)
     assert all(c.status in ("pass", "undefined", "kink") for c in result.comparisons), result.message
-    assert all(c.max_ulps <= 64 or c.status != "pass" or c.worst.allowed_ulps > 64 for c in result.comparisons)
+    for c in result.comparisons:  # where it passes, torch's value is within what was allowed
+        if c.status == "pass" and c.worst is not None:
+            assert c.worst.ulps <= c.worst.allowed_ulps
 
 
 @QUICK
