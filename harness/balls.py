@@ -1,10 +1,16 @@
 """SymPy expressions compiled to functions of Arb balls: closed forms, and the error model.
 
-`compile_closed` turns an expression into a function of ball arguments (one table of node types,
-as sympy2jax does for JAX). `compile_modelled` does the same for the harness's own trees and
-derivative expressions, and runs the error model beside the value: a bound on the rounding error
-that a floating-point evaluation of the same tree in the case's dtype can make. The model charges
-each operation its kernel's accuracy and propagates input errors through partial derivatives
+Every compiled expression evaluates a whole batch at once: a `Batch` holds one column of balls
+per symbol (the same expression at many points, or at every element of an elementwise output),
+and each node of the expression is one pass over its columns. Results are memoized per compiled
+node within a batch, so the subexpressions a value shares with its first and second derivatives
+(sin(x) in sin(x), cos(x) and -sin(x)) are evaluated once.
+
+`closed` compiles an expression to its ball values (one table of node types, as sympy2jax does
+for JAX). `compile_modelled` does the same for the harness's own trees and derivative
+expressions, and runs the error model beside the value: a bound on the rounding error that a
+floating-point evaluation of the same tree in the case's dtype can make. The model charges each
+operation its kernel's accuracy and propagates input errors through partial derivatives
 (first-order running error analysis); sums charge the magnitude of the terms they add, which is
 what lets a result that cancels to 0 be compared against an absolute floor.
 """
@@ -13,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
 
@@ -44,8 +49,9 @@ from harness.functions import (
 )
 from harness.numbers import FloatFormat, round_to_format
 
-ClosedForm = Callable[[Sequence[arb]], arb]
 ZERO = arb(0)
+ONE = arb(1)
+Column = list[arb]  # one ball per member of a batch
 
 
 @contextmanager
@@ -56,6 +62,69 @@ def precision(bits: int) -> Iterator[None]:
         yield
     finally:
         flint.ctx.prec = old
+
+
+class Batch:
+    """The balls of each symbol at n points, evaluated together; results memoized per node."""
+
+    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions")
+
+    def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
+                 conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
+        self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
+        self.conventions = conventions or {}
+        self.memo: dict[object, object] = {}
+
+    @classmethod
+    def point(cls, args: Sequence[arb]) -> Batch:
+        return cls([[a] for a in args], 1)
+
+    def subset(self, index: Sequence[int]) -> Batch:
+        return Batch([[c[i] for i in index] for c in self.columns], len(index), self.u, self.fmt, self.conventions)
+
+    def of(self, columns: Sequence[Column]) -> Batch:
+        """A batch of the same size over other columns (an op's arguments, for its closed forms)."""
+        return Batch(columns, self.n, self.u, self.fmt, self.conventions)
+
+
+def _memo(fn: Callable[[Batch], object]) -> Callable[[Batch], object]:
+    def node(b: Batch) -> object:
+        hit = b.memo.get(node)
+        if hit is None:
+            hit = b.memo[node] = fn(b)
+        return hit
+
+    return node
+
+
+def _where(mask: Sequence[bool]) -> list[int]:
+    return [i for i, m in enumerate(mask) if m]
+
+
+def _sum(columns: Sequence[Column]) -> Column:
+    total = columns[0]
+    for c in columns[1:]:
+        total = [x + y for x, y in zip(total, c)]
+    return total
+
+
+def _prod(columns: Sequence[Column]) -> Column:
+    total = columns[0]
+    for c in columns[1:]:
+        total = [x * y for x, y in zip(total, c)]
+    return total
+
+
+def _abs(column: Column) -> Column:
+    return [abs(x) for x in column]
+
+
+def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
+    """Which members met a kink anywhere below (None: none did)."""
+    present = [f for f in flags if f is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    return [any(t) for t in zip(*present)]
 
 
 # ---------------------------------------------------------------- small ball functions
@@ -158,37 +227,65 @@ def _cmp(d: arb, strict: bool) -> bool | None:
     return None
 
 
-def _relation(cond: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Callable[[Sequence[arb]], bool | None]:
-    """A condition of a Piecewise branch, decided on balls (None: undecided)."""
-    if cond is sympy.true:
-        return lambda a: True
-    if cond is sympy.false:
-        return lambda a: False
+Decision = list[bool | None]  # one per member; None: the ball cannot tell
+
+
+def _relation(cond: sympy.Basic, symbols: tuple[sympy.Symbol, ...]) -> Callable[[Batch], Decision]:
+    """A condition of a Piecewise branch, decided on balls."""
+    if cond is sympy.true or cond is sympy.false:
+        truth = cond is sympy.true
+        return lambda b: [truth] * b.n
     if isinstance(cond, sympy.And | sympy.Or):
         parts = [_relation(c, symbols) for c in cond.args]
         joined = all if isinstance(cond, sympy.And) else any
 
-        def both(a: Sequence[arb]) -> bool | None:
-            values = [p(a) for p in parts]
-            if None in values:
-                return None
-            return joined(values)
+        def both(b: Batch) -> Decision:
+            return [None if None in t else joined(t) for t in zip(*(p(b) for p in parts))]
 
         return both
-    diff = compile_closed(cond.lhs - cond.rhs, symbols)
+    diff = closed(cond.lhs - cond.rhs, symbols)
     if isinstance(cond, sympy.Eq | sympy.Ne):
         equal = isinstance(cond, sympy.Eq)
 
-        def eq(a: Sequence[arb]) -> bool | None:
-            d = diff(a)
+        def eq(d: arb) -> bool | None:
             if d > 0 or d < 0:
                 return not equal
             return equal if d.is_exact() else None
 
-        return eq
+        return lambda b: [eq(d) for d in diff(b)]
     sign = 1 if isinstance(cond, sympy.GreaterThan | sympy.StrictGreaterThan) else -1
     strict = isinstance(cond, sympy.StrictGreaterThan | sympy.StrictLessThan)
-    return lambda a: _cmp(sign * diff(a), strict)
+    return lambda b: [_cmp(sign * d, strict) for d in diff(b)]
+
+
+def _branches(b: Batch, decisions: Sequence[Callable[[Batch], Decision]],
+              evaluate: Callable[[int, Batch], tuple]) -> list[list[tuple]]:
+    """Piecewise: each member's candidate results, branch by branch (first decided branch wins,
+    undecided branches are candidates too). `evaluate(i, sub)` gives branch i's result on a sub-batch
+    as a tuple of columns; returned per member as a list of tuples of balls."""
+    candidates: list[list[tuple]] = [[] for _ in range(b.n)]
+    active = list(range(b.n))
+    for i, decide in enumerate(decisions):
+        if not active:
+            break
+        sub = b.subset(active) if len(active) < b.n else b
+        decided = decide(sub)
+        take = [j for j, d in enumerate(decided) if d is not False]
+        if take:
+            chosen = sub.subset(take) if len(take) < sub.n else sub
+            results = evaluate(i, chosen)
+            for pos, j in enumerate(take):
+                candidates[active[j]].append(tuple(col[pos] for col in results))
+        active = [active[j] for j, d in enumerate(decided) if d is not True]
+    return candidates
+
+
+def _scatter(n: int, pieces: Sequence[tuple[Sequence[int], Column]], fill: arb) -> Column:
+    out = [fill] * n
+    for index, values in pieces:
+        for i, v in zip(index, values):
+            out[i] = v
+    return out
 
 
 # ---------------------------------------------------------------- closed forms, ball only
@@ -213,6 +310,9 @@ _NARY: dict[type, Callable[[list[arb]], arb]] = {
     norm2: lambda v: sum((x * x for x in v), ZERO).sqrt(),
 }
 
+BatchForm = Callable[[Batch], Column]
+ClosedForm = Callable[[Sequence[arb]], arb]
+
 
 def _reduce(values: list[arb], combine: Callable[[arb, arb], arb]) -> arb:
     total = values[0]
@@ -222,90 +322,87 @@ def _reduce(values: list[arb], combine: Callable[[arb, arb], arb]) -> arb:
 
 
 def compile_closed(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> ClosedForm:
-    """A SymPy expression as a function of ball arguments."""
-    if expr in symbols:
-        i = list(symbols).index(expr)
-        return lambda a: a[i]
+    """A SymPy expression as a function of one point's ball arguments."""
+    form = closed(expr, tuple(symbols))
+    return lambda a: form(Batch.point(a))[0]
+
+
+def _constant(expr: sympy.Expr) -> Callable[[], arb] | None:
+    """A number's ball, made at the precision of the moment it is asked for."""
     if expr.is_Rational:
         p, q = int(expr.p), int(expr.q)
-        return (lambda a: arb(p)) if q == 1 else (lambda a: arb(p) / q)
+        return (lambda: arb(p)) if q == 1 else (lambda: arb(p) / q)
     if expr.is_Float:
         r = sympy.Rational(expr)
-        return lambda a: arb(int(r.p)) / int(r.q)
-    if expr is sympy.pi:
-        return lambda a: arb.pi()
-    if expr is sympy.E:
-        return lambda a: arb.const_e()
-    if expr is sympy.EulerGamma:
-        return lambda a: arb.const_euler()
-    if expr is sympy.Catalan:
-        return lambda a: arb.const_catalan()
-    if expr is sympy.oo or expr is sympy.S.NegativeInfinity:
-        inf = arb.pos_inf() if expr is sympy.oo else arb.neg_inf()
-        return lambda a: inf
-    if expr is sympy.nan or expr is sympy.zoo:  # SymPy's 0/0 and 1/0: not a real number
-        return lambda a: arb.nan()
+        return lambda: arb(int(r.p)) / int(r.q)
+    named = {sympy.pi: arb.pi, sympy.E: arb.const_e, sympy.EulerGamma: arb.const_euler,
+             sympy.Catalan: arb.const_catalan, sympy.oo: arb.pos_inf, sympy.S.NegativeInfinity: arb.neg_inf,
+             sympy.nan: arb.nan, sympy.zoo: arb.nan}  # SymPy's 0/0 and 1/0: not a real number
+    return named.get(expr)
+
+
+@cache
+def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
+    """A SymPy expression as a function of a batch of ball arguments."""
+    if expr in symbols:
+        i = symbols.index(expr)
+        return lambda b: b.columns[i]
+    constant = _constant(expr)
+    if constant is not None:
+        return lambda b: [constant()] * b.n
     if isinstance(expr, sympy.Piecewise):
-        return _closed_piecewise(expr, symbols)
-    parts = [compile_closed(arg, symbols) for arg in expr.args]
+        return _memo(_closed_piecewise(expr, symbols))
+    parts = [closed(arg, symbols) for arg in expr.args]
     if expr.is_Add:
-        return lambda a: _fold(parts, a, lambda x, y: x + y)
+        return _memo(lambda b: _sum([p(b) for p in parts]))
     if expr.is_Mul:
-        return lambda a: _fold(parts, a, lambda x, y: x * y)
+        return _memo(lambda b: _prod([p(b) for p in parts]))
     if expr.is_Pow:
-        return _compile_pow(expr, parts)
-    return _closed_function(expr, parts)
+        return _memo(_closed_pow(expr, parts))
+    return _memo(_closed_function(expr, parts))
 
 
-def _closed_function(expr: sympy.Expr, parts: list[ClosedForm]) -> ClosedForm:
+def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     cls = type(expr)
     if isinstance(expr, KinkFunction):
         inner, convention = parts
-        return lambda a: _kink_value(cls, inner(a), lambda: convention(a))[0]
+        return lambda b: [_kink_value(cls, x, lambda k=k: convention(b)[k])[0] for k, x in enumerate(inner(b))]
     if isinstance(expr, OpFunction):
         form = closed_form(cls)[0]
-        return lambda a: form([p(a) for p in parts])
+        return lambda b: form(b.of([p(b) for p in parts]))
     if isinstance(expr, select):
-        d, x, y, mode = parts
+        d, x, y, _ = parts
         m = int(expr.args[3])
-        return lambda a: _select(d(a), m, lambda: x(a), lambda: y(a))
+        return lambda b: _select(b, d(b), m, x, y)
     if isinstance(expr, jump):
         d = parts[0]
-        return lambda a: _jump(d(a))[0]
+        return lambda b: [_jump(v)[0] for v in d(b)]
     if isinstance(expr, ratio):
         num, den = parts
-        return lambda a: _ratio(num(a), den(a))[0]
+        return lambda b: [_ratio(p, q)[0] for p, q in zip(num(b), den(b))]
     if isinstance(expr, max_share):
         i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
         rest = parts[1:]
-        return lambda a: _share(i, [p(a) for p in rest], sign)
+        return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
     if cls in _UNARY and len(parts) == 1:
         fn, (inner,) = _UNARY[cls], parts
-        return lambda a: fn(inner(a))
+        return lambda b: [fn(x) for x in inner(b)]
     if cls in _BINARY:
         fn2, (first, second) = _BINARY[cls], parts
-        return lambda a: fn2(first(a), second(a))
+        return lambda b: [fn2(x, y) for x, y in zip(first(b), second(b))]
     if cls in _NARY:
         fnn = _NARY[cls]
-        return lambda a: fnn([p(a) for p in parts])
+        return lambda b: [fnn(list(t)) for t in zip(*(p(b) for p in parts))]
     raise HarnessError(f"the reference cannot evaluate {cls.__name__} (in {expr})")
 
 
-def _closed_piecewise(expr: sympy.Piecewise, symbols: Sequence[sympy.Symbol]) -> ClosedForm:
-    branches = [(compile_closed(e, symbols), _relation(c, symbols)) for e, c in expr.args]
+def _closed_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
+    values = [closed(e, symbols) for e, _ in expr.args]
+    decisions = [_relation(c, symbols) for _, c in expr.args]
 
-    def piecewise(a: Sequence[arb]) -> arb:
-        candidates: list[arb] = []
-        for value, condition in branches:
-            decided = condition(a)
-            if decided is True:
-                candidates.append(value(a))
-                break
-            if decided is None:
-                candidates.append(value(a))
-        if not candidates:
-            return arb.nan()
-        return _reduce(candidates, arb.union) if len(candidates) > 1 else candidates[0]
+    def piecewise(b: Batch) -> Column:
+        found = _branches(b, decisions, lambda i, sub: (values[i](sub),))
+        return [_reduce([c[0] for c in cs], arb.union) if cs else arb.nan() for cs in found]
 
     return piecewise
 
@@ -318,14 +415,32 @@ def _kink_value(cls: type[KinkFunction], x: arb, convention: Callable[[], arb]) 
     return arb.union(arb(cls.away(True)), arb(cls.away(False))), False
 
 
-def _select(d: arb, mode: int, a: Callable[[], arb], b: Callable[[], arb]) -> arb:
+def _choice(d: arb, mode: int) -> bool | None:
+    """where()'s condition on d: d > 0 (mode 0), d >= 0 (1), d == 0 (2); None: undecided."""
     if mode == 2:
-        chosen = (True if d.is_exact() and d == 0 else (False if d > 0 or d < 0 else None))
-    else:
-        chosen = _cmp(d, strict=mode == 0)
-    if chosen is None:
-        return arb.union(a(), b())
-    return a() if chosen else b()
+        return True if d.is_exact() and d == 0 else (False if d > 0 or d < 0 else None)
+    return _cmp(d, strict=mode == 0)
+
+
+def _split(b: Batch, chosen: Sequence[bool | None], a: Callable[[Batch], tuple],
+           c: Callable[[Batch], tuple]) -> tuple[list[tuple | None], list[tuple | None]]:
+    """Evaluate `a` where chosen is True or None and `c` where False or None, per member."""
+    out_a: list[tuple | None] = [None] * b.n
+    out_c: list[tuple | None] = [None] * b.n
+    for fn, out, keep in ((a, out_a, (True, None)), (c, out_c, (False, None))):
+        index = [i for i, ch in enumerate(chosen) if ch in keep]
+        if index:
+            sub = b.subset(index) if len(index) < b.n else b
+            results = fn(sub)
+            for pos, i in enumerate(index):
+                out[i] = tuple(col[pos] for col in results)
+    return out_a, out_c
+
+
+def _select(b: Batch, d: Column, mode: int, x: BatchForm, y: BatchForm) -> Column:
+    chosen = [_choice(v, mode) for v in d]
+    va, vb = _split(b, chosen, lambda s: (x(s),), lambda s: (y(s),))
+    return [arb.union(p[0], q[0]) if p is not None and q is not None else (p or q)[0] for p, q in zip(va, vb)]
 
 
 def _jump(d: arb) -> tuple[arb, bool]:
@@ -340,55 +455,53 @@ def _ratio(num: arb, den: arb) -> tuple[arb, bool]:
     return num / den, False
 
 
-def _fold(parts: list[ClosedForm], a: Sequence[arb], combine: Callable[[arb, arb], arb]) -> arb:
-    total = parts[0](a)
-    for p in parts[1:]:
-        total = combine(total, p(a))
-    return total
+def _integer_power(x: arb, n: int) -> arb:
+    return x**n if n >= 0 else 1 / x ** (-n)
 
 
-def _compile_pow(expr: sympy.Pow, parts: list[ClosedForm]) -> ClosedForm:
+def _closed_pow(expr: sympy.Pow, parts: list[BatchForm]) -> BatchForm:
     base, exponent = parts
     e = expr.exp
     if e.is_Integer:
         n = int(e)
-        return lambda a: base(a) ** n if n >= 0 else 1 / base(a) ** (-n)
+        return lambda b: [_integer_power(x, n) for x in base(b)]
     if e == sympy.S.Half:
-        return lambda a: base(a).sqrt()
+        return lambda b: [x.sqrt() for x in base(b)]
     if e == -sympy.S.Half:
-        return lambda a: base(a).rsqrt()
-    return lambda a: _power(base(a), exponent(a))
+        return lambda b: [x.rsqrt() for x in base(b)]
+    return lambda b: [_power(x, y) for x, y in zip(base(b), exponent(b))]
 
 
 @cache
-def closed_form(cls: type) -> tuple[ClosedForm, tuple[ClosedForm, ...]]:
-    """The closed form of a function class and of its partial derivatives (for the error model)."""
+def closed_form(cls: type) -> tuple[BatchForm, tuple[BatchForm, ...]]:
+    """The closed form of a function class and of its partial derivatives (for the error model),
+    as functions of a batch of the op's arguments."""
     if issubclass(cls, OpFunction):
         syms, body = closed_body(cls)
         if cls.op.partials is not None and not any(cls.orders):
             derivatives = [cls.op.partials(syms, i) for i in range(cls.op.arity)]
         else:
             derivatives = [sympy.diff(body, s) for s in syms[: cls.op.arity]]
-        partials = tuple(compile_closed(d, syms) for d in derivatives)
-        return compile_closed(body, syms), partials
+        partials = tuple(closed(as_sympy(d), syms) for d in derivatives)
+        return closed(body, syms), partials
     s = sympy.Symbol("a0", real=True)
     body = cls(s)
-    return compile_closed(body, [s]), (compile_closed(sympy.diff(body, s), [s]),)
+    return closed(body, (s,)), (closed(sympy.diff(body, s), (s,)),)
 
 
 @cache
-def _floor_form(cls: type, order: int, kind: str) -> ClosedForm | None:
+def _floor_form(cls: type, order: int, kind: str) -> BatchForm | None:
     """The op's error-model floor (absolute) or relative factor at this derivative order."""
     hook = getattr(cls.op, kind, None) if issubclass(cls, OpFunction) else None
     if hook is None:
         return None
     syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
     value = as_sympy(hook(syms, order))
-    return None if value == 0 else compile_closed(value, syms)
+    return None if value == 0 else closed(value, syms)
 
 
 @cache
-def _kink_locators(cls: type) -> tuple[tuple[ClosedForm, bool, object], ...]:
+def _kink_locators(cls: type) -> tuple[tuple[BatchForm, bool, object], ...]:
     """For a one-input op: where each kink is, whether it repeats, and the Kink itself."""
     if not issubclass(cls, OpFunction) or cls.op.arity != 1:
         return ()
@@ -396,7 +509,7 @@ def _kink_locators(cls: type) -> tuple[tuple[ClosedForm, bool, object], ...]:
     out = []
     for kink in cls.op.kinks:
         if kink.at is not None:
-            out.append((compile_closed(syms[0] - kink.at(*syms[1:]), syms), kink.lattice, kink))
+            out.append((closed(as_sympy(syms[0] - kink.at(*syms[1:])), syms), kink.lattice, kink))
     return tuple(out)
 
 
@@ -420,47 +533,43 @@ def _exact_fraction(b: arb) -> Fraction | None:
     return Fraction(man) * Fraction(2) ** exp
 
 
+def finite(b: arb) -> bool:
+    return b.is_finite() and not b.is_nan()
+
+
 # ---------------------------------------------------------------- the error model
 
-
-@dataclass
-class State:
-    """What one evaluation learns besides values: whether it met a kink."""
-
-    u: arb
-    fmt: FloatFormat
-    kink: bool = False
-    conventions: dict[str, dict[int, Fraction]] = field(default_factory=dict)
-
-
-Modelled = Callable[[Sequence[arb], State], tuple[arb, arb]]
+Kinks = list[bool] | None  # which members met a kink (None: none did)
+ModelResult = tuple[Column, Column, Kinks]  # values, error-model bounds, kinks
+Modelled = Callable[[Batch], ModelResult]
 
 
 @cache
 def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> Modelled:
-    """Value and error-model bound of a harness tree or derivative expression."""
+    """Value and error-model bound of a harness tree or derivative expression, over a batch."""
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda a, s: (a[i], ZERO)
-    if expr is sympy.nan or expr is sympy.zoo or expr is sympy.oo or expr is sympy.S.NegativeInfinity:
-        value = compile_closed(expr, symbols)
-        return lambda a, s: (value(a), ZERO)
+        return lambda b: (b.columns[i], [ZERO] * b.n, None)
+    if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
+        infinite = closed(expr, symbols)
+        return lambda b: (infinite(b), [ZERO] * b.n, None)
     if expr.is_Number or expr.is_NumberSymbol:
-        value = compile_closed(expr, symbols)
-        exact = expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt)
-        return (lambda a, s: (value(a), ZERO)) if exact else (lambda a, s: _rounded(value(a), s))
+        value = closed(expr, symbols)
+        if expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt):
+            return lambda b: (value(b), [ZERO] * b.n, None)
+        return lambda b: _rounded(value(b), b)
     if isinstance(expr, sympy.Piecewise):
-        return _modelled_piecewise(expr, symbols, fmt)
+        return _memo(_modelled_piecewise(expr, symbols, fmt))
     parts = [compile_modelled(arg, symbols, fmt) for arg in expr.args]
     if expr.is_Add:
-        return lambda a, s: _add([p(a, s) for p in parts], s)
+        return _memo(lambda b: _add([p(b) for p in parts], b))
     if expr.is_Mul:
         roundings = max(0, sum(1 for f in expr.args if not _is_power_of_two(f)) - 1)
-        return lambda a, s: _mul([p(a, s) for p in parts], roundings, s)
+        return _memo(lambda b: _mul([p(b) for p in parts], roundings, b))
     if expr.is_Pow:
-        return _modelled_pow(expr, parts)
+        return _memo(_modelled_pow(expr, parts))
     special = _modelled_special(expr, parts)
-    return special if special is not None else _modelled_function(expr, parts, fmt)
+    return _memo(special if special is not None else _modelled_function(expr, parts, fmt))
 
 
 def _representable(q: Fraction, fmt: FloatFormat) -> bool:
@@ -474,30 +583,30 @@ def _is_power_of_two(x: sympy.Expr) -> bool:
     return p & (p - 1) == 0 and q & (q - 1) == 0
 
 
-def _rounded(v: arb, s: State) -> tuple[arb, arb]:
-    return v, s.u * abs(v)
+def _rounded(v: Column, b: Batch) -> ModelResult:
+    return v, [b.u * abs(x) for x in v], None
 
 
-def _add(terms: list[tuple[arb, arb]], s: State) -> tuple[arb, arb]:
-    value, bound, size = ZERO, ZERO, ZERO
-    for v, e in terms:
-        value, bound, size = value + v, bound + e, size + abs(v)
-    return value, bound + (len(terms) - 1) * s.u * size
+def _add(terms: list[ModelResult], b: Batch) -> ModelResult:
+    value = _sum([t[0] for t in terms])
+    size = _sum([_abs(t[0]) for t in terms])
+    charge = (len(terms) - 1) * b.u
+    bound = [e + charge * s for e, s in zip(_sum([t[1] for t in terms]), size)]
+    return value, bound, _kinks([t[2] for t in terms])
 
 
-def _mul(factors: list[tuple[arb, arb]], roundings: int, s: State) -> tuple[arb, arb]:
-    value = arb(1)
-    for v, _ in factors:
-        value = value * v
-    bound = roundings * s.u * abs(value)
-    for i, (_, e) in enumerate(factors):
-        if e != 0:
-            others = arb(1)
-            for j, (v, _) in enumerate(factors):
+def _mul(factors: list[ModelResult], roundings: int, b: Batch) -> ModelResult:
+    value = _prod([f[0] for f in factors])
+    charge = roundings * b.u
+    bound = [charge * abs(v) for v in value]
+    for i, (_, e, _) in enumerate(factors):
+        for k in _where([x != 0 for x in e]):
+            others = ONE
+            for j, f in enumerate(factors):
                 if j != i:
-                    others = others * abs(v)
-            bound = bound + e * others
-    return value, bound
+                    others = others * abs(f[0][k])
+            bound[k] = bound[k] + e[k] * others
+    return value, bound, _kinks([f[2] for f in factors])
 
 
 def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
@@ -507,46 +616,58 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
         n = int(e)
         roundings = 0 if n in (0, 1) else (1 if n in (2, -1) else 2)
 
-        def integer_power(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            b, eb = base(a, s)
-            v = b**n if n >= 0 else 1 / b ** (-n)
-            bound = roundings * s.u * abs(v)
-            if eb != 0:
-                bound = bound + abs(n) * abs(b ** (n - 1) if n >= 1 else 1 / b ** (1 - n)) * eb
-            return v, bound
+        def integer_power(b: Batch) -> ModelResult:
+            x, ex, kinks = base(b)
+            values = [_integer_power(v, n) for v in x]
+            charge = roundings * b.u
+            bound = [charge * abs(v) for v in values]
+            for k in _where([y != 0 for y in ex]):
+                slope = x[k] ** (n - 1) if n >= 1 else 1 / x[k] ** (1 - n)
+                bound[k] = bound[k] + abs(n) * abs(slope) * ex[k]
+            return values, bound, kinks
 
         return integer_power
 
-    def real_power(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-        (b, eb), (x, ex) = base(a, s), exponent(a, s)
-        v = b.sqrt() if e == sympy.S.Half else (b.rsqrt() if e == -sympy.S.Half else _power(b, x))
-        bound = 2 * s.u * abs(v)
-        if eb != 0:
-            bound = bound + abs(x * v / b) * eb
-        if ex != 0:
-            bound = bound + abs(v * b.log()) * ex
-        return v, bound
+    def real_power(b: Batch) -> ModelResult:
+        (x, ex, kx), (y, ey, ky) = base(b), exponent(b)
+        if e == sympy.S.Half:
+            values = [v.sqrt() for v in x]
+        elif e == -sympy.S.Half:
+            values = [v.rsqrt() for v in x]
+        else:
+            values = [_power(v, w) for v, w in zip(x, y)]
+        bound = [2 * b.u * abs(v) for v in values]
+        for k in range(b.n):
+            if ex[k] != 0:
+                bound[k] = bound[k] + abs(y[k] * values[k] / x[k]) * ex[k]
+            if ey[k] != 0:
+                bound[k] = bound[k] + abs(values[k] * x[k].log()) * ey[k]
+        return values, bound, _kinks([kx, ky])
 
     return real_power
 
 
 def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> Modelled:
-    branches = [(compile_modelled(e, symbols, fmt), _relation(c, symbols)) for e, c in expr.args]
+    values = [compile_modelled(e, symbols, fmt) for e, _ in expr.args]
+    decisions = [_relation(c, symbols) for _, c in expr.args]
 
-    def piecewise(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-        chosen: list[tuple[arb, arb]] = []
-        for value, condition in branches:
-            decided = condition(a)
-            if decided is True:
-                chosen.append(value(a, s))
-                break
-            if decided is None:
-                chosen.append(value(a, s))
-        if not chosen:
-            return arb.nan(), ZERO
-        if len(chosen) == 1:
-            return chosen[0]
-        return _reduce([v for v, _ in chosen], arb.union), _reduce([e for _, e in chosen], arb.max)
+    def evaluate(i: int, sub: Batch) -> tuple:
+        v, e, k = values[i](sub)
+        return v, e, k if k is not None else [False] * sub.n
+
+    def piecewise(b: Batch) -> ModelResult:
+        found = _branches(b, decisions, evaluate)
+        out_v, out_e, out_k = [], [], []
+        for cs in found:
+            if not cs:
+                out_v.append(arb.nan())
+                out_e.append(ZERO)
+                out_k.append(False)
+                continue
+            out_v.append(_reduce([c[0] for c in cs], arb.union))
+            out_e.append(_reduce([c[1] for c in cs], arb.max))
+            out_k.append(any(c[2] for c in cs))
+        return out_v, out_e, out_k if any(out_k) else None
 
     return piecewise
 
@@ -556,42 +677,59 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | Non
     cls = type(expr)
     if isinstance(expr, KinkFunction):
         inner, convention = parts
+        jump_size = abs(arb(cls.away(True)) - arb(cls.away(False)))
 
-        def kink(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            x, ex = inner(a, s)
-            value, hit = _kink_value(cls, x, lambda: convention(a, s)[0])
-            s.kink = s.kink or hit
-            if not hit and ex != 0 and abs(x) <= 2 * ex:
-                # torch's rounded x may sit on the other side of the kink: allow the jump
-                s.kink = True
-                jump = abs(arb(cls.away(True)) - arb(cls.away(False)))
-                return value, arb.max(jump, abs(value - convention(a, s)[0]))
-            return value, ZERO
+        def kink(b: Batch) -> ModelResult:
+            x, ex, kx = inner(b)
+            values, bounds, kinks = [], [], list(kx) if kx is not None else [False] * b.n
+            for k in range(b.n):
+                value, hit = _kink_value(cls, x[k], lambda k=k: convention(b)[0][k])
+                kinks[k] = kinks[k] or hit
+                if not hit and ex[k] != 0 and abs(x[k]) <= 2 * ex[k]:
+                    # torch's rounded x may sit on the other side of the kink: allow the jump
+                    kinks[k] = True
+                    bounds.append(arb.max(jump_size, abs(value - convention(b)[0][k])))
+                else:
+                    bounds.append(ZERO)
+                values.append(value)
+            return values, bounds, kinks
 
         return kink
     if isinstance(expr, select):
         d, x, y, _ = parts
         mode = int(expr.args[3])
-        return lambda a, s: _select_modelled(d(a, s)[0], mode, lambda: x(a, s), lambda: y(a, s))
+
+        def chosen(b: Batch) -> ModelResult:
+            dv, _, dk = d(b)
+            picks = [_choice(v, mode) for v in dv]
+            ra, rb = _split(b, picks, lambda s: _flagged(x(s), s.n), lambda s: _flagged(y(s), s.n))
+            out = [(arb.union(p[0], q[0]), arb.max(p[1], q[1]), p[2] or q[2]) if p is not None and q is not None
+                   else (p or q) for p, q in zip(ra, rb)]
+            values, bounds, kinks = _unzip(out)
+            return values, bounds, _kinks([dk, kinks])
+
+        return chosen
     if isinstance(expr, jump):
         d = parts[0]
 
-        def jumped(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            value, hit = _jump(d(a, s)[0])
-            s.kink = s.kink or hit
-            return value, ZERO
+        def jumped(b: Batch) -> ModelResult:
+            dv, _, dk = d(b)
+            hits = [_jump(v)[1] for v in dv]
+            return [ZERO] * b.n, [ZERO] * b.n, _kinks([dk, hits if any(hits) else None])
 
         return jumped
     if isinstance(expr, ratio):
         num, den = parts
 
-        def quotient(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            (n, en), (dv, ed) = num(a, s), den(a, s)
-            value, hit = _ratio(n, dv)
-            s.kink = s.kink or hit
-            if hit:
-                return value, ZERO
-            return value, s.u * abs(value) + en / abs(dv) + abs(value / dv) * ed
+        def quotient(b: Batch) -> ModelResult:
+            (n, en, kn), (dv, ed, kd) = num(b), den(b)
+            values, bounds, hits = [], [], []
+            for k in range(b.n):
+                value, hit = _ratio(n[k], dv[k])
+                values.append(value)
+                hits.append(hit)
+                bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
+            return values, bounds, _kinks([kn, kd, hits if any(hits) else None])
 
         return quotient
     if isinstance(expr, no_grad):
@@ -600,46 +738,55 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | Non
         i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
         rest = parts[1:]
 
-        def share(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            values = [p(a, s)[0] for p in rest]
-            value = _share(i, values, sign)
-            ties = sum(1 for v in values if (v - values[i]).is_exact() and v == values[i])
-            s.kink = s.kink or (ties > 1 and value != 0)
-            return value, ZERO
+        def share(b: Batch) -> ModelResult:
+            results = [p(b) for p in rest]
+            columns = [r[0] for r in results]
+            values, hits = [], []
+            for t in zip(*columns):
+                v = _share(i, list(t), sign)
+                ties = sum(1 for w in t if (w - t[i]).is_exact() and w == t[i])
+                values.append(v)
+                hits.append(ties > 1 and v != 0)
+            return values, [ZERO] * b.n, _kinks([*(r[2] for r in results), hits if any(hits) else None])
 
         return share
     if isinstance(expr, amax_fn | amin_fn | sympy.Max | sympy.Min):
         pick = arb.max if isinstance(expr, amax_fn | sympy.Max) else arb.min  # amin_fn is no amax_fn
 
-        def extreme(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            terms = [p(a, s) for p in parts]
-            return _reduce([v for v, _ in terms], pick), _reduce([e for _, e in terms], arb.max)
+        def extreme(b: Batch) -> ModelResult:
+            terms = [p(b) for p in parts]
+            values = [_reduce(list(t), pick) for t in zip(*(t[0] for t in terms))]
+            bounds = [_reduce(list(t), arb.max) for t in zip(*(t[1] for t in terms))]
+            return values, bounds, _kinks([t[2] for t in terms])
 
         return extreme
     if isinstance(expr, norm2):
 
-        def length(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-            terms = [p(a, s) for p in parts]
-            value = sum((v * v for v, _ in terms), ZERO).sqrt()
-            bound = (len(terms) + 1) * s.u * value
-            if value != 0:
-                bound = bound + sum((abs(v / value) * e for v, e in terms if e != 0), ZERO)
-            return value, bound
+        def length(b: Batch) -> ModelResult:
+            terms = [p(b) for p in parts]
+            values, bounds = [], []
+            for k in range(b.n):
+                pairs = [(t[0][k], t[1][k]) for t in terms]
+                value = sum((v * v for v, _ in pairs), ZERO).sqrt()
+                bound = (len(terms) + 1) * b.u * value
+                if value != 0:
+                    bound = bound + sum((abs(v / value) * e for v, e in pairs if e != 0), ZERO)
+                values.append(value)
+                bounds.append(bound)
+            return values, bounds, _kinks([t[2] for t in terms])
 
         return length
     return None
 
 
-def _select_modelled(d: arb, mode: int, a: Callable[[], tuple[arb, arb]],
-                     b: Callable[[], tuple[arb, arb]]) -> tuple[arb, arb]:
-    if mode == 2:
-        chosen = True if d.is_exact() and d == 0 else (False if d > 0 or d < 0 else None)
-    else:
-        chosen = _cmp(d, strict=mode == 0)
-    if chosen is None:
-        (va, ea), (vb, eb) = a(), b()
-        return arb.union(va, vb), arb.max(ea, eb)
-    return a() if chosen else b()
+def _flagged(result: ModelResult, n: int) -> tuple:
+    v, e, k = result
+    return v, e, k if k is not None else [False] * n
+
+
+def _unzip(rows: list) -> ModelResult:
+    values, bounds, kinks = (list(c) for c in zip(*rows)) if rows else ([], [], [])
+    return values, bounds, kinks if any(kinks) else None
 
 
 def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFormat) -> Modelled:
@@ -652,43 +799,51 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
     relative = _floor_form(cls, order, "relative")
     kinks = _kink_locators(cls)
 
-    def function(a: Sequence[arb], s: State) -> tuple[arb, arb]:
-        args = [p(a, s) for p in parts]
-        balls = [v for v, _ in args]
-        v = _kinked(cls, order, kinks, balls, s) if kinks else None
-        if v is None:
-            v = value_form(balls)
-        if is_op and cls.op.arity == 1 and not finite(v):
-            v = _removable(cls, balls, v)
-        size = abs(v) if relative is None else abs(v) * (1 + abs(relative(balls)))
+    def function(b: Batch) -> ModelResult:
+        args = [p(b) for p in parts]
+        inner = b.of([a[0] for a in args])
+        values = value_form(inner)
+        flags = _kinks([a[2] for a in args])
+        if kinks:
+            values, flags = _kinked(cls, order, kinks, inner, values, flags)
+        if is_op and cls.op.arity == 1:
+            values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
+                      for k, v in enumerate(values)]
+        size = _abs(values)
+        if relative is not None:
+            size = [s * (1 + abs(r)) for s, r in zip(size, relative(inner))]
         if floor is not None:
-            size = size + abs(floor(balls))
-        bound = 2 * ulps * s.u * size
-        for d, (_, e) in zip(partials, args):
-            if e != 0:
-                bound = bound + abs(d(balls)) * e
-        return v, bound
+            size = [s + abs(f) for s, f in zip(size, floor(inner))]
+        charge = 2 * ulps * b.u
+        bound = [charge * s for s in size]
+        for d, (_, e, _) in zip(partials, args):
+            index = _where([x != 0 for x in e])
+            if index:
+                slopes = d(inner.subset(index) if len(index) < b.n else inner)
+                for k, slope in zip(index, slopes):
+                    bound[k] = bound[k] + abs(slope) * e[k]
+        return values, bound, flags
 
     return function
 
 
-def _kinked(cls: type, order: int, kinks: tuple, balls: list[arb], s: State) -> arb | None:
-    """At a kink of a one-input op: flag it, and return torch's convention if it overrides."""
+def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, flags: Kinks) -> tuple[Column, Kinks]:
+    """At a kink of a one-input op: flag it, and use torch's convention where it overrides."""
+    if order == 0:
+        return values, flags
+    values, hits, done = list(values), [False] * inner.n, [False] * inner.n
+    pinned = inner.conventions.get(cls.op.name, {}).get(order)
     for locate, lattice, kink in kinks:
-        delta = locate(balls)
-        if not delta.is_exact():
-            continue
-        at = delta.is_integer() if lattice else delta == 0
-        if not at or order == 0:
-            continue
-        s.kink = True
-        pinned = s.conventions.get(cls.op.name, {}).get(order)
-        if pinned is not None:
-            return arb(pinned.numerator) / pinned.denominator
-        override = kink.override(order)
-        if override is not None:
-            return compile_closed(as_sympy(override), [])([])
-    return None
+        for k, delta in enumerate(locate(inner)):
+            if done[k] or not delta.is_exact() or not (delta.is_integer() if lattice else delta == 0):
+                continue
+            hits[k] = True
+            override = kink.override(order)
+            if pinned is not None:
+                values[k], done[k] = arb(pinned.numerator) / pinned.denominator, True
+            elif override is not None:
+                values[k], done[k] = compile_closed(as_sympy(override), [])([]), True
+    return values, _kinks([flags, hits if any(hits) else None])
 
 
 def _removable(cls: type, balls: list[arb], value: arb) -> arb:
@@ -699,12 +854,6 @@ def _removable(cls: type, balls: list[arb], value: arb) -> arb:
     return value if limit is None else compile_closed(limit, [])([])
 
 
-def finite(b: arb) -> bool:
-    return b.is_finite() and not b.is_nan()
-
-
-
-
 # ---------------------------------------------------------------- magnitudes of derivative terms
 #
 # torch's backward sums the chain rule's terms, one per path through the tree. When they cancel,
@@ -713,53 +862,74 @@ def finite(b: arb) -> bool:
 # derivative expression cannot show them; these jets walk the unevaluated tree instead and carry,
 # for every first and second partial derivative, the sum of the absolute values of its terms.
 
-Jet = tuple[arb, dict[int, arb], dict[tuple[int, int], arb]]  # |value|, M1[i], M2[(i, j)] (i <= j)
-JetFn = Callable[[Sequence[arb]], tuple[arb, dict[int, arb], dict[tuple[int, int], arb]]]
+Jet = tuple[Column, dict[int, Column], dict[tuple[int, int], Column]]  # |value|, M1[i], M2[(i, j)] (i <= j)
+JetFn = Callable[[Batch], Jet]
 
 
-def _scale(m: dict, c: arb) -> dict:
-    return {k: c * v for k, v in m.items()}
+def _scale(m: dict, c: Column) -> dict:
+    return {k: [x * y for x, y in zip(v, c)] for k, v in m.items()}
 
 
 def _acc(into: dict, m: dict) -> None:
     for k, v in m.items():
-        into[k] = into[k] + v if k in into else v
+        into[k] = [x + y for x, y in zip(into[k], v)] if k in into else v
 
 
-def _outer(a: dict[int, arb], b: dict[int, arb], c: arb) -> dict[tuple[int, int], arb]:
-    out: dict[tuple[int, int], arb] = {}
+def _outer(a: dict[int, Column], b: dict[int, Column], c: Column) -> dict[tuple[int, int], Column]:
+    out: dict[tuple[int, int], Column] = {}
     for i, x in a.items():
         for j, y in b.items():
             key = (i, j) if i <= j else (j, i)
-            out[key] = out.get(key, ZERO) + c * x * y
+            _acc(out, {key: [p * q * r for p, q, r in zip(c, x, y)]})
     return out
 
 
-def _chain(value: arb, args: list[tuple[arb, dict, dict]], first: list[arb], second: list[list[arb]] | None) -> tuple:
-    """|f|, and the term magnitudes of f(a_1, ...) from those of its arguments and |df|, |d2f|."""
-    m1: dict[int, arb] = {}
-    m2: dict[tuple[int, int], arb] = {}
+def _chain(value: Column, args: Sequence[Jet], first: Sequence[Column],
+           second: Sequence[Sequence[Column | None]] | None) -> Jet:
+    """|f|, and the term magnitudes of f(a_1, ...) from those of its arguments and |df|, |d2f|
+    (second[k][j] for j >= k; None where it is 0)."""
+    m1: dict[int, Column] = {}
+    m2: dict[tuple[int, int], Column] = {}
     for k, (_, a1, a2) in enumerate(args):
         _acc(m1, _scale(a1, first[k]))
         _acc(m2, _scale(a2, first[k]))
         if second is not None:
             for j, (_, b1, _) in enumerate(args):
-                if j >= k:
-                    _acc(m2, _outer(a1, b1, second[k][j] * (1 if j == k else 2)))
+                h = second[k][j]
+                if j >= k and h is not None:
+                    _acc(m2, _outer(a1, b1, h if j == k else [2 * x for x in h]))
     return value, m1, m2
 
 
 @cache
-def _second_partials(cls: type) -> tuple[tuple[ClosedForm, ...], ...] | None:
+def _second_partials(cls: type) -> tuple[tuple[BatchForm, ...], ...] | None:
     if not issubclass(cls, OpFunction):
         return None
     syms, body = closed_body(cls)
     n = cls.op.arity
     try:
-        return tuple(tuple(compile_closed(sympy.diff(body, syms[i], syms[j]), syms) for j in range(n))
-                     for i in range(n))
+        return tuple(tuple(closed(sympy.diff(body, syms[i], syms[j]), syms) for j in range(n)) for i in range(n))
     except HarnessError:
         return None
+
+
+def _gather(b: Batch, groups: dict[object, list[int]], fns: Callable[[object], JetFn]) -> Jet:
+    """Each group of members takes its own jet (a where() branch, the largest of a max); scattered
+    back into columns (0 where a member's jet lacks a term)."""
+    value = [ZERO] * b.n
+    m1: dict[int, Column] = {}
+    m2: dict[tuple[int, int], Column] = {}
+    for key, index in groups.items():
+        sub = b.subset(index) if len(index) < b.n else b
+        v, a1, a2 = fns(key)(sub)
+        for pos, k in enumerate(index):
+            value[k] = v[pos]
+        for into, part in ((m1, a1), (m2, a2)):
+            for term, column in part.items():
+                target = into.setdefault(term, [ZERO] * b.n)
+                for pos, k in enumerate(index):
+                    target[k] = column[pos]
+    return value, m1, m2
 
 
 @cache
@@ -767,87 +937,105 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> JetFn:
     """The term magnitudes of an unevaluated tree's first and second partial derivatives."""
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda a: (abs(a[i]), {i: arb(1)}, {})
+        return lambda b: (_abs(b.columns[i]), {i: [ONE] * b.n}, {})
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
-        value = compile_closed(expr, symbols)
-        return lambda a: (abs(value(a)), {}, {})
+        constant = closed(expr, symbols)
+        return lambda b: (_abs(constant(b)), {}, {})
     parts = [compile_jets(arg, symbols) for arg in expr.args]
-    values = [compile_closed(arg, symbols) for arg in expr.args]
+    values = [closed(arg, symbols) for arg in expr.args]
     if expr.is_Add:
-        def add(a: Sequence[arb]) -> tuple:
+        def add(b: Batch) -> Jet:
             m1: dict = {}
             m2: dict = {}
-            total = ZERO
-            for p, v in zip(parts, values):
-                _, a1, a2 = p(a)
-                total = total + v(a)
+            for p in parts:
+                _, a1, a2 = p(b)
                 _acc(m1, a1)
                 _acc(m2, a2)
-            return abs(total), m1, m2
-        return add
+            return _abs(_sum([v(b) for v in values])), m1, m2
+        return _memo(add)
     if expr.is_Mul:
-        def mul(a: Sequence[arb]) -> tuple:
-            acc = (arb(1), {}, {})
+        def mul(b: Batch) -> Jet:
+            ones = [ONE] * b.n
+            acc: Jet = (ones, {}, {})
             for p in parts:
-                b = p(a)
-                acc = _chain(acc[0] * b[0], [acc, b], [b[0], acc[0]], [[ZERO, arb(1)], [arb(1), ZERO]])
+                f = p(b)
+                product = [x * y for x, y in zip(acc[0], f[0])]
+                acc = _chain(product, [acc, f], [f[0], acc[0]], [[None, ones], [None, None]])
             return acc
-        return mul
+        return _memo(mul)
     if expr.is_Pow:
-        base, exponent = values
-        bj, ej = parts
-
-        def power(a: Sequence[arb]) -> tuple:
-            b, e = base(a), exponent(a)
-            v = _power(b, e) if not (e.is_exact() and e.is_integer()) else (
-                b ** int(e.unique_fmpz()) if e >= 0 else 1 / b ** int(-e.unique_fmpz()))
-            db = abs(e * v / b) if b != 0 else abs(e * b ** (e - 1)) if e >= 1 else arb.pos_inf()
-            d2b = abs(e * (e - 1) * v / (b * b)) if b != 0 else ZERO
-            if ej(a)[1]:
-                de = abs(v * b.log())
-                return _chain(abs(v), [bj(a), ej(a)], [db, de], [[d2b, abs(v / b) * (1 + abs(e * b.log()))],
-                                                                [ZERO, abs(v * b.log() ** 2)]])
-            return _chain(abs(v), [bj(a)], [db], [[d2b]])
-        return power
+        return _memo(_jet_power(parts, values))
     if isinstance(expr, no_grad):
-        return lambda a: (abs(values[0](a)), {}, {})
+        return lambda b: (_abs(values[0](b)), {}, {})
     if isinstance(expr, select):
-        mode, xj, yj = int(expr.args[3]), parts[1], parts[2]
+        mode = int(expr.args[3])
+        branch = {True: parts[1], False: parts[2]}
 
-        def chosen(a: Sequence[arb]) -> tuple:
-            d = values[0](a)
-            pick = (d.is_exact() and d == 0) if mode == 2 else _cmp(d, strict=mode == 0)
-            return yj(a) if pick is False else xj(a)
-        return chosen
+        def chosen(b: Batch) -> Jet:
+            groups: dict[object, list[int]] = {True: [], False: []}
+            for k, d in enumerate(values[0](b)):
+                pick = (d.is_exact() and d == 0) if mode == 2 else _cmp(d, strict=mode == 0)
+                groups[pick is not False].append(k)
+            return _gather(b, {g: i for g, i in groups.items() if i}, branch.__getitem__)
+        return _memo(chosen)
     if isinstance(expr, amax_fn | amin_fn | sympy.Max | sympy.Min):
-        pick_max = isinstance(expr, amax_fn | sympy.Max)
+        sign = 1 if isinstance(expr, amax_fn | sympy.Max) else -1
 
-        def extreme(a: Sequence[arb]) -> tuple:
-            vals = [v(a) for v in values]
-            best = max(range(len(vals)), key=lambda i: float(vals[i].mid()) * (1 if pick_max else -1))
-            return parts[best](a)
-        return extreme
-    return _jet_function(expr, parts, values)
+        def extreme(b: Batch) -> Jet:
+            columns = [v(b) for v in values]
+            groups: dict[object, list[int]] = {}
+            for k in range(b.n):
+                best = max(range(len(columns)), key=lambda i: float(columns[i][k].mid()) * sign)
+                groups.setdefault(best, []).append(k)
+            return _gather(b, groups, parts.__getitem__)
+        return _memo(extreme)
+    return _memo(_jet_function(expr, parts, values))
 
 
-def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[ClosedForm]) -> JetFn:
+def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
+    base, exponent = values
+    bj, ej = parts
+
+    def power(b: Batch) -> Jet:
+        variable_exponent = bool(ej(b)[1])
+        value, db, d2b, de, cross, d2e = [], [], [], [], [], []
+        for x, e in zip(base(b), exponent(b)):
+            if e.is_exact() and e.is_integer():
+                v = x ** int(e.unique_fmpz()) if e >= 0 else 1 / x ** int(-e.unique_fmpz())
+            else:
+                v = _power(x, e)
+            value.append(abs(v))
+            db.append(abs(e * v / x) if x != 0 else abs(e * x ** (e - 1)) if e >= 1 else arb.pos_inf())
+            d2b.append(abs(e * (e - 1) * v / (x * x)) if x != 0 else ZERO)
+            if variable_exponent:
+                de.append(abs(v * x.log()))
+                cross.append(abs(v / x) * (1 + abs(e * x.log())))
+                d2e.append(abs(v * x.log() ** 2))
+        if variable_exponent:
+            return _chain(value, [bj(b), ej(b)], [db, de], [[d2b, cross], [None, d2e]])
+        return _chain(value, [bj(b)], [db], [[d2b]])
+
+    return power
+
+
+def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     cls = type(expr)
     value_form, partials = closed_form(cls) if not isinstance(expr, norm2) else (None, ())
     second = _second_partials(cls)
 
-    def function(a: Sequence[arb]) -> tuple:
-        balls = [v(a) for v in values]
-        args = [p(a) for p in parts]
+    def usable(column: Column) -> Column:
+        return [abs(x) if finite(x) else ZERO for x in column]
+
+    def function(b: Batch) -> Jet:
+        inner = b.of([v(b) for v in values])
+        args = [p(b) for p in parts]
         if isinstance(expr, norm2):
-            n = sum((b * b for b in balls), ZERO).sqrt()
-            first = [abs(b / n) if n != 0 else arb(1) for b in balls]
-            return _chain(n, args, first, None)
-        first = [abs(d(balls)) for d in partials]
-        hess = [[abs(f(balls)) for f in row] for row in second] if second is not None else None
-        first = [f if finite(f) else ZERO for f in first]
-        if hess is not None:
-            hess = [[h if finite(h) else ZERO for h in row] for row in hess]
-        return _chain(abs(value_form(balls)), args[: len(first)], first, hess)
+            norms = [sum((x * x for x in t), ZERO).sqrt() for t in zip(*inner.columns)]
+            first = [[abs(x / n) if n != 0 else ONE for x, n in zip(column, norms)] for column in inner.columns]
+            return _chain(norms, args, first, None)
+        first = [usable(d(inner)) for d in partials]
+        hess = [[usable(f(inner)) for f in row] for row in second] if second is not None else None
+        return _chain(_abs(value_form(inner)), args[: len(first)], first, hess)
 
     return function
 

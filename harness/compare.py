@@ -86,7 +86,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
     torch_values: list[float] = []
     exact_values: list[float] = []
     point_ulps: list[float] = []
-    series: list[tuple[float, float, float, float, float]] = []
+    compared: list[tuple[Piece, Elementwise]] = []
     for piece in pieces:
         if piece.actual.size != piece.expected.hi.size:
             return Comparison(check, path, part, "error", message=(
@@ -103,7 +103,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         uncertified += piece.expected.uncertified
         defined = e.status != "undefined"
         point_ulps.append(float(np.max(e.ulps[defined])) if np.any(defined) else 0.0)
-        series += _series(piece, e, fmt)
+        compared.append((piece, e))
         if np.any(defined):
             max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
             max_abs = max(max_abs, float(np.max(e.error[defined])))
@@ -117,8 +117,10 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             worst_ratio = score
             worst = _worst(piece, e, i, fmt)
     status = _status(count, mismatched, kinks, undefined)
-    if status == "pass":
-        series = []  # plots are drawn for failures, kinks and undefined points only
+    series = []  # plots are drawn for failures, kinks and undefined points only
+    if status != "pass":
+        for piece, e in compared:
+            series += _series(piece, e, fmt)
     step = max(1, len(series) // SERIES_POINTS)
     comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified,
                             max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),

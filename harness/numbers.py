@@ -53,6 +53,14 @@ def round_to_format(q: Fraction, fmt: FloatFormat) -> Fraction | float:
     """
     if q == 0:
         return Fraction(0)
+    fast = _from_float64(q, fmt)
+    return fast if fast is not None else round_exactly(q, fmt)
+
+
+def round_exactly(q: Fraction, fmt: FloatFormat) -> Fraction | float:
+    """round_to_format on integers alone, for any rational."""
+    if q == 0:
+        return Fraction(0)
     sign = -1 if q < 0 else 1
     a = abs(q)
     # exponent e with 2**e <= a < 2**(e+1)
@@ -69,6 +77,52 @@ def round_to_format(q: Fraction, fmt: FloatFormat) -> Fraction | float:
     if result > fmt.largest:
         return sign * math.inf
     return sign * result
+
+
+_NUMPY_TYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+
+
+def _from_float64(q: Fraction, fmt: FloatFormat) -> Fraction | float | None:
+    """The common case, quickly: q is a float64 (a sampled input) and numpy rounds it to `fmt`
+    correctly (one rounding from the exact value). None when that does not apply."""
+    kind = _NUMPY_TYPES.get(fmt.name)
+    if kind is None or FORMATS.get(fmt.name) != fmt:
+        return None
+    try:
+        f = float(q)  # correctly rounded (integer true division)
+    except OverflowError:
+        return None
+    if not math.isfinite(f) or f.as_integer_ratio() != (q.numerator, q.denominator):
+        return None  # q is not a float64
+    with np.errstate(over="ignore"):
+        r = float(kind(f))
+    return r if math.isinf(r) else (q if r == f else Fraction(r))
+
+
+def round_doubles(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """float64 values rounded to `fmt` (as float64; +-inf on overflow)."""
+    values = np.asarray(values, dtype=np.float64)
+    kind = _NUMPY_TYPES.get(fmt.name)
+    if kind is not None and FORMATS.get(fmt.name) == fmt:
+        with np.errstate(over="ignore"):
+            return values.astype(kind).astype(np.float64)
+    return np.array([float(round_exactly(Fraction(v), fmt)) for v in values.ravel().tolist()]).reshape(values.shape)
+
+
+def round_numbers(values: list[Fraction], fmt: FloatFormat) -> np.ndarray:
+    """Exact numbers rounded to `fmt`, as float64 (+-inf on overflow); quick when they are doubles."""
+    doubles = []
+    for q in values:
+        try:
+            f = float(q)
+        except OverflowError:
+            break
+        if f.as_integer_ratio() != (q.numerator, q.denominator):
+            break
+        doubles.append(f)
+    else:
+        return round_doubles(np.array(doubles, dtype=np.float64), fmt)
+    return np.array([float(round_to_format(q, fmt)) for q in values], dtype=np.float64)
 
 
 def ulp(magnitude: np.ndarray, fmt: FloatFormat) -> np.ndarray:

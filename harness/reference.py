@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import flint
@@ -23,7 +23,17 @@ import numpy as np
 import sympy
 from flint import arb
 
-from harness.balls import ZERO, State, compile_closed, compile_jets, compile_modelled, finite, precision, tree_depth
+from harness.balls import (
+    ZERO,
+    Batch,
+    JetFn,
+    compile_closed,
+    compile_jets,
+    compile_modelled,
+    finite,
+    precision,
+    tree_depth,
+)
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
 from harness.functions import as_sympy
@@ -70,23 +80,57 @@ def is_finite(b: arb) -> bool:
     return finite(b)
 
 
-def certified(x: Exact, fmt: FloatFormat) -> bool:
-    """The ball is narrow enough: its radius is far below an ulp of its value (or of the smallest
-    subnormal, for values that are 0)."""
-    if x.undefined:
-        return True
-    if not is_finite(x.ball):
-        return False
-    rad = float(x.ball.rad())
-    scale = max(float(abs(x.ball).upper()) * 2.0 ** (1 - fmt.precision), fmt.smallest_subnormal)
-    return rad <= scale * 2.0**-CERTIFY_BITS
+@dataclass(frozen=True, eq=False)
+class Floats:
+    """Exact values as float64 arrays: the midpoint as hi + lo (hi nearest, lo the remainder), the
+    radius, an upper bound on the magnitude, the error-model bound, and which balls are finite."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    rad: np.ndarray
+    magnitude: np.ndarray
+    bound: np.ndarray
+    finite: np.ndarray
+    undefined: np.ndarray
+
+    def certified(self, fmt: FloatFormat) -> np.ndarray:
+        """Which balls are narrow enough: radius far below an ulp of the value (or of the smallest
+        subnormal, for values that are 0). Undefined values need no certificate."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale = np.maximum(self.magnitude * 2.0 ** (1 - fmt.precision), fmt.smallest_subnormal)
+            narrow = self.rad <= scale * 2.0**-CERTIFY_BITS
+        return self.undefined | (self.finite & narrow)
+
+
+def as_floats(exacts: Sequence[Exact]) -> Floats:
+    n = len(exacts)
+    hi, lo, rad, magnitude, bound = (np.zeros(n) for _ in range(5))
+    finites, undefined = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    with precision(max(flint.ctx.prec, 4096)):  # mid - hi exactly
+        for i, x in enumerate(exacts):
+            ball = x.ball
+            mid = ball.mid()
+            h = float(mid)
+            hi[i] = h
+            lo[i] = float(mid - h) if math.isfinite(h) else 0.0
+            rad[i] = float(ball.rad())
+            magnitude[i] = float(abs(ball).upper())
+            bound[i] = float(x.bound.upper()) if x.bound.is_finite() else np.inf
+            finites[i] = finite(ball)
+            undefined[i] = x.undefined
+    return Floats(hi, lo, rad, magnitude, bound, finites, undefined)
 
 
 # ---------------------------------------------------------------- one point
 
 
 class PointReference:
-    """The exact values and derivatives of every output at one point, at one precision."""
+    """The exact values and derivatives of every output at one point, at one precision.
+
+    An elementwise output is one expression at every element: its elements are evaluated as one
+    batch (values, derivatives and term magnitudes sharing their subexpressions). Other outputs
+    have one expression per element, each a batch of one.
+    """
 
     def __init__(self, outputs: dict[str, SymbolicOutput], values: dict[str, np.ndarray],
                  fmt: FloatFormat, bits: int, final: bool,
@@ -97,78 +141,116 @@ class PointReference:
         with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
             self.inputs = {n: [q if isinstance(q, arb) else arb(float(q)) for q in v.ravel()]
                            for n, v in values.items()}
+        self._groups: dict[str, list[Group]] = {}
         self._values: dict[str, list[Exact]] = {}
         self._firsts: dict[str, list[list[tuple[Variable, Exact]]]] = {}
         self._seconds: dict[str, list[list[tuple[Variable, Variable, Exact]]]] = {}
 
-    def _evaluate(self, out: SymbolicOutput, k: int, expr: sympy.Expr) -> Exact:
-        binding = out.binding(k)
-        symbols = tuple(binding)
-        fn = compile_modelled(expr, symbols, self.fmt)
-        state = State(self.u, self.fmt, conventions=self.conventions)
+    def groups(self, name: str) -> list[Group]:
+        """The output's elements in batches that share one expression."""
+        if name not in self._groups:
+            out = self.outputs[name]
+            if out.elementwise:
+                members = list(range(out.size))
+                symbols = tuple(out.symbols)
+                columns = out.sources(self.inputs)
+                sources = [columns[s] for s in symbols]
+                self._groups[name] = [Group(members, symbols, self._batch(sources, out.size))]
+            else:
+                symbols = tuple(out.symbols)
+                args = [[self.inputs[n][i]] for n, i in out.symbols.values()]  # type: ignore[misc]
+                self._groups[name] = [Group([k], symbols, self._batch(args, 1)) for k in range(out.size)]
+        return self._groups[name]
+
+    def _batch(self, columns: list[list[arb]], n: int) -> Batch:
+        return Batch(columns, n, self.u, self.fmt, self.conventions)
+
+    def _evaluate(self, group: Group, expr: sympy.Expr) -> list[Exact]:
+        fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
-            args = [self.inputs[name][i] for name, i in binding.values()]
-            v, e = fn(args, state)
-        undefined = not is_finite(v) and self.final
-        return Exact(v, e, state.kink, undefined)
+            values, bounds, kinks = fn(group.batch)
+        return [Exact(v, e, bool(kinks and kinks[i]), not is_finite(v) and self.final)
+                for i, (v, e) in enumerate(zip(values, bounds))]
 
     def values(self, name: str) -> list[Exact]:
         if name not in self._values:
-            out = self.outputs[name]
-            self._values[name] = [self._evaluate(out, k, out.term(k).tree) for k in range(out.size)]
+            out, result = self.outputs[name], [Exact(ZERO, ZERO)] * self.outputs[name].size
+            for group in self.groups(name):
+                for k, x in zip(group.members, self._evaluate(group, out.term(group.members[0]).tree)):
+                    result[k] = x
+            self._values[name] = result
         return self._values[name]
 
     def firsts(self, name: str) -> list[list[tuple[Variable, Exact]]]:
         """For each output element, its nonzero first partials by input element."""
         if name not in self._firsts:
-            out, rows = self.outputs[name], []
-            for k, value in enumerate(self.values(name)):
-                binding = out.binding(k)
-                index = {s: i for i, s in enumerate(binding)}
-                m1, _, factor = self._jets(out, k)
-                row = [(binding[s], self._floored(self._poison(self._evaluate(out, k, d), value),
-                                                  m1.get(index[s]), factor))
-                       for s, d in out.gradient(k)]
-                present = {s for s, _ in out.gradient(k)}
-                symbols = list(binding)
-                row += [(binding[symbols[i]], self._floored(Exact(ZERO, ZERO), m, factor))
-                        for i, m in m1.items() if symbols[i] not in present and m != 0]
-                rows.append(row)
+            out, values = self.outputs[name], self.values(name)
+            rows: list[list[tuple[Variable, Exact]]] = [[] for _ in range(out.size)]
+            for group in self.groups(name):
+                first = group.members[0]
+                jets = self._jets(name, group)
+                gradient = out.gradient(first)
+                columns = [self._evaluate(group, d) for _, d in gradient]
+                index = {s: i for i, s in enumerate(group.symbols)}
+                present = {index[s] for s, _ in gradient}
+                for pos, k in enumerate(group.members):
+                    binding = out.binding(k)
+                    m1, _, factor = jets[pos]
+                    row = [(binding[s], self._floored(self._poison(column[pos], values[k]), m1.get(index[s]), factor))
+                           for (s, _), column in zip(gradient, columns)]
+                    row += [(binding[group.symbols[i]], self._floored(Exact(ZERO, ZERO), m, factor))
+                            for i, m in m1.items() if i not in present and m != 0]
+                    rows[k] = row
             self._firsts[name] = rows
         return self._firsts[name]
 
     def seconds(self, name: str) -> list[list[tuple[Variable, Variable, Exact]]]:
         """For each output element, its nonzero second partials (upper triangle)."""
         if name not in self._seconds:
-            out, rows = self.outputs[name], []
-            for k, value in enumerate(self.values(name)):
-                binding = out.binding(k)
-                index = {s: i for i, s in enumerate(binding)}
-                _, m2, factor = self._jets(out, k)
-                row = [(binding[s], binding[t],
-                        self._floored(self._poison(self._evaluate(out, k, d), value),
-                                      m2.get(tuple(sorted((index[s], index[t])))), factor))
-                       for s, t, d in out.hessian(k)]
-                present = {tuple(sorted((index[s], index[t]))) for s, t, _ in out.hessian(k)}
-                symbols = list(binding)
-                row += [(binding[symbols[i]], binding[symbols[j]], self._floored(Exact(ZERO, ZERO), m, factor))
-                        for (i, j), m in m2.items() if (i, j) not in present and m != 0]
-                rows.append(row)
+            out, values = self.outputs[name], self.values(name)
+            rows: list[list[tuple[Variable, Variable, Exact]]] = [[] for _ in range(out.size)]
+            for group in self.groups(name):
+                first = group.members[0]
+                jets = self._jets(name, group)
+                hessian = out.hessian(first)
+                columns = [self._evaluate(group, d) for _, _, d in hessian]
+                index = {s: i for i, s in enumerate(group.symbols)}
+                keys = [tuple(sorted((index[s], index[t]))) for s, t, _ in hessian]
+                present = set(keys)
+                for pos, k in enumerate(group.members):
+                    binding = out.binding(k)
+                    _, m2, factor = jets[pos]
+                    row = [(binding[s], binding[t],
+                            self._floored(self._poison(column[pos], values[k]), m2.get(key), factor))
+                           for (s, t, _), key, column in zip(hessian, keys, columns)]
+                    row += [(binding[group.symbols[i]], binding[group.symbols[j]],
+                             self._floored(Exact(ZERO, ZERO), m, factor))
+                            for (i, j), m in m2.items() if (i, j) not in present and m != 0]
+                    rows[k] = row
             self._seconds[name] = rows
         return self._seconds[name]
 
-    def _jets(self, out: SymbolicOutput, k: int) -> tuple[dict, dict, arb]:
-        """Term magnitudes of element k's partials, from torch's (unevaluated) tree."""
-        binding = out.binding(k)
-        tree = out.term(k).tree
-        fn = compile_jets(tree, tuple(binding))
-        with precision(self.bits):
-            args = [self.inputs[name][i] for name, i in binding.values()]
-            try:
-                _, m1, m2 = fn(args)
-            except (HarnessError, ValueError, ZeroDivisionError):
-                return {}, {}, ZERO
-        return m1, m2, 2 * (tree_depth(tree) + 2) * self.u
+    def _jets(self, name: str, group: Group) -> list[tuple[dict, dict, arb]]:
+        """Term magnitudes of each member's partials, from torch's (unevaluated) tree."""
+        key = (name, group.members[0])
+        if key not in group.jets:
+            tree = self.outputs[name].term(group.members[0]).tree
+            fn = compile_jets(tree, group.symbols)
+            factor = 2 * (tree_depth(tree) + 2) * self.u
+            with precision(self.bits):
+                try:
+                    results = [_unbatch(fn(group.batch), group.batch.n, factor)]
+                except (HarnessError, ValueError, ZeroDivisionError):  # member by member, then
+                    results = [self._member_jets(fn, group.batch.subset([i]), factor) for i in range(group.batch.n)]
+            group.jets[key] = [r for chunk in results for r in chunk]
+        return group.jets[key]
+
+    @staticmethod
+    def _member_jets(fn: JetFn, batch: Batch, factor: arb) -> list[tuple[dict, dict, arb]]:
+        try:
+            return _unbatch(fn(batch), 1, factor)
+        except (HarnessError, ValueError, ZeroDivisionError):
+            return [({}, {}, ZERO)]
 
     @staticmethod
     def _floored(x: Exact, magnitude: arb | None, factor: arb) -> Exact:
@@ -186,18 +268,38 @@ class PointReference:
         return derivative
 
 
+@dataclass(eq=False)
+class Group:
+    """Output elements that share one expression, and their batch of input balls."""
+
+    members: list[int]
+    symbols: tuple[sympy.Symbol, ...]
+    batch: Batch
+    jets: dict = field(default_factory=dict)
+
+
+def _unbatch(jet: tuple, n: int, factor: arb) -> list[tuple[dict, dict, arb]]:
+    _, m1, m2 = jet
+    return [({i: c[k] for i, c in m1.items()}, {ij: c[k] for ij, c in m2.items()}, factor) for k in range(n)]
+
+
 def evaluate_certified(compute: Callable[[PointReference], list[Exact]],
-                       make: Callable[[int, bool], PointReference], fmt: FloatFormat) -> tuple[list[Exact], bool]:
-    """Run `compute` at rising precision until every result is certified. Returns (results, ok)."""
+                       make: Callable[[int, bool], PointReference],
+                       fmt: FloatFormat) -> tuple[list[Exact], Floats, bool]:
+    """Run `compute` at rising precision until every result is certified.
+
+    Returns (results, their floats, ok)."""
     bits = start_precision(fmt)
     while True:
         final = bits * 2 > MAX_PRECISION
         with precision(bits):  # sums and products of the exact values (VJPs, Hessians) at this precision too
             results = compute(make(bits, final))
-        if all(certified(x, fmt) for x in results):
-            return results, True
+        floats = as_floats(results)
+        if floats.certified(fmt).all():
+            return results, floats, True
         if final:
-            return [x if is_finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results], False
+            results = [x if is_finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
+            return results, as_floats(results), False
         bits *= 2
 
 
@@ -228,6 +330,12 @@ def _has_names(node: Node, constants: dict[str, Fraction]) -> bool:
 
 def constant_value(node: Node, fmt: FloatFormat, constants: dict[str, Fraction] | None = None) -> Fraction:
     """The exact value of a constant expression, rounded to `fmt`."""
+    if isinstance(node, Num):  # a number needs no evaluation, only rounding
+        rounded = round_to_format(node.value, fmt)
+        if isinstance(rounded, float):
+            raise HarnessError(f"constant {sympy.Rational(node.value.numerator, node.value.denominator)}"
+                               f" overflows {fmt.name}")
+        return rounded
     with sympy.evaluate(False):  # SymPy would turn log(-1) into I*pi
         expr = _constant_expr(node, constants or {})
     form = compile_closed(expr, [])
@@ -270,14 +378,3 @@ def _constant_expr(node: Node, constants: dict[str, Fraction]) -> sympy.Expr:
                for k in keywords]
         return op.exact(*args) if op.kind == "arithmetic" else op.exact(*args, *kws)
     raise HarnessError("indexing is not allowed in a constant")
-
-
-def to_float_pair(x: Exact) -> tuple[float, float]:
-    """The ball's midpoint as hi + lo, two float64s (hi nearest, lo the remainder)."""
-    mid = x.ball.mid()
-    hi = float(mid)
-    if not math.isfinite(hi):
-        return hi, 0.0
-    with precision(max(flint.ctx.prec, 4096)):
-        lo = float(mid - hi)
-    return hi, lo

@@ -28,16 +28,18 @@ from harness.balls import precision
 from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector, Xfail
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError
-from harness.numbers import FORMATS, FloatFormat, round_to_format
+from harness.expr import Node, Num
+from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, round_to_format
 from harness.reference import (
     ZERO,
     Exact,
+    Floats,
     PointReference,
+    as_floats,
     combine,
     constant_value,
     evaluate_certified,
     fold,
-    to_float_pair,
 )
 from harness.results import CaseResult, Comparison, Expected, Tolerance
 from harness.stationary import stationary_point
@@ -261,8 +263,7 @@ def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> P
     function = _torch_function(case, trees, options)
     points = _points(case, fmt)
     torch_dtype = autodiff.DTYPES[dtype]
-    primals = [tuple(torch.tensor(np.array([float(q) for q in values.ravel()], dtype=np.float64),
-                                  dtype=torch_dtype, device=device).reshape(values.shape) for values in point.values())
+    primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
                for point in points]
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device)
 
@@ -284,16 +285,24 @@ def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Funct
 
 
 def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
+    """Each point's inputs rounded to the dtype, as float64 arrays (every dtype's values are doubles)."""
     n = case.n_points
     points = []
     for p in range(n):
         point = {}
         for spec in case.inputs:
             nodes = spec.points[p if len(spec.points) > 1 else 0]
-            values = [constant_value(node, fmt) for node in nodes]
-            point[spec.name] = np.array(values, dtype=object).reshape(spec.shape)
+            point[spec.name] = _rounded(nodes, fmt).reshape(spec.shape)
         points.append(point)
     return points
+
+
+def _rounded(nodes: Sequence[Node], fmt: FloatFormat) -> np.ndarray:
+    if all(isinstance(node, Num) for node in nodes):  # sampled inputs: numbers, mostly doubles already
+        values = round_numbers([node.value for node in nodes], fmt)  # type: ignore[attr-defined]
+        if np.isfinite(values).all():
+            return values
+    return np.array([float(constant_value(node, fmt)) for node in nodes], dtype=np.float64)
 
 
 # ---------------------------------------------------------------- shared machinery
@@ -329,11 +338,12 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     errors: dict[str, str] = {}
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     for point in range(len(ctx.points)):
-        exacts, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
-                                        lambda bits, final, pt=point: ctx.reference(pt, bits, final), ctx.fmt)
+        exacts, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
+                                                lambda bits, final, pt=point: ctx.reference(pt, bits, final),
+                                                ctx.fmt)
         split = np.cumsum([0, *sizes])
-        wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i])
-                  for i, part in enumerate(parts)]
+        wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i], floats,
+                            slice(split[i], split[i + 1])) for i, part in enumerate(parts)]
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
@@ -359,14 +369,14 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     return out
 
 
-def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int) -> Expected:
-    pairs = [to_float_pair(x) for x in exacts]
+def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int, floats: Floats | None = None,
+              part: slice = slice(None)) -> Expected:
+    """One part of the reference as arrays (`floats`, when given, covers all parts; `part` picks this one)."""
+    floats = floats if floats is not None else as_floats(exacts)
     return Expected(
-        hi=np.array([p[0] for p in pairs], dtype=np.float64).reshape(shape),
-        lo=np.array([p[1] for p in pairs], dtype=np.float64).reshape(shape),
-        bound=np.array([float(x.bound.upper()) if x.bound.is_finite() else np.inf for x in exacts]).reshape(shape),
+        hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
         kink=np.array([x.kink for x in exacts], dtype=bool).reshape(shape),
-        undefined=np.array([x.undefined for x in exacts], dtype=bool).reshape(shape),
+        undefined=floats.undefined[part].reshape(shape),
         strict=np.array([x.undefined and not x.ball.is_finite() for x in exacts], dtype=bool).reshape(shape),
         uncertified=uncertified)
 
@@ -383,7 +393,7 @@ def _describe_point(ctx: Prepared, point: int) -> str:
     return ", ".join(parts)
 
 
-def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> list[str] | None:
+def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> Sequence[str] | None:
     """For arrays shaped like the inputs' broadcast, label each element with its input values."""
     values = ctx.points[point]
     if not shape or all(v.size == 1 for v in values.values()):
@@ -392,11 +402,25 @@ def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> list[str] 
         broadcast = {n: np.broadcast_to(v, shape).ravel() for n, v in values.items()}
     except ValueError:
         return None
-    labels = []
-    for flat, index in enumerate(np.ndindex(*shape)):
-        at = ", ".join(f"{n}={float(b[flat])!r}" for n, b in broadcast.items())
-        labels.append(f"{list(index)} at {at}")
-    return labels
+    return _Labels(shape, broadcast)
+
+
+@dataclass(frozen=True, eq=False)
+class _Labels(Sequence[str]):
+    """'[i, j] at x=..., y=...' for each flat element, made when a report asks for one."""
+
+    shape: tuple[int, ...]
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __getitem__(self, flat: int) -> str:  # type: ignore[override]
+        if not 0 <= flat < len(self):
+            raise IndexError(flat)
+        index = [int(i) for i in np.unravel_index(flat, self.shape)]
+        at = ", ".join(f"{n}={float(b[flat])!r}" for n, b in self.values.items())
+        return f"{index} at {at}"
 
 
 def _abscissa(ctx: Prepared, point: int, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -420,30 +444,27 @@ def _vector(ctx: Prepared, vector: Vector, name: str, shape: tuple[int, ...], se
     size = int(np.prod(shape, dtype=np.int64))
     if vector.random:
         draws = np.random.default_rng([ctx.case.seed, *seed]).standard_normal(size)
-        values = [round_to_format(Fraction(float(d)), ctx.fmt) for d in draws]
-    elif not vector.values:
-        values = [Fraction(1)] * size
-    else:
-        match = [v for v in vector.values if v[0] in (name, None)]
-        if not match:
-            raise HarnessError(f"{what} gives no values for {name!r}")
-        _, given_shape, nodes = match[0]
-        given = np.array([constant_value(n, ctx.fmt) for n in nodes], dtype=object).reshape(given_shape)
-        try:
-            values = list(np.broadcast_to(given, shape).ravel())
-        except ValueError:
-            raise HarnessError(f"{what} for {name!r} has shape {list(given_shape)},"
-                               f" expected {list(shape)}") from None
-    return np.array(values, dtype=object).reshape(shape)
+        return round_doubles(draws, ctx.fmt).reshape(shape)
+    if not vector.values:
+        return np.ones(shape)
+    match = [v for v in vector.values if v[0] in (name, None)]
+    if not match:
+        raise HarnessError(f"{what} gives no values for {name!r}")
+    _, given_shape, nodes = match[0]
+    given = _rounded(nodes, ctx.fmt).reshape(given_shape)
+    try:
+        return np.array(np.broadcast_to(given, shape))
+    except ValueError:
+        raise HarnessError(f"{what} for {name!r} has shape {list(given_shape)},"
+                           f" expected {list(shape)}") from None
 
 
 def _tensor(ctx: Prepared, values: np.ndarray) -> torch.Tensor:
-    return torch.tensor(np.array([float(v) for v in values.ravel()]),
-                        dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device).reshape(values.shape)
+    return torch.tensor(values, dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device)
 
 
 def _weights(values: np.ndarray) -> list[arb]:
-    return [arb(float(v)) for v in values.ravel()]
+    return [arb(v) for v in values.ravel().tolist()]
 
 
 def _gradient_by_input(ctx: Prepared, ref: PointReference, output: str,
@@ -549,7 +570,7 @@ def _tangents(ctx: Prepared, check: CheckSpec, index: int, offset: int) -> list[
 
 
 def _tangent_weights(tangent: dict[str, np.ndarray]) -> dict[Variable, arb]:
-    return {(x, i): arb(float(v)) for x, t in tangent.items() for i, v in enumerate(t.ravel())}
+    return {(x, i): arb(v) for x, t in tangent.items() for i, v in enumerate(t.ravel().tolist())}
 
 
 def check_jacobian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
@@ -746,14 +767,15 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
     values = {x: np.array([Fraction(float(v)) for v in a.ravel()], dtype=object).reshape(ctx.shapes[x])
               for x, a in zip(ctx.inputs, final)}
     name = next(iter(ctx.outputs))
-    exacts, ok = evaluate_certified(
+    exacts, floats, ok = evaluate_certified(
         lambda ref: ref.values(name),
         lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
     primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device) for a in final)
     torch_value = autodiff.value(ctx.function, primals)[0]
     label = f"after step {steps}"
+    want = _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1, floats)
     out = [summarize("minimize", f"f at the last iterate (point {point})", name,
-                     [Piece(steps, label, torch_value, _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1))],
+                     [Piece(steps, label, torch_value, want)],
                      ctx.fmt, default_tolerance(0), ctx.breadcrumb)]
     stationary = stationary_point(ctx.outputs[name], [a.ravel() for a in final], ctx.inputs)
     if stationary is None:

@@ -157,7 +157,7 @@ def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bo
         tree = fold(parse(text, ops=set(OPS), names=names), fmt, {})
         out = {"y": build_output("y", tree, {n: () for n in names}, {})}
         exact = {n: np.array(Fraction(v), dtype=object).reshape(()) for n, v in values}
-        results, _ = evaluate_certified(
+        results, _, _ = evaluate_certified(
             lambda ref: ref.values("y") + [d for row in ref.firsts("y") for _, d in row],
             lambda bits, final: PointReference(out, exact, fmt, bits, final), fmt)
     except (HarnessError, TypeError, ValueError, ZeroDivisionError, OverflowError):

@@ -3,7 +3,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from harness.numbers import FORMATS, round_to_format, ulp
+from harness.numbers import FORMATS, round_exactly, round_to_format, ulp
 
 
 @pytest.mark.parametrize("fmt, np_type", [pytest.param("float32", np.float32, id="float32"),
@@ -17,6 +17,18 @@ def test_rounding_matches_numpy_on_doubles(fmt, np_type):
             expected = float(np_type(v))
             got = round_to_format(Fraction(float(v)), FORMATS[fmt])
             assert float(got) == expected, v
+
+
+@pytest.mark.parametrize("fmt", ["float64", "float32", "float16", "bfloat16"])
+def test_the_quick_path_for_doubles_agrees_with_integer_rounding(fmt):
+    # sampled inputs are doubles, rounded by numpy's conversions; the integer path is the reference
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(0, 1, 400) * 2.0 ** rng.integers(-1080, 1020, 400),
+                             [5e-324, 2.0**-24, 2.0**-25, 3 * 2.0**-26, 65504.0, 65520.0, 65519.99,
+                              1 + 2.0**-11, 1 + 3 * 2.0**-12, 3.4028235e38, 1.7976931348623157e308, -0.1]])
+    for v in values:
+        q = Fraction(float(v))
+        assert round_to_format(q, FORMATS[fmt]) == round_exactly(q, FORMATS[fmt]), v
 
 
 def test_rounding_is_not_double_rounding():
