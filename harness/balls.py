@@ -26,6 +26,7 @@ import flint
 import sympy
 from flint import arb
 
+from harness import cache as stored
 from harness.errors import HarnessError
 from harness.functions import (
     KinkFunction,
@@ -481,12 +482,12 @@ def closed_form(cls: type) -> tuple[BatchForm, tuple[BatchForm, ...]]:
         if cls.op.partials is not None and not any(cls.orders):
             derivatives = [cls.op.partials(syms, i) for i in range(cls.op.arity)]
         else:
-            derivatives = [sympy.diff(body, s) for s in syms[: cls.op.arity]]
+            derivatives = [stored.diff(body, s) for s in syms[: cls.op.arity]]
         partials = tuple(closed(as_sympy(d), syms) for d in derivatives)
         return closed(body, syms), partials
     s = sympy.Symbol("a0", real=True)
     body = cls(s)
-    return closed(body, (s,)), (closed(sympy.diff(body, s), (s,)),)
+    return closed(body, (s,)), (closed(stored.diff(body, s), (s,)),)
 
 
 @cache
@@ -518,12 +519,7 @@ def _limit(cls: type, args: tuple[Fraction, ...]) -> sympy.Expr | None:
     """The limit of an op's closed form at an exact point where the form is 0/0 (sinc at 0)."""
     syms, body = closed_body(cls)
     body = body.subs({s: sympy.Rational(a.numerator, a.denominator) for s, a in zip(syms[1:], args[1:])})
-    point = sympy.Rational(args[0].numerator, args[0].denominator)
-    try:
-        value = sympy.limit(body, syms[0], point, dir="+-")
-    except (NotImplementedError, ValueError, TypeError):
-        return None
-    return value if value.is_real and value.is_finite else None
+    return stored.limit(body, syms[0], sympy.Rational(args[0].numerator, args[0].denominator))
 
 
 def _exact_fraction(b: arb) -> Fraction | None:
@@ -908,7 +904,7 @@ def _second_partials(cls: type) -> tuple[tuple[BatchForm, ...], ...] | None:
     syms, body = closed_body(cls)
     n = cls.op.arity
     try:
-        return tuple(tuple(closed(sympy.diff(body, syms[i], syms[j]), syms) for j in range(n)) for i in range(n))
+        return tuple(tuple(closed(stored.diff(body, syms[i], syms[j]), syms) for j in range(n)) for i in range(n))
     except HarnessError:
         return None
 

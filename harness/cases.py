@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.expr import NAMED_CONSTANTS, Node, Num, did_you_mean, names_in, parse
 from harness.numbers import FORMATS
 from harness.ops import OPS
+from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
 MAX_YAML_NODES = 200_000
@@ -207,6 +208,11 @@ def load_text(text: str, file: str = "<text>") -> list[Case | BadCase]:
 
 
 def load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
+    with stage("parse"):
+        return _load_bytes(data, file)
+
+
+def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
     try:
         if len(data) > MAX_FILE_BYTES:
             raise HarnessError(f"file is {len(data)} bytes (limit {MAX_FILE_BYTES})", file=file, line=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from harness import __version__
+from harness import __version__, cache
 from harness.cases import BadCase, Case, load_paths
 from harness.report import jsonfile, write_atomic
 from harness.report.console import print_report
 from harness.results import CaseResult
 from harness.run import Options, check_case
+from harness.timing import stage
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="run every case on this device (cpu, cuda, cuda:N)")
     run.add_argument("--memory-limit", type=float, default=0.0, metavar="MB",
                      help="extra memory one case may take (0: no limit)")
+    _cache_options(run)
     fz = sub.add_parser("fuzz", help="random expressions and points from the catalogue, shrunk on failure")
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument("--max-examples", type=int, default=100)
@@ -57,11 +60,26 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")
+    _cache_options(fz)
     sub.add_parser("ops", help="list the op catalogue")
     show = sub.add_parser("show", help="print a case's exact derivatives")
     show.add_argument("path", help="a case file")
     show.add_argument("-k", dest="keyword", help="only cases whose name matches this")
     return p
+
+
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--cache", metavar="DIR", help="folder for the symbolic cache (default: HARNESS_CACHE,"
+                                                      " else ~/.cache/harness)")
+    group.add_argument("--no-cache", action="store_true", help="compute every derivative afresh")
+
+
+def _use_cache(args: argparse.Namespace) -> None:
+    """--cache / --no-cache, for this process and the worker processes it starts."""
+    if args.no_cache or args.cache:
+        os.environ["HARNESS_CACHE"] = "off" if args.no_cache else str(Path(args.cache).resolve())
+        cache.use(None if args.no_cache else Path(os.environ["HARNESS_CACHE"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ops(console)
     if args.command == "show":
         return _show(args, console)
+    _use_cache(args)
     if args.command == "fuzz":
         return _fuzz(args, console)
     return _run(args, console)
@@ -123,6 +142,11 @@ def _check_all(cases: list[Case | BadCase], options: Options, jobs: int, console
 
 def write_reports(results: list[CaseResult], folder: Path) -> None:
     """report.json, junit.xml, summary.md and index.html, each written atomically."""
+    with stage("report"):
+        _write_reports(results, folder)
+
+
+def _write_reports(results: list[CaseResult], folder: Path) -> None:
     from harness.report import html, junit, markdown
 
     meta = versions()

@@ -64,10 +64,14 @@ def _display_name(op: Op, orders: tuple[int, ...]) -> str:
     return f"{op.name}_d{''.join(str(o) for o in orders[: op.arity])}"
 
 
-@cache
 def op_function(op: Op, orders: tuple[int, ...] = ()) -> type[OpFunction]:
     """The SymPy class for `op`'s partial derivative of the given orders (none: the op itself)."""
-    orders = orders or (0,) * op.arity
+    return _op_class(op, orders or (0,) * op.arity)
+
+
+@cache
+def _op_class(op: Op, orders: tuple[int, ...]) -> type[OpFunction]:
+    """One class per (op, orders): equal expressions need the very same class."""
     name = _display_name(op, orders)
     count = op.arity + sum(1 for _, default in op.keywords if not isinstance(default, str))
     return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": count, "n_args": count})
@@ -78,9 +82,11 @@ def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.
     """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
     syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
     body = cls.op.exact(*syms)
+    from harness import cache  # cache encodes these classes: imported late
+
     for i, order in enumerate(cls.orders):
         if order:
-            body = sympy.diff(body, syms[i], order)
+            body = cache.diff(body, *[syms[i]] * order)
     return syms, body
 
 

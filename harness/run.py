@@ -44,6 +44,7 @@ from harness.reference import (
 from harness.results import CaseResult, Comparison, Expected, Tolerance
 from harness.stationary import stationary_point
 from harness.symbolic import SymbolicOutput, Variable, build_output
+from harness.timing import stage
 
 ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2,
          "minimize": 1}
@@ -254,17 +255,20 @@ def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> P
     if device != "cpu" and not torch.cuda.is_available():
         raise HarnessError(f"device {device!r} is not available here (torch.cuda.is_available() is False)")
     fmt = FORMATS[dtype]
-    constants: dict[str, Fraction] = {}
-    for name, tree in case.constants:
-        constants[name] = constant_value(tree, fmt, constants)
-    shapes = {spec.name: spec.shape for spec in case.inputs}
-    trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
-    outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
-    function = _torch_function(case, trees, options)
-    points = _points(case, fmt)
-    torch_dtype = autodiff.DTYPES[dtype]
-    primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
-               for point in points]
+    with stage("parse"):  # the case's numbers, rounded to the dtype
+        constants: dict[str, Fraction] = {}
+        for name, tree in case.constants:
+            constants[name] = constant_value(tree, fmt, constants)
+        shapes = {spec.name: spec.shape for spec in case.inputs}
+        trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
+        points = _points(case, fmt)
+    with stage("symbolic"):
+        outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
+    with stage("torch"):
+        function = _torch_function(case, trees, options)
+        torch_dtype = autodiff.DTYPES[dtype]
+        primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
+                   for point in points]
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device)
 
 
@@ -338,9 +342,10 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     errors: dict[str, str] = {}
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     for point in range(len(ctx.points)):
-        exacts, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
-                                                lambda bits, final, pt=point: ctx.reference(pt, bits, final),
-                                                ctx.fmt)
+        with stage("reference"):
+            exacts, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
+                                                    lambda bits, final, pt=point: ctx.reference(pt, bits, final),
+                                                    ctx.fmt)
         split = np.cumsum([0, *sizes])
         wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i], floats,
                             slice(split[i], split[i + 1])) for i, part in enumerate(parts)]
@@ -350,7 +355,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             if name in errors:
                 continue
             try:
-                arrays = path(point)
+                with stage("torch"):
+                    arrays = path(point)
             except Exception as exc:  # torch raised: that path is an error, the others go on
                 errors[name] = _internal(exc)
                 continue
@@ -364,8 +370,9 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                                   message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}"))
             continue
         for part in parts:
-            out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
-                                 ctx.breadcrumb))
+            with stage("compare"):
+                out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
+                                     ctx.breadcrumb))
     return out
 
 

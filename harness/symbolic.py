@@ -20,10 +20,12 @@ from functools import cached_property
 import numpy as np
 import sympy
 
+from harness import cache
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
 from harness.functions import KinkFunction, OpFunction, as_sympy, closed_body, op_function, select
 from harness.ops import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
+from harness.timing import stage
 
 MAX_GENERAL_ELEMENTS = 256
 
@@ -79,26 +81,34 @@ class SymbolicOutput:
         """Nonzero first partial derivatives of element k, by symbol."""
         key = ("d1", 0 if self.elementwise else k)
         if key not in self._cache:
-            expr = self.term(k).expr
-            symbols = [s for s in self.symbols if s in expr.free_symbols]
-            parts = ((s, sympy.diff(expr, s)) for s in symbols)
-            self._cache[key] = tuple((s, d) for s, d in parts if d != 0)
+            with stage("symbolic"):
+                self._cache[key] = self._gradient(k)
         return self._cache[key]
+
+    def _gradient(self, k: int) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+        expr = self.term(k).expr
+        symbols = [s for s in self.symbols if s in expr.free_symbols]
+        parts = ((s, cache.diff(expr, s)) for s in symbols)
+        return tuple((s, d) for s, d in parts if d != 0)
 
     def hessian(self, k: int) -> tuple[tuple[sympy.Symbol, sympy.Symbol, sympy.Expr], ...]:
         """Nonzero second partial derivatives of element k, upper triangle by symbol order."""
         key = ("d2", 0 if self.elementwise else k)
         if key not in self._cache:
-            order = {s: i for i, s in enumerate(self.symbols)}
-            entries = []
-            for s, first in self.gradient(k):
-                for t in sorted(first.free_symbols & set(self.symbols), key=order.__getitem__):
-                    if order[t] >= order[s]:
-                        second = sympy.diff(first, t)
-                        if second != 0:
-                            entries.append((s, t, second))
-            self._cache[key] = tuple(entries)
+            with stage("symbolic"):
+                self._cache[key] = self._hessian(k)
         return self._cache[key]
+
+    def _hessian(self, k: int) -> tuple[tuple[sympy.Symbol, sympy.Symbol, sympy.Expr], ...]:
+        order = {s: i for i, s in enumerate(self.symbols)}
+        entries = []
+        for s, first in self.gradient(k):
+            for t in sorted(first.free_symbols & set(self.symbols), key=order.__getitem__):
+                if order[t] >= order[s]:
+                    second = cache.diff(first, t)
+                    if second != 0:
+                        entries.append((s, t, second))
+        return tuple(entries)
 
 
 def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]],

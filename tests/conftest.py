@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from harness import cache
 from harness.cases import BadCase, Case, load_file
 from harness.results import CaseResult
 from harness.run import Options, check_case
+
+# the symbolic cache of this test session (and the processes it starts): a fresh folder, never ~/.cache
+os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="harness-test-cache-")
+cache.use(Path(os.environ["HARNESS_CACHE"]))
 
 pytest_plugins = ["pytester"]
 

@@ -1,0 +1,253 @@
+"""Symbolic results cached across runs: SymPy derivatives and limits, keyed by the expression.
+
+Differentiating is the slow part of SymPy's work; a suite that did not change asks for the same
+derivatives on every run. Each result is stored as a small JSON file named by a hash of the
+question (the expression, the symbols, and a fingerprint of SymPy's version and the harness
+sources that define derivatives, so a changed catalogue or SymPy never reads an old answer).
+
+The encoding is the harness's own tree of whitelisted node types: nothing read from the cache is
+evaluated or parsed as code, and a file that does not decode (tampered, truncated, an unknown
+function) is a miss. An answer is stored only when it decodes back to an expression equal to the
+one SymPy computed, so a hit gives exactly what a miss would have: a cache never changes a verdict.
+
+The folder: `HARNESS_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/harness`, else
+`~/.cache/harness`; `harness run --cache DIR` and `--no-cache` set it for one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import sympy
+
+from harness import functions
+from harness.timing import stage
+
+FORMAT = 1
+_SOURCES = ("cache.py", "functions.py", "ops.py", "tensor_ops.py", "symbolic.py")
+
+
+class Uncachable(Exception):
+    """The expression holds something the encoding does not cover; compute, don't store."""
+
+
+# ---------------------------------------------------------------- the encoding
+
+_CONSTANTS: dict[str, sympy.Basic] = {
+    "pi": sympy.pi, "E": sympy.E, "EulerGamma": sympy.EulerGamma, "Catalan": sympy.Catalan,
+    "oo": sympy.oo, "-oo": sympy.S.NegativeInfinity, "nan": sympy.nan, "zoo": sympy.zoo,
+    "true": sympy.true, "false": sympy.false,
+}
+_CONSTANT_NAMES = {v: k for k, v in _CONSTANTS.items()}
+_REAL = sympy.Symbol("_", real=True).assumptions0
+
+_SYMPY_FUNCTIONS = (
+    sympy.exp, sympy.log, sympy.sin, sympy.cos, sympy.tan, sympy.sec, sympy.csc, sympy.cot, sympy.sinh,
+    sympy.cosh, sympy.tanh, sympy.sech, sympy.csch, sympy.coth, sympy.asin, sympy.acos, sympy.atan,
+    sympy.asinh, sympy.acosh, sympy.atanh, sympy.atan2, sympy.Abs, sympy.sign, sympy.erf, sympy.erfc,
+    sympy.erfinv, sympy.gamma, sympy.polygamma, sympy.besseli, sympy.floor, sympy.ceiling, sympy.Max,
+    sympy.Min, sympy.Heaviside, sympy.DiracDelta,
+)
+_HARNESS_FUNCTIONS = (
+    functions.kink_step, functions.kink_sign, functions.kink_delta, functions.select, functions.jump,
+    functions.ratio, functions.no_grad, functions.max_share, functions.min_share, functions.amax_fn,
+    functions.amin_fn, functions.norm2, functions.loggamma_abs, functions.floor_fn, functions.ceil_fn,
+    functions.round_fn, functions.trunc_fn,
+)
+_FUNCTIONS: dict[str, type] = {f"sympy.{c.__name__}": c for c in _SYMPY_FUNCTIONS}
+_FUNCTIONS.update({f"harness.{c.__name__}": c for c in _HARNESS_FUNCTIONS})
+_FUNCTION_NAMES = {c: name for name, c in _FUNCTIONS.items()}
+
+_RELATIONS: dict[str, type] = {
+    ">": sympy.StrictGreaterThan, ">=": sympy.GreaterThan, "<": sympy.StrictLessThan, "<=": sympy.LessThan,
+    "==": sympy.Eq, "!=": sympy.Ne,
+}
+_RELATION_NAMES = {c: name for name, c in _RELATIONS.items()}
+
+
+def encode(expr: sympy.Basic) -> list:
+    """An expression as nested JSON lists; Uncachable if it holds anything else."""
+    if isinstance(expr, sympy.Symbol):
+        if expr.assumptions0 != _REAL:
+            raise Uncachable(f"symbol {expr} with other assumptions")
+        return ["s", expr.name]
+    if expr in _CONSTANT_NAMES:
+        return ["c", _CONSTANT_NAMES[expr]]
+    if isinstance(expr, sympy.Integer):
+        return ["i", str(int(expr))]
+    if isinstance(expr, sympy.Rational):
+        return ["q", str(int(expr.p)), str(int(expr.q))]
+    args = [encode(a) for a in expr.args]
+    if isinstance(expr, sympy.Add):
+        return ["+", *args]
+    if isinstance(expr, sympy.Mul):
+        return ["*", *args]
+    if isinstance(expr, sympy.Pow):
+        return ["^", *args]
+    if isinstance(expr, sympy.Piecewise):
+        return ["piecewise", *args]
+    if isinstance(expr, sympy.functions.elementary.piecewise.ExprCondPair):
+        return ["pair", *args]
+    if type(expr) in _RELATION_NAMES:
+        return ["rel", _RELATION_NAMES[type(expr)], *args]
+    if isinstance(expr, sympy.And | sympy.Or):
+        return ["and" if isinstance(expr, sympy.And) else "or", *args]
+    if isinstance(expr, functions.OpFunction):
+        return ["op", expr.op.name, list(expr.orders), *args]
+    if type(expr) in _FUNCTION_NAMES:
+        return ["f", _FUNCTION_NAMES[type(expr)], *args]
+    raise Uncachable(f"{type(expr).__name__} is not in the cache's vocabulary")
+
+
+def decode(data: object) -> sympy.Basic:
+    """The expression back, exactly as it was (nothing re-evaluated); ValueError if malformed."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        raise ValueError("malformed entry")
+    tag, rest = data[0], data[1:]
+    if tag == "s" and len(rest) == 1 and isinstance(rest[0], str):
+        return sympy.Symbol(rest[0], real=True)
+    if tag == "c" and len(rest) == 1 and rest[0] in _CONSTANTS:
+        return _CONSTANTS[rest[0]]
+    if tag == "i" and len(rest) == 1:
+        return sympy.Integer(_integer(rest[0]))
+    if tag == "q" and len(rest) == 2:
+        return sympy.Rational(_integer(rest[0]), _integer(rest[1]))
+    if tag == "op" and len(rest) >= 2 and isinstance(rest[0], str) and isinstance(rest[1], list):
+        from harness.ops import OPS
+
+        if rest[0] not in OPS or not all(isinstance(o, int) for o in rest[1]):
+            raise ValueError(f"unknown op {rest[0]!r}")
+        cls = functions.op_function(OPS[rest[0]], tuple(rest[1]))
+        return cls(*(decode(a) for a in rest[2:]), evaluate=False)
+    if tag == "rel" and len(rest) == 3 and rest[0] in _RELATIONS:
+        return _RELATIONS[rest[0]](decode(rest[1]), decode(rest[2]), evaluate=False)
+    if tag == "f" and rest and rest[0] in _FUNCTIONS:
+        return _FUNCTIONS[rest[0]](*(decode(a) for a in rest[1:]), evaluate=False)
+    builders: dict[str, Callable[..., sympy.Basic]] = {
+        "+": sympy.Add, "*": sympy.Mul, "^": sympy.Pow, "piecewise": sympy.Piecewise,
+        "pair": sympy.functions.elementary.piecewise.ExprCondPair, "and": sympy.And, "or": sympy.Or,
+    }
+    if tag in builders:
+        args = [decode(a) for a in rest]
+        if tag == "pair":
+            return builders[tag](*args)
+        return builders[tag](*args, evaluate=False)
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def _integer(text: object) -> int:
+    if not isinstance(text, str) or len(text) > 10_000:
+        raise ValueError("malformed integer")
+    return int(text)
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(f"format {FORMAT}; sympy {sympy.__version__}".encode())
+    here = Path(__file__).parent
+    for name in _SOURCES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _default_folder() -> Path | None:
+    setting = os.environ.get("HARNESS_CACHE")
+    if setting is not None:
+        return None if setting.lower() in ("off", "0", "no", "") else Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "harness"
+
+
+class Store:
+    """Answers on disk, one JSON file per question, under a folder per fingerprint."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder / _fingerprint() if folder is not None else None
+        self.hits = self.misses = 0
+
+    def answer(self, question: list, compute: Callable[[], sympy.Basic | None]) -> sympy.Basic | None:
+        """The stored answer to `question`, or `compute()` (stored when it round-trips)."""
+        if self.folder is None:
+            return compute()
+        text = json.dumps(question, separators=(",", ":"))
+        path = self.folder / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
+        stored = self._read(path, text)
+        if stored is not _MISS:
+            self.hits += 1
+            return stored  # type: ignore[return-value]
+        self.misses += 1
+        result = compute()
+        try:
+            encoded = None if result is None else encode(result)
+        except Uncachable:
+            return result
+        if encoded is not None and decode(encoded) != result:
+            return result  # would not come back exactly: leave it out
+        self._write(path, {"question": text, "answer": encoded})
+        return result
+
+    @staticmethod
+    def _read(path: Path, question: str) -> object:
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(entry, dict) or entry.get("question") != question:
+                return _MISS
+            return None if entry["answer"] is None else decode(entry["answer"])
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return _MISS  # absent, or not a well-formed answer: compute it again
+
+    @staticmethod
+    def _write(path: Path, entry: dict) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(entry, f, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full disk only costs speed
+
+
+_MISS = object()
+STORE = Store(_default_folder())
+
+
+def use(folder: Path | None) -> None:
+    """Point the cache at a folder (None: off) for the rest of this process."""
+    global STORE
+    STORE = Store(folder)
+
+
+def diff(expr: sympy.Expr, *variables: sympy.Symbol) -> sympy.Expr:
+    """sympy.diff(expr, *variables), from the cache when it has the answer."""
+    with stage("symbolic"):
+        try:
+            question = ["diff", encode(expr), *(encode(v) for v in variables)]
+        except (Uncachable, RecursionError):
+            return sympy.diff(expr, *variables)
+        return STORE.answer(question, lambda: sympy.diff(expr, *variables))  # type: ignore[return-value]
+
+
+def limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr) -> sympy.Expr | None:
+    """The two-sided limit when it is a finite real number (None otherwise), cached."""
+
+    def compute() -> sympy.Expr | None:
+        try:
+            value = sympy.limit(expr, variable, point, dir="+-")
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+        return value if value.is_real and value.is_finite else None
+
+    with stage("symbolic"):
+        try:
+            question = ["limit", encode(expr), encode(variable), encode(point)]
+        except (Uncachable, RecursionError):
+            return compute()
+        return STORE.answer(question, compute)
