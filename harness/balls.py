@@ -68,13 +68,14 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions")
+    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions", "_children")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
         self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
         self.conventions = conventions or {}
         self.memo: dict[object, object] = {}
+        self._children: dict[tuple[int, ...], Batch] = {}
 
     @classmethod
     def point(cls, args: Sequence[arb]) -> Batch:
@@ -84,8 +85,15 @@ class Batch:
         return Batch([[c[i] for i in index] for c in self.columns], len(index), self.u, self.fmt, self.conventions)
 
     def of(self, columns: Sequence[Column]) -> Batch:
-        """A batch of the same size over other columns (an op's arguments, for its closed forms)."""
-        return Batch(columns, self.n, self.u, self.fmt, self.conventions)
+        """A batch of the same size over other columns (an op's arguments, for its closed forms).
+
+        The same columns give the same batch, so an op's value, partials and second partials share
+        their subexpressions (tanh and 1 - tanh^2; exp(-x^2) in erf' and erf'')."""
+        key = tuple(id(c) for c in columns)  # the child holds its columns: ids stay unique
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = Batch(columns, self.n, self.u, self.fmt, self.conventions)
+        return child
 
 
 def _memo(fn: Callable[[Batch], object]) -> Callable[[Batch], object]:
@@ -350,7 +358,7 @@ def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
         return lambda b: b.columns[i]
     constant = _constant(expr)
     if constant is not None:
-        return lambda b: [constant()] * b.n
+        return _memo(lambda b: [constant()] * b.n)
     if isinstance(expr, sympy.Piecewise):
         return _memo(_closed_piecewise(expr, symbols))
     parts = [closed(arg, symbols) for arg in expr.args]
@@ -460,12 +468,22 @@ def _integer_power(x: arb, n: int) -> arb:
     return x**n if n >= 0 else 1 / x ** (-n)
 
 
+def _powers(column: Column, n: int) -> Column:
+    if n == 2:
+        return [x * x for x in column]
+    if n == -1:
+        return [1 / x for x in column]
+    if n == -2:
+        return [1 / (x * x) for x in column]
+    return [x**n for x in column] if n >= 0 else [1 / x ** (-n) for x in column]
+
+
 def _closed_pow(expr: sympy.Pow, parts: list[BatchForm]) -> BatchForm:
     base, exponent = parts
     e = expr.exp
     if e.is_Integer:
         n = int(e)
-        return lambda b: [_integer_power(x, n) for x in base(b)]
+        return lambda b: _powers(base(b), n)
     if e == sympy.S.Half:
         return lambda b: [x.sqrt() for x in base(b)]
     if e == -sympy.S.Half:
@@ -557,15 +575,32 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
     if isinstance(expr, sympy.Piecewise):
         return _memo(_modelled_piecewise(expr, symbols, fmt))
     parts = [compile_modelled(arg, symbols, fmt) for arg in expr.args]
+    shared = _shared(expr, symbols)
     if expr.is_Add:
-        return _memo(lambda b: _add([p(b) for p in parts], b))
+        return _memo(lambda b: _add([p(b) for p in parts], b, shared))
     if expr.is_Mul:
         roundings = max(0, sum(1 for f in expr.args if not _is_power_of_two(f)) - 1)
-        return _memo(lambda b: _mul([p(b) for p in parts], roundings, b))
+        return _memo(lambda b: _mul([p(b) for p in parts], roundings, b, shared))
     if expr.is_Pow:
-        return _memo(_modelled_pow(expr, parts))
+        return _memo(_modelled_pow(expr, parts, shared))
     special = _modelled_special(expr, parts)
     return _memo(special if special is not None else _modelled_function(expr, parts, fmt))
+
+
+Shared = Callable[[Batch, list[ModelResult]], Column | None]
+
+
+def _shared(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> Shared:
+    """A node's values from the batch's closed forms, when its arguments' values are theirs (no
+    torch convention or removable singularity replaced any below): each subexpression of a value,
+    its derivatives and their error model is then evaluated once."""
+    own = closed(expr, symbols)
+    args = [closed(a, symbols) for a in expr.args]
+
+    def values(b: Batch, terms: list[ModelResult]) -> Column | None:
+        return own(b) if all(t[0] is a(b) for t, a in zip(terms, args)) else None
+
+    return values
 
 
 def _representable(q: Fraction, fmt: FloatFormat) -> bool:
@@ -583,29 +618,29 @@ def _rounded(v: Column, b: Batch) -> ModelResult:
     return v, [b.u * abs(x) for x in v], None
 
 
-def _add(terms: list[ModelResult], b: Batch) -> ModelResult:
-    value = _sum([t[0] for t in terms])
+def _add(terms: list[ModelResult], b: Batch, shared: Shared) -> ModelResult:
+    value = shared(b, terms) or _sum([t[0] for t in terms])
     size = _sum([_abs(t[0]) for t in terms])
     charge = (len(terms) - 1) * b.u
     bound = [e + charge * s for e, s in zip(_sum([t[1] for t in terms]), size)]
     return value, bound, _kinks([t[2] for t in terms])
 
 
-def _mul(factors: list[ModelResult], roundings: int, b: Batch) -> ModelResult:
-    value = _prod([f[0] for f in factors])
+def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared) -> ModelResult:
+    value = shared(b, factors) or _prod([f[0] for f in factors])
     charge = roundings * b.u
     bound = [charge * abs(v) for v in value]
-    for i, (_, e, _) in enumerate(factors):
-        for k in _where([x != 0 for x in e]):
-            others = ONE
-            for j, f in enumerate(factors):
-                if j != i:
-                    others = others * abs(f[0][k])
-            bound[k] = bound[k] + e[k] * others
+    carrying = [i for i, f in enumerate(factors) if any(x != 0 for x in f[1])]
+    if carrying:  # each factor's error times the magnitudes of the others
+        sizes = [_abs(f[0]) for f in factors]
+        for i in carrying:
+            rest = [sizes[j] for j in range(len(factors)) if j != i]
+            others = _prod(rest) if rest else [ONE] * b.n
+            bound = [bd + x * o if x != 0 else bd for bd, x, o in zip(bound, factors[i][1], others)]
     return value, bound, _kinks([f[2] for f in factors])
 
 
-def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
+def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Modelled:
     base, exponent = parts
     e = expr.exp
     if e.is_Integer:
@@ -613,8 +648,8 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
         roundings = 0 if n in (0, 1) else (1 if n in (2, -1) else 2)
 
         def integer_power(b: Batch) -> ModelResult:
-            x, ex, kinks = base(b)
-            values = [_integer_power(v, n) for v in x]
+            x, ex, kinks = found = base(b)
+            values = shared(b, [found, exponent(b)]) or _powers(x, n)
             charge = roundings * b.u
             bound = [charge * abs(v) for v in values]
             for k in _where([y != 0 for y in ex]):
@@ -625,8 +660,11 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled]) -> Modelled:
         return integer_power
 
     def real_power(b: Batch) -> ModelResult:
-        (x, ex, kx), (y, ey, ky) = base(b), exponent(b)
-        if e == sympy.S.Half:
+        (x, ex, kx), (y, ey, ky) = terms = base(b), exponent(b)
+        values = shared(b, list(terms))
+        if values is not None:
+            pass
+        elif e == sympy.S.Half:
             values = [v.sqrt() for v in x]
         elif e == -sympy.S.Half:
             values = [v.rsqrt() for v in x]
@@ -802,7 +840,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         flags = _kinks([a[2] for a in args])
         if kinks:
             values, flags = _kinked(cls, order, kinks, inner, values, flags)
-        if is_op and cls.op.arity == 1:
+        if is_op and cls.op.arity == 1 and not all(finite(v) for v in values):
             values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
                       for k, v in enumerate(values)]
         size = _abs(values)
@@ -827,7 +865,7 @@ def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, f
     """At a kink of a one-input op: flag it, and use torch's convention where it overrides."""
     if order == 0:
         return values, flags
-    values, hits, done = list(values), [False] * inner.n, [False] * inner.n
+    original, values, hits, done = values, list(values), [False] * inner.n, [False] * inner.n
     pinned = inner.conventions.get(cls.op.name, {}).get(order)
     for locate, lattice, kink in kinks:
         for k, delta in enumerate(locate(inner)):
@@ -839,7 +877,7 @@ def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, f
                 values[k], done[k] = arb(pinned.numerator) / pinned.denominator, True
             elif override is not None:
                 values[k], done[k] = compile_closed(as_sympy(override), [])([]), True
-    return values, _kinks([flags, hits if any(hits) else None])
+    return (values if any(done) else original), _kinks([flags, hits if any(hits) else None])
 
 
 def _removable(cls: type, balls: list[arb], value: arb) -> arb:
@@ -909,6 +947,10 @@ def _second_partials(cls: type) -> tuple[tuple[BatchForm, ...], ...] | None:
         return None
 
 
+def _values(form: Modelled) -> BatchForm:
+    return lambda b: form(b)[0]
+
+
 def _gather(b: Batch, groups: dict[object, list[int]], fns: Callable[[object], JetFn]) -> Jet:
     """Each group of members takes its own jet (a where() branch, the largest of a max); scattered
     back into columns (0 where a member's jet lacks a term)."""
@@ -929,16 +971,18 @@ def _gather(b: Batch, groups: dict[object, list[int]], fns: Callable[[object], J
 
 
 @cache
-def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> JetFn:
-    """The term magnitudes of an unevaluated tree's first and second partial derivatives."""
+def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> JetFn:
+    """The term magnitudes of an unevaluated tree's first and second partial derivatives.
+
+    Argument values are the error model's (memoized in the batch: the tree's value has them)."""
     if expr in symbols:
         i = symbols.index(expr)
         return lambda b: (_abs(b.columns[i]), {i: [ONE] * b.n}, {})
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
         constant = closed(expr, symbols)
         return lambda b: (_abs(constant(b)), {}, {})
-    parts = [compile_jets(arg, symbols) for arg in expr.args]
-    values = [closed(arg, symbols) for arg in expr.args]
+    parts = [compile_jets(arg, symbols, fmt) for arg in expr.args]
+    values = [_values(compile_modelled(arg, symbols, fmt)) for arg in expr.args]
     if expr.is_Add:
         def add(b: Batch) -> Jet:
             m1: dict = {}

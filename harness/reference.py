@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 import flint
 import numpy as np
@@ -52,8 +53,7 @@ def start_precision(fmt: FloatFormat) -> int:
 # ---------------------------------------------------------------- exact scalars and their sums
 
 
-@dataclass(frozen=True)
-class Exact:
+class Exact(NamedTuple):
     """One exact scalar: a certified ball, the error-model bound, and where it stands."""
 
     ball: arb
@@ -62,11 +62,20 @@ class Exact:
     undefined: bool = False
 
 
+ZERO_EXACT = Exact(ZERO, ZERO)
+
+
 def combine(terms: Sequence[tuple[arb, Exact]], s_u: arb) -> Exact:
     """sum(w * x): how torch accumulates a VJP, JVP or Hessian-vector product."""
+    if len(terms) == 1:  # the common case, quickly (the same arithmetic as below)
+        w, x = terms[0]
+        if w == 0:
+            return ZERO_EXACT
+        p = w * x.ball
+        return Exact(p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)
     terms = [(w, x) for w, x in terms if w != 0]
     if not terms:
-        return Exact(ZERO, ZERO)
+        return ZERO_EXACT
     value, bound, size = ZERO, ZERO, ZERO
     for w, x in terms:
         p = w * x.ball
@@ -155,11 +164,13 @@ class PointReference:
                 symbols = tuple(out.symbols)
                 columns = out.sources(self.inputs)
                 sources = [columns[s] for s in symbols]
-                self._groups[name] = [Group(members, symbols, self._batch(sources, out.size))]
+                self._groups[name] = [Group(members, symbols, self._batch(sources, out.size), out.variables())]
             else:
                 symbols = tuple(out.symbols)
                 args = [[self.inputs[n][i]] for n, i in out.symbols.values()]  # type: ignore[misc]
-                self._groups[name] = [Group([k], symbols, self._batch(args, 1)) for k in range(out.size)]
+                variables = {s: [v] for s, v in out.symbols.items()}  # type: ignore[misc]
+                self._groups[name] = [Group([k], symbols, self._batch(args, 1), variables)
+                                      for k in range(out.size)]
         return self._groups[name]
 
     def _batch(self, columns: list[list[arb]], n: int) -> Batch:
@@ -187,20 +198,22 @@ class PointReference:
             out, values = self.outputs[name], self.values(name)
             rows: list[list[tuple[Variable, Exact]]] = [[] for _ in range(out.size)]
             for group in self.groups(name):
-                first = group.members[0]
-                jets = self._jets(name, group)
-                gradient = out.gradient(first)
-                columns = [self._evaluate(group, d) for _, d in gradient]
+                m1, _, factor = self._jets(name, group)
+                gradient = out.gradient(group.members[0])
                 index = {s: i for i, s in enumerate(group.symbols)}
+                for s, d in gradient:
+                    magnitudes = m1.get(index[s])
+                    variables = group.variables[s]
+                    for pos, (k, x) in enumerate(zip(group.members, self._evaluate(group, d))):
+                        floor = magnitudes[pos] if magnitudes is not None else None
+                        rows[k].append((variables[pos], self._floored(self._poison(x, values[k]), floor, factor)))
                 present = {index[s] for s, _ in gradient}
-                for pos, k in enumerate(group.members):
-                    binding = out.binding(k)
-                    m1, _, factor = jets[pos]
-                    row = [(binding[s], self._floored(self._poison(column[pos], values[k]), m1.get(index[s]), factor))
-                           for (s, _), column in zip(gradient, columns)]
-                    row += [(binding[group.symbols[i]], self._floored(Exact(ZERO, ZERO), m, factor))
-                            for i, m in m1.items() if i not in present and m != 0]
-                    rows[k] = row
+                for i, magnitudes in m1.items():  # terms that cancel to an exact 0: still a floor
+                    if i not in present:
+                        variables = group.variables[group.symbols[i]]
+                        for k, m, variable in zip(group.members, magnitudes, variables):
+                            if m != 0:
+                                rows[k].append((variable, self._floored(ZERO_EXACT, m, factor)))
             self._firsts[name] = rows
         return self._firsts[name]
 
@@ -210,47 +223,40 @@ class PointReference:
             out, values = self.outputs[name], self.values(name)
             rows: list[list[tuple[Variable, Variable, Exact]]] = [[] for _ in range(out.size)]
             for group in self.groups(name):
-                first = group.members[0]
-                jets = self._jets(name, group)
-                hessian = out.hessian(first)
-                columns = [self._evaluate(group, d) for _, _, d in hessian]
+                _, m2, factor = self._jets(name, group)
+                hessian = out.hessian(group.members[0])
                 index = {s: i for i, s in enumerate(group.symbols)}
                 keys = [tuple(sorted((index[s], index[t]))) for s, t, _ in hessian]
+                for (s, t, d), key in zip(hessian, keys):
+                    magnitudes = m2.get(key)
+                    pairs = zip(group.variables[s], group.variables[t])
+                    for pos, (k, x, (a, b)) in enumerate(zip(group.members, self._evaluate(group, d), pairs)):
+                        floor = magnitudes[pos] if magnitudes is not None else None
+                        rows[k].append((a, b, self._floored(self._poison(x, values[k]), floor, factor)))
                 present = set(keys)
-                for pos, k in enumerate(group.members):
-                    binding = out.binding(k)
-                    _, m2, factor = jets[pos]
-                    row = [(binding[s], binding[t],
-                            self._floored(self._poison(column[pos], values[k]), m2.get(key), factor))
-                           for (s, t, _), key, column in zip(hessian, keys, columns)]
-                    row += [(binding[group.symbols[i]], binding[group.symbols[j]],
-                             self._floored(Exact(ZERO, ZERO), m, factor))
-                            for (i, j), m in m2.items() if (i, j) not in present and m != 0]
-                    rows[k] = row
+                for (i, j), magnitudes in m2.items():
+                    if (i, j) not in present:
+                        pairs = zip(group.variables[group.symbols[i]], group.variables[group.symbols[j]])
+                        for k, m, (a, b) in zip(group.members, magnitudes, pairs):
+                            if m != 0:
+                                rows[k].append((a, b, self._floored(ZERO_EXACT, m, factor)))
             self._seconds[name] = rows
         return self._seconds[name]
 
-    def _jets(self, name: str, group: Group) -> list[tuple[dict, dict, arb]]:
-        """Term magnitudes of each member's partials, from torch's (unevaluated) tree."""
+    def _jets(self, name: str, group: Group) -> tuple[dict, dict, arb]:
+        """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree."""
         key = (name, group.members[0])
         if key not in group.jets:
             tree = self.outputs[name].term(group.members[0]).tree
-            fn = compile_jets(tree, group.symbols)
+            fn = compile_jets(tree, group.symbols, self.fmt)
             factor = 2 * (tree_depth(tree) + 2) * self.u
             with precision(self.bits):
                 try:
-                    results = [_unbatch(fn(group.batch), group.batch.n, factor)]
+                    _, m1, m2 = fn(group.batch)
                 except (HarnessError, ValueError, ZeroDivisionError):  # member by member, then
-                    results = [self._member_jets(fn, group.batch.subset([i]), factor) for i in range(group.batch.n)]
-            group.jets[key] = [r for chunk in results for r in chunk]
+                    m1, m2 = _member_jets(fn, group.batch)
+            group.jets[key] = (m1, m2, factor)
         return group.jets[key]
-
-    @staticmethod
-    def _member_jets(fn: JetFn, batch: Batch, factor: arb) -> list[tuple[dict, dict, arb]]:
-        try:
-            return _unbatch(fn(batch), 1, factor)
-        except (HarnessError, ValueError, ZeroDivisionError):
-            return [({}, {}, ZERO)]
 
     @staticmethod
     def _floored(x: Exact, magnitude: arb | None, factor: arb) -> Exact:
@@ -270,17 +276,29 @@ class PointReference:
 
 @dataclass(eq=False)
 class Group:
-    """Output elements that share one expression, and their batch of input balls."""
+    """Output elements that share one expression, their batch of input balls, and which input
+    element each symbol stands for at each member."""
 
     members: list[int]
     symbols: tuple[sympy.Symbol, ...]
     batch: Batch
+    variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
 
 
-def _unbatch(jet: tuple, n: int, factor: arb) -> list[tuple[dict, dict, arb]]:
-    _, m1, m2 = jet
-    return [({i: c[k] for i, c in m1.items()}, {ij: c[k] for ij, c in m2.items()}, factor) for k in range(n)]
+def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:
+    """Jets one member at a time: a member whose jets fail has none (0 magnitudes)."""
+    m1: dict = {}
+    m2: dict = {}
+    for k in range(batch.n):
+        try:
+            _, a1, a2 = fn(batch.subset([k]))
+        except (HarnessError, ValueError, ZeroDivisionError):
+            continue
+        for into, part in ((m1, a1), (m2, a2)):
+            for term, column in part.items():
+                into.setdefault(term, [ZERO] * batch.n)[k] = column[0]
+    return m1, m2
 
 
 def evaluate_certified(compute: Callable[[PointReference], list[Exact]],

@@ -65,6 +65,10 @@ class SymbolicOutput:
             return self.symbols  # type: ignore[return-value]
         return {s: (name, int(self._sources[name][k])) for s, name in self.symbols.items()}  # type: ignore[index]
 
+    def variables(self) -> dict[sympy.Symbol, list[Variable]]:
+        """Elementwise: for each symbol, the input element it stands for at every output element."""
+        return {s: [(name, int(i)) for i in self._sources[name]] for s, name in self.symbols.items()}  # type: ignore[index]
+
     def sources(self, inputs: dict[str, list]) -> dict[sympy.Symbol, list]:
         """Elementwise: for each symbol, its input's value at every output element (broadcast)."""
         return {s: [inputs[name][i] for i in self._sources[name]] for s, name in self.symbols.items()}  # type: ignore[index]
