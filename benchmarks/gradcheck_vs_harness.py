@@ -1,8 +1,10 @@
 """Benchmark: the harness against torch.autograd.gradcheck + gradgradcheck (run on demand, not in CI).
 
-For elementwise sin over n float64 inputs: wall time of gradcheck + gradgradcheck (full and fast
-mode) and of the harness (value, vjp, grad2: first and second derivatives), and the smallest relative
-error in sin's backward that each one flags.
+For two elementwise functions over n float64 inputs (sin, and a composite of log, exp, sin,
+tanh and erf): wall time of gradcheck + gradgradcheck (full and fast mode) and of the harness's
+first- and second-order check (value, vjp, grad2: every autograd path, against the certified
+reference with its error bounds), and the smallest relative error in sin's backward each one
+flags. Times are the best of 3 runs (1 at n = 10000); the symbolic cache is off.
 
     python benchmarks/gradcheck_vs_harness.py [n ...]
 """
@@ -14,13 +16,20 @@ import time
 
 import torch
 
+from harness import cache
 from harness.cases import load_text
 from harness.run import Options, check_case
 
+FUNCTIONS = {
+    "sin": (torch.sin, "sin(x)"),
+    "composite": (lambda t: torch.log(1 + torch.exp(torch.sin(t) * t**2)) / (1 + t**2) + torch.tanh(t) * torch.erf(t),
+                  "log(1 + exp(sin(x)*x**2))/(1 + x**2) + tanh(x)*erf(x)"),
+}
+
 CASE = """
-name: sin-{n}
+name: bench-{n}
 inputs: {{x: {{shape: [{n}], sample: {{uniform: [-3, 3]}}}}}}
-expr: sin(x)
+expr: {expr}
 {target}checks: [value, vjp, grad2]
 dtype: float64
 """
@@ -41,7 +50,7 @@ def scaled_sin(eps: float):
     return Sin.apply
 
 
-def timed(fn, repeat: int = 3) -> float:
+def timed(fn, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -50,14 +59,16 @@ def timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def gradcheck_time(n: int, fast: bool) -> float:
+def gradcheck_time(fn, n: int, fast: bool) -> float:
     x = torch.linspace(-3, 3, n, dtype=torch.float64, requires_grad=True)
-    return timed(lambda: (torch.autograd.gradcheck(torch.sin, (x,), fast_mode=fast),
-                          torch.autograd.gradgradcheck(torch.sin, (x,), fast_mode=fast)), repeat=1 if n > 1000 else 3)
+    return timed(lambda: (torch.autograd.gradcheck(fn, (x,), fast_mode=fast),
+                          torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)), repeat=1 if n > 1000 else 3)
 
 
-def harness_time(n: int) -> float:
-    (case,) = load_text(CASE.format(n=n, target=""))
+def harness_time(expr: str, n: int) -> float:
+    (case,) = load_text(CASE.format(n=n, expr=expr, target=""))
+    (result,) = check_case(case)
+    assert result.status == "pass", result.message
     return timed(lambda: check_case(case), repeat=1 if n > 1000 else 3)
 
 
@@ -78,6 +89,7 @@ def smallest_flagged_by_harness() -> float:
     from pathlib import Path
 
     folder = Path(tempfile.mkdtemp())
+    epsilons = (1e-15, 1e-14, 1e-13, 1e-12, 1e-9)
     (folder / "bench_targets.py").write_text(
         "import torch\n"
         "def make(eps):\n"
@@ -92,11 +104,11 @@ def smallest_flagged_by_harness() -> float:
         "            (x,) = ctx.saved_tensors\n"
         "            return g * torch.cos(x) * (1 + eps)\n"
         "    return Sin.apply\n"
-        + "".join(f"sin_{i} = make({eps!r})\n" for i, eps in enumerate((1e-15, 1e-14, 1e-13, 1e-12, 1e-9))))
+        + "".join(f"sin_{i} = make({eps!r})\n" for i, eps in enumerate(epsilons)))
     sys.path.insert(0, str(folder))
-    for i, eps in enumerate((1e-15, 1e-14, 1e-13, 1e-12, 1e-9)):
-        text = CASE.format(n=100, target=f"target: bench_targets:sin_{i}\n").replace("[value, vjp, grad2]", "[vjp]")
-        (case,) = load_text(text)
+    for i, eps in enumerate(epsilons):
+        text = CASE.format(n=100, expr="sin(x)", target=f"target: bench_targets:sin_{i}\n")
+        (case,) = load_text(text.replace("[value, vjp, grad2]", "[vjp]"))
         (result,) = check_case(case, Options(allow_targets=True))
         if result.status == "fail":
             return eps
@@ -104,14 +116,18 @@ def smallest_flagged_by_harness() -> float:
 
 
 def main(sizes: list[int]) -> None:
-    print(f"torch {torch.__version__}, float64, sin over n inputs; seconds (best of 3 below n = 1000)")
-    print("| n | gradcheck + gradgradcheck (full) | (fast) | harness: value, vjp, grad2 |")
-    print("|---|---|---|---|")
-    for n in sizes:
-        full = gradcheck_time(n, fast=False) if n <= 1000 else float("nan")
-        fast = gradcheck_time(n, fast=True)
-        ours = harness_time(n)
-        print(f"| {n} | {full:.3f} | {fast:.3f} | {ours:.3f} |")
+    cache.use(None)
+    print(f"torch {torch.__version__}, float64, n inputs in [-3, 3]; seconds, best of 3 (1 at n > 1000)")
+    print("| function | n | gradcheck + gradgradcheck, full | fast | harness: value, vjp, grad2 |"
+          " full / harness | harness / fast |")
+    print("|---|---|---|---|---|---|---|")
+    for label, (fn, expr) in FUNCTIONS.items():
+        for n in sizes:
+            full = gradcheck_time(fn, n, fast=False) if n <= 1000 else float("nan")
+            fast = gradcheck_time(fn, n, fast=True)
+            ours = harness_time(expr, n)
+            print(f"| {label} | {n} | {full:.3f} | {fast:.4f} | {ours:.4f} | {full / ours:.1f} | {ours / fast:.1f} |",
+                  flush=True)
     print()
     print(f"smallest relative error in sin' flagged: gradcheck {smallest_flagged_by_gradcheck():g},"
           f" harness {smallest_flagged_by_harness():g}")

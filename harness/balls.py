@@ -393,6 +393,9 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
         rest = parts[1:]
         return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
+    if cls in (sympy.sin, sympy.cos):  # one Arb call gives both: sin' = cos
+        pick, (inner,) = int(cls is sympy.cos), parts
+        return lambda b: [pair[pick] for pair in _sin_cos(b, inner)]
     if cls in _UNARY and len(parts) == 1:
         fn, (inner,) = _UNARY[cls], parts
         return lambda b: [fn(x) for x in inner(b)]
@@ -403,6 +406,14 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         fnn = _NARY[cls]
         return lambda b: [fnn(list(t)) for t in zip(*(p(b) for p in parts))]
     raise HarnessError(f"the reference cannot evaluate {cls.__name__} (in {expr})")
+
+
+def _sin_cos(b: Batch, inner: BatchForm) -> list[tuple[arb, arb]]:
+    key = ("sin_cos", inner)
+    pairs = b.memo.get(key)
+    if pairs is None:
+        pairs = b.memo[key] = [x.sin_cos() for x in inner(b)]
+    return pairs  # type: ignore[return-value]
 
 
 def _closed_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:

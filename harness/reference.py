@@ -112,22 +112,18 @@ class Floats:
 
 
 def as_floats(exacts: Sequence[Exact]) -> Floats:
-    n = len(exacts)
-    hi, lo, rad, magnitude, bound = (np.zeros(n) for _ in range(5))
-    finites, undefined = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     with precision(max(flint.ctx.prec, 4096)):  # mid - hi exactly
-        for i, x in enumerate(exacts):
-            ball = x.ball
-            mid = ball.mid()
-            h = float(mid)
-            hi[i] = h
-            lo[i] = float(mid - h) if math.isfinite(h) else 0.0
-            rad[i] = float(ball.rad())
-            magnitude[i] = float(abs(ball).upper())
-            bound[i] = float(x.bound.upper()) if x.bound.is_finite() else np.inf
-            finites[i] = finite(ball)
-            undefined[i] = x.undefined
-    return Floats(hi, lo, rad, magnitude, bound, finites, undefined)
+        rows = np.array([_row(x) for x in exacts], dtype=np.float64).reshape(len(exacts), 6)
+    hi, lo, rad, bound = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, rows[:, 4] != 0, rows[:, 5] != 0)
+
+
+def _row(x: Exact) -> tuple[float, float, float, float, bool, bool]:
+    ball = x.ball
+    h = float(ball)  # the midpoint, to nearest
+    lo = float(ball - h) if math.isfinite(h) else 0.0
+    bound = float(x.bound.upper()) if x.bound.is_finite() else math.inf
+    return h, lo, float(ball.rad()), bound, finite(ball), x.undefined
 
 
 # ---------------------------------------------------------------- one point
@@ -202,11 +198,9 @@ class PointReference:
                 gradient = out.gradient(group.members[0])
                 index = {s: i for i, s in enumerate(group.symbols)}
                 for s, d in gradient:
-                    magnitudes = m1.get(index[s])
-                    variables = group.variables[s]
-                    for pos, (k, x) in enumerate(zip(group.members, self._evaluate(group, d))):
-                        floor = magnitudes[pos] if magnitudes is not None else None
-                        rows[k].append((variables[pos], self._floored(self._poison(x, values[k]), floor, factor)))
+                    exacts = self._derivative(group, d, values, m1.get(index[s]), factor)
+                    for k, x, variable in zip(group.members, exacts, group.variables[s]):
+                        rows[k].append((variable, x))
                 present = {index[s] for s, _ in gradient}
                 for i, magnitudes in m1.items():  # terms that cancel to an exact 0: still a floor
                     if i not in present:
@@ -228,11 +222,9 @@ class PointReference:
                 index = {s: i for i, s in enumerate(group.symbols)}
                 keys = [tuple(sorted((index[s], index[t]))) for s, t, _ in hessian]
                 for (s, t, d), key in zip(hessian, keys):
-                    magnitudes = m2.get(key)
-                    pairs = zip(group.variables[s], group.variables[t])
-                    for pos, (k, x, (a, b)) in enumerate(zip(group.members, self._evaluate(group, d), pairs)):
-                        floor = magnitudes[pos] if magnitudes is not None else None
-                        rows[k].append((a, b, self._floored(self._poison(x, values[k]), floor, factor)))
+                    exacts = self._derivative(group, d, values, m2.get(key), factor)
+                    for k, x, a, b in zip(group.members, exacts, group.variables[s], group.variables[t]):
+                        rows[k].append((a, b, x))
                 present = set(keys)
                 for (i, j), magnitudes in m2.items():
                     if (i, j) not in present:
@@ -266,12 +258,20 @@ class PointReference:
         floor = factor * magnitude
         return Exact(x.ball, arb.max(x.bound, floor) if finite(x.bound) else x.bound, x.kink, x.undefined)
 
-    @staticmethod
-    def _poison(derivative: Exact, value: Exact) -> Exact:
-        """A derivative where the function itself is undefined is undefined (0*expr pitfall)."""
-        if value.undefined and not derivative.undefined:
-            return Exact(derivative.ball, derivative.bound, derivative.kink, True)
-        return derivative
+    def _derivative(self, group: Group, expr: sympy.Expr, values: list[Exact], magnitudes: list[arb] | None,
+                    factor: arb) -> list[Exact]:
+        """A partial derivative at each member: undefined where the function is (the 0*expr pitfall),
+        its bound floored by the magnitudes of the terms torch's chain rule adds."""
+        fn = compile_modelled(expr, group.symbols, self.fmt)
+        with precision(self.bits):
+            found, bounds, kinks = fn(group.batch)
+            out = []
+            for pos, (v, e) in enumerate(zip(found, bounds)):
+                undefined = (self.final and not is_finite(v)) or values[group.members[pos]].undefined
+                if magnitudes is not None and finite(magnitudes[pos]) and finite(e):
+                    e = arb.max(e, factor * magnitudes[pos])
+                out.append(Exact(v, e, bool(kinks and kinks[pos]), undefined))
+        return out
 
 
 @dataclass(eq=False)
