@@ -459,8 +459,6 @@ def _dtypes(y: Y | None) -> tuple[str, ...]:
         if name not in FORMATS:
             raise _fail(item, f"unknown dtype {name!r}{did_you_mean(name, list(FORMATS))}"
                         f" (one of {', '.join(FORMATS)})")
-        if name in ("float16", "bfloat16"):
-            raise _fail(item, f"dtype {name} is not supported yet (float32 and float64 are)")
         out.append(name)
     return tuple(dict.fromkeys(out))
 

@@ -125,8 +125,8 @@ def points(expr: Node, *, dtype: str = "float64", min_value: float = -10.0, max_
     With probability `edge_probability` an input is an edge value (0, +-1, +-tiny, +-20, ...);
     other values are 0 or at least `min_magnitude` in size.
     """
-    if dtype not in ("float32", "float64"):
-        raise HarnessError(f"dtype= must be 'float32' or 'float64', got {dtype!r}")
+    if dtype not in FORMATS:
+        raise HarnessError(f"dtype= must be one of {', '.join(FORMATS)}, got {dtype!r}")
     if not (math.isfinite(min_value) and math.isfinite(max_value) and min_value < max_value):
         raise HarnessError(f"need finite min_value < max_value, got {min_value!r}, {max_value!r}")
     if not 0 <= edge_probability <= 1:
@@ -182,8 +182,8 @@ def cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, inputs: Seque
     """Whole cases: an expression, points in its domain, one dtype, the checks; loaded from YAML."""
     names = _check_inputs(inputs)
     for dtype in dtypes:
-        if dtype not in ("float32", "float64"):
-            raise HarnessError(f"dtypes= takes 'float32' and 'float64', got {dtype!r}")
+        if dtype not in FORMATS:
+            raise HarnessError(f"dtypes= takes {', '.join(FORMATS)}, got {dtype!r}")
     for check in checks:
         if check not in CHECKS:
             raise HarnessError(f"checks= takes {', '.join(CHECKS)}, got {check!r}")

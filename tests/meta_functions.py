@@ -1,7 +1,8 @@
 """Custom autograd Functions for the meta-tests: each wrong one is wrong on purpose, in one way.
 
 A relative error of 1e-12 in float64 and 1e-5 in float32 is what the harness must catch and what
-finite differences (gradcheck) cannot see. The correct twins must pass.
+finite differences (gradcheck) cannot see; in float16 3e-2 and bfloat16 0.25 (30 and 32 ulps).
+The correct twins must pass.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import torch
 
 
 def _eps(t: torch.Tensor) -> float:
-    return 1e-12 if t.dtype == torch.float64 else 1e-5
+    """A few dozen ulps of the dtype (half precisions: ulps are large, 2**-10 and 2**-7)."""
+    return {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 3e-2, torch.bfloat16: 0.25}[t.dtype]
 
 
 class _Sin(torch.autograd.Function):

@@ -15,7 +15,7 @@ SIN = ("x: {shape: [64], sample: {uniform: [-3, 3]}}", "sin(x)")
 MUL = ("a: {shape: [16], sample: {uniform: [-3, 3]}}, b: {shape: [16], sample: {uniform: [-3, 3]}}", "a*b")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 @pytest.mark.parametrize("target, spec, failing", [
     pytest.param("sin_correct", SIN, set(), id="sin-correct"),
     pytest.param("sin_wrong_first", SIN, {"vjp", "jvp", "grad2"}, id="first-derivative-only"),

@@ -58,3 +58,18 @@ def test_overflow_gives_infinity():
 ])
 def test_ulp(x, fmt, expected):
     assert ulp(np.array([x]), FORMATS[fmt])[0] == expected
+
+
+@pytest.mark.parametrize("fmt", ["float32", "float16", "bfloat16"])
+def test_inputs_are_rounded_as_torch_rounds_them(fmt):
+    # torch receives a double and rounds it to the dtype; the reference is exact at our rounding
+    import torch
+
+    kind = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[fmt]
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(0, 1, 300) * 2.0 ** rng.integers(-30, 20, 300),
+                             [1 + 2.0**-8, 1 + 3 * 2.0**-9, 65519.99, 65520.0, 1e-8, 3e38, 3.4e38]])
+    for v in values:
+        expected = round_exactly(Fraction(float(v)), FORMATS[fmt])
+        got = float(torch.tensor(float(v), dtype=torch.float64).to(kind).double())
+        assert got == float(expected), v
