@@ -28,7 +28,7 @@ MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
 CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize")
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
-             "xfail", "target", "seed", "conventions", "device")
+             "xfail", "target", "seed", "conventions", "device", "compile")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
 
 
@@ -101,6 +101,7 @@ class Case:
     sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
     conventions: tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...] = ()  # op -> (order, torch's value)
     devices: tuple[str, ...] = ("cpu",)
+    compile: str | None = None  # a torch.compile backend: the checks also run through the compiled function
 
     @property
     def n_points(self) -> int:
@@ -332,7 +333,22 @@ def _case(node: Y, file: str) -> Case:
         target=_target(fields["target"]) if "target" in fields else None,
         seed=seed, doc=_expect(fields["doc"], "str", "doc") if "doc" in fields else "", sources=sources,
         conventions=_conventions(fields["conventions"]) if "conventions" in fields else (),
-        devices=_devices(fields["device"]) if "device" in fields else ("cpu",))
+        devices=_devices(fields["device"]) if "device" in fields else ("cpu",),
+        compile=_compile(fields["compile"]) if "compile" in fields else None)
+
+
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+
+
+def _compile(y: Y) -> str | None:
+    """`compile: true` (inductor), `false`, or a backend name."""
+    if y.kind == "bool":
+        return "inductor" if y.value else None
+    name = _expect(y, "str", "compile")
+    if name not in COMPILE_BACKENDS:
+        raise _fail(y, f"compile must be true, false or a backend ({', '.join(COMPILE_BACKENDS)}), got {name!r}"
+                       f"{did_you_mean(name, list(COMPILE_BACKENDS))}")
+    return name
 
 
 def _devices(y: Y) -> tuple[str, ...]:

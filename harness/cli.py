@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from harness import __version__, cache
-from harness.cases import BadCase, Case, load_paths
+from harness.cases import COMPILE_BACKENDS, BadCase, Case, load_paths
 from harness.report import jsonfile, write_atomic
 from harness.report.console import print_report
 from harness.results import CaseResult
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", help="k/n: run the k-th of n deterministic slices of the cases")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds one case may take per dtype (0: none)")
     run.add_argument("--device", help="run every case on this device (cpu, cuda, cuda:N)")
+    run.add_argument("--compile", nargs="?", const="inductor", choices=COMPILE_BACKENDS, metavar="BACKEND",
+                     help="also run every case through torch.compile (default backend: inductor)")
     run.add_argument("--memory-limit", type=float, default=0.0, metavar="MB",
                      help="extra memory one case may take (0: no limit)")
     _cache_options(run)
@@ -164,7 +166,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
         return EXIT_BAD_INPUT
     options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
-                      device=args.device)
+                      device=args.device, compile=args.compile)
     results = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if args.update_baseline:

@@ -61,6 +61,7 @@ class Options:
     timeout: float = 300.0
     memory_mb: float = 0.0  # extra address space one case may take (0: no limit)
     device: str | None = None  # run every case on this device instead of its own
+    compile: str | None = None  # run every case also through torch.compile with this backend
 
 
 class CaseTimeout(BaseException):
@@ -246,6 +247,8 @@ class Prepared:
     points: list[dict[str, np.ndarray]]  # exact rounded values (Fractions) per input
     primals: list[tuple[torch.Tensor, ...]]
     device: str = "cpu"
+    compiled: autodiff.Function | None = None  # the same function through torch.compile
+    backend: str | None = None
     _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
 
     @property
@@ -284,7 +287,9 @@ def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> P
         torch_dtype = autodiff.DTYPES[dtype]
         primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
                    for point in points]
-    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device)
+        backend = options.compile or case.compile
+        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend)
 
 
 def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
@@ -328,6 +333,19 @@ def _rounded(nodes: Sequence[Node], fmt: FloatFormat) -> np.ndarray:
 
 
 PathFn = Callable[[int], list[np.ndarray]]
+
+
+def _and_compiled(ctx: Prepared, make: Callable[[autodiff.Function], dict[str, PathFn]],
+                  compilable: Sequence[str]) -> dict[str, PathFn]:
+    """The eager paths, and with `compile:` the same paths through the compiled function, labelled
+    with the backend so a difference is attributed to it. Only paths torch.compile compiles are
+    repeated: forward and backward graphs (not double backward, forward mode or torch.func
+    transforms, which aot_autograd does not support or runs eagerly)."""
+    paths = make(ctx.function)
+    if ctx.compiled is not None:
+        compiled = make(ctx.compiled)
+        paths.update({f"{name} [torch.compile {ctx.backend}]": compiled[name] for name in compilable})
+    return paths
 
 
 @dataclass(frozen=True)
@@ -529,8 +547,8 @@ def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]
             batched.extend(autodiff.value_vmap(ctx.function, ctx.primals))
         return batched[p]
 
-    paths = {"forward": lambda p: autodiff.value(ctx.function, ctx.primals[p]),
-             "torch.func.vmap over the points": vmapped}
+    paths = _and_compiled(ctx, lambda f: {"forward": lambda p: autodiff.value(f, ctx.primals[p]),
+                                          "torch.func.vmap over the points": vmapped}, ["forward"])
     return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
 
 
@@ -547,9 +565,11 @@ def _grad(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> lis
     sym = ctx.outputs[name]
     if sym.size != 1:
         raise HarnessError(f"grad needs a scalar output; {name!r} has shape {list(sym.shape)} (use vjp)")
-    f = ctx.function
-    paths = {"y.backward() -> .grad": lambda p: autodiff.grad_backward(f, ctx.primals[p], o),
-             "autograd.grad(y, inputs)": lambda p: autodiff.grad_autograd(f, ctx.primals[p], o)}
+    def make(f: autodiff.Function) -> dict[str, PathFn]:
+        return {"y.backward() -> .grad": lambda p: autodiff.grad_backward(f, ctx.primals[p], o),
+                "autograd.grad(y, inputs)": lambda p: autodiff.grad_autograd(f, ctx.primals[p], o)}
+
+    paths = _and_compiled(ctx, make, ["y.backward() -> .grad", "autograd.grad(y, inputs)"])
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
                           lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, [arb(1)])))
 
@@ -561,13 +581,18 @@ def check_vjp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
 def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
     vs = _cotangents(ctx, check, index, o, name)
     v = [_tensor(ctx, x) for x in vs]
-    f, primals = ctx.function, ctx.primals
-    paths = {
-        "y.backward(gradient=v)": lambda p: autodiff.vjp_backward(f, primals[p], o, v[p]),
-        "autograd.grad(y, inputs, grad_outputs=v)": lambda p: autodiff.vjp_autograd(f, primals[p], o, v[p]),
-        "(y * v).sum().backward()": lambda p: autodiff.vjp_sum(f, primals[p], o, v[p]),
-        "torch.func.vjp": lambda p: autodiff.vjp_func(f, primals[p], o, v[p]),
-    }
+    primals = ctx.primals
+
+    def make(f: autodiff.Function) -> dict[str, PathFn]:
+        return {
+            "y.backward(gradient=v)": lambda p: autodiff.vjp_backward(f, primals[p], o, v[p]),
+            "autograd.grad(y, inputs, grad_outputs=v)": lambda p: autodiff.vjp_autograd(f, primals[p], o, v[p]),
+            "(y * v).sum().backward()": lambda p: autodiff.vjp_sum(f, primals[p], o, v[p]),
+            "torch.func.vjp": lambda p: autodiff.vjp_func(f, primals[p], o, v[p]),
+        }
+
+    paths = _and_compiled(ctx, make, ["y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
+                                      "(y * v).sum().backward()"])
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
                           lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, _weights(vs[p]))))
 

@@ -159,3 +159,27 @@ def mul_correct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def mul_wrong_second_input(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return MulWrongSecondInput.apply(a, b)
+
+
+class _SinCompiledWrong(torch.autograd.Function):
+    """sin whose backward is wrong only inside torch.compile: a compiler bug in the backward graph."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        factor = 1 + _eps(x) if torch.compiler.is_compiling() else 1.0
+        return grad * torch.cos(x) * factor
+
+
+def sin_wrong_when_compiled(x: torch.Tensor) -> torch.Tensor:
+    return _SinCompiledWrong.apply(x)

@@ -45,3 +45,16 @@ def test_the_harness_sees_what_finite_differences_miss():
 
     x = torch.linspace(-3, 3, 64, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(SinWrongFirst.apply, (x,))  # gradcheck passes the 1e-12 error
+
+
+def test_a_compiled_backward_that_differs_from_eager_is_caught_and_attributed(run_case):
+    case = CASE.format(inputs=SIN[0], expr=SIN[1], target="sin_wrong_when_compiled", dtype="float64")
+    case = case.replace("checks: [value, vjp, jvp, grad2]", "checks: [value, vjp]\ncompile: aot_eager")
+    (result,) = run_case(case)
+    failed = {(c.check, c.path) for c in result.comparisons if c.status == "fail"}
+    backward_paths = ("y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)", "(y * v).sum().backward()")
+    assert failed == {("vjp", f"{path} [torch.compile aot_eager]") for path in backward_paths}
+    eager = [c for c in result.comparisons if "torch.compile" not in c.path]
+    assert eager and all(c.status == "pass" for c in eager)  # eager is right: the compiled graph is to blame
+    (eager_only,) = run_case(case.replace("compile: aot_eager", ""))
+    assert eager_only.status == "pass"

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from harness.cases import BadCase
@@ -137,3 +139,40 @@ def test_combined_references_are_certified_in_float64(run_case):
     """)
     assert result.status == "pass"
     assert all(c.uncertified == 0 for c in result.comparisons), [c.path for c in result.comparisons if c.uncertified]
+
+
+def test_compile_runs_the_compiled_paths_beside_eager(run_case):
+    (result,) = run_case("""
+        name: c
+        inputs: {x: {points: [0.5, -1.25]}, y: {points: [2.0, 0.75]}}
+        expr: softplus(x * y) - gelu(y) / (1 + x**2)
+        checks: [value, grad, vjp, grad2]
+        compile: aot_eager
+    """)
+    assert result.status == "pass", result.message
+    compiled = {(c.check, c.path) for c in result.comparisons if "[torch.compile aot_eager]" in c.path}
+    assert {check for check, _ in compiled} == {"value", "grad", "vjp"}  # no double backward under compile
+    assert len(compiled) == 1 + 2 + 3
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs a C++ compiler")
+def test_compile_true_uses_inductor(run_case):
+    (result,) = run_case("""
+        name: c
+        inputs: {x: {shape: [8], sample: {uniform: [-2, 2]}}}
+        expr: tanh(x) * exp(x)
+        checks: [value, vjp]
+        compile: true
+    """)
+    assert result.status == "pass", result.message
+    assert any("[torch.compile inductor]" in c.path for c in result.comparisons)
+
+
+def test_the_command_line_compiles_every_case(tmp_path):
+    from harness.cli import main
+
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x) * sin(x)\nchecks: [value, grad]\n")
+    assert main(["run", str(case), "--compile", "aot_eager", "--no-cache", "--reports", str(tmp_path / "r")]) == 0
+    report = (tmp_path / "r" / "report.json").read_text()
+    assert "y.backward() -> .grad [torch.compile aot_eager]" in report
