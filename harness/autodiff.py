@@ -103,7 +103,7 @@ def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     if t._is_zerotensor():  # abs's double backward returns torch's lazy ZeroTensor
         return np.zeros(tuple(t.shape))
-    return t.detach().to("cpu", torch.float64).numpy().copy()
+    return t.detach().resolve_conj().resolve_neg().to("cpu", torch.float64).numpy().copy()
 
 
 def _leaves(primals: Primals) -> Primals:

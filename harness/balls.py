@@ -503,7 +503,7 @@ def _closed_pow(expr: sympy.Pow, parts: list[BatchForm]) -> BatchForm:
 
 
 @cache
-def closed_form(cls: type) -> tuple[BatchForm, tuple[BatchForm, ...]]:
+def closed_form(cls: type, arity: int = 1) -> tuple[BatchForm, tuple[BatchForm, ...]]:
     """The closed form of a function class and of its partial derivatives (for the error model),
     as functions of a batch of the op's arguments."""
     if issubclass(cls, OpFunction):
@@ -514,9 +514,9 @@ def closed_form(cls: type) -> tuple[BatchForm, tuple[BatchForm, ...]]:
             derivatives = [stored.diff(body, s) for s in syms[: cls.op.arity]]
         partials = tuple(closed(as_sympy(d), syms) for d in derivatives)
         return closed(body, syms), partials
-    s = sympy.Symbol("a0", real=True)
-    body = cls(s)
-    return closed(body, (s,)), (closed(stored.diff(body, s), (s,)),)
+    syms = sympy.symbols(f"a0:{arity}", real=True)
+    body = cls(*syms)
+    return closed(body, syms), tuple(closed(stored.diff(body, s), syms) for s in syms)
 
 
 @cache
@@ -836,7 +836,7 @@ def _unzip(rows: list) -> ModelResult:
 
 def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFormat) -> Modelled:
     cls = type(expr)
-    value_form, partials = closed_form(cls)
+    value_form, partials = closed_form(cls, len(expr.args))
     is_op = issubclass(cls, OpFunction)
     ulps = cls.op.accuracy(fmt.precision) if is_op else 2.0
     order = sum(cls.orders) if is_op else 0
@@ -1071,7 +1071,7 @@ def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
 
 def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     cls = type(expr)
-    value_form, partials = closed_form(cls) if not isinstance(expr, norm2) else (None, ())
+    value_form, partials = closed_form(cls, len(expr.args)) if not isinstance(expr, norm2) else (None, ())
     second = _second_partials(cls)
 
     def usable(column: Column) -> Column:

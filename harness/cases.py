@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from harness.errors import HarnessError
-from harness.expr import NAMED_CONSTANTS, Node, Num, did_you_mean, names_in, parse
+from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
 from harness.numbers import FORMATS
 from harness.ops import OPS
 from harness.timing import stage
@@ -26,7 +26,7 @@ MAX_FILE_BYTES = 2_000_000
 MAX_YAML_NODES = 200_000
 MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
-CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize")
+CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize", "wirtinger")
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
              "xfail", "target", "seed", "conventions", "device", "compile")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
@@ -39,6 +39,7 @@ class InputSpec:
     name: str
     shape: tuple[int, ...]
     points: tuple[tuple[Node, ...], ...]
+    imag: tuple[tuple[Node, ...], ...] = ()  # complex inputs: the imaginary parts, point by point
 
 
 @dataclass(frozen=True)
@@ -320,14 +321,26 @@ def _case(node: Y, file: str) -> Case:
         raise _fail(node, f"case {name!r} needs 'inputs:'")
     seed_y = fields.get("seed")
     seed = _integer(seed_y, "seed") if seed_y else 0
-    inputs = _inputs(fields["inputs"], seed)
+    dtypes = _dtypes(fields.get("dtype"))
+    is_complex = any(d in COMPLEX_DTYPES for d in dtypes)
+    if is_complex and not all(d in COMPLEX_DTYPES for d in dtypes):
+        raise _fail(fields["dtype"], "a case is either complex (complex64, complex128) or real, not both")
+    inputs = _inputs(fields["inputs"], seed, is_complex)
     constants = _constants(fields.get("constants"), {i.name for i in inputs})
     input_names = {i.name for i in inputs}
     outputs, sources = _outputs(fields, node, input_names | {n for n, _ in constants})
     _check_used(outputs, fields, input_names)
+    if is_complex:
+        _check_complex(fields, outputs)
+    else:
+        for _, tree in outputs:
+            used = sorted(n for n in _op_names(tree) if n in COMPLEX_ONLY)
+            if used:
+                raise _fail(fields.get("expr") or fields["outputs"],
+                            f"{used[0]}() needs a complex dtype (complex64, complex128)")
     return Case(
         name=name, file=file, line=node.line, inputs=inputs, outputs=outputs,
-        checks=_checks(fields.get("checks"), node), dtypes=_dtypes(fields.get("dtype")), constants=constants,
+        checks=_checks(fields.get("checks"), node), dtypes=dtypes, constants=constants,
         tolerance=_tolerance(fields["tolerance"]) if "tolerance" in fields else None,
         xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,
         target=_target(fields["target"]) if "target" in fields else None,
@@ -349,6 +362,48 @@ def _compile(y: Y) -> str | None:
         raise _fail(y, f"compile must be true, false or a backend ({', '.join(COMPILE_BACKENDS)}), got {name!r}"
                        f"{did_you_mean(name, list(COMPILE_BACKENDS))}")
     return name
+
+
+COMPLEX_ONLY = {"angle", "sgn", "conj", "real", "imag"}  # ops with complex semantics only
+
+
+def _op_names(node: Node) -> set[str]:
+    from harness.expr import Call, Index, Seq
+
+    if isinstance(node, Call):
+        return {node.op}.union(*(_op_names(a) for a in node.args))
+    if isinstance(node, Seq):
+        return set().union(*(_op_names(a) for a in node.items))
+    if isinstance(node, Index):
+        return _op_names(node.value)
+    return set()
+
+
+def _check_complex(fields: dict[str, Y], outputs: tuple[tuple[str, Node], ...]) -> None:
+    """A complex case uses the ops that have complex semantics here, one output, no target."""
+    from harness.complex import OPS as COMPLEX_OPS
+    from harness.expr import Call
+
+    for key in ("constants", "conventions"):
+        if key in fields:
+            raise _fail(fields[key], f"{key!r} is not supported in complex cases yet")
+
+    def walk(node: Node, where: Y) -> None:
+        if isinstance(node, Call):
+            if node.op not in COMPLEX_OPS or node.keywords:
+                raise _fail(where, f"{node.op}() is not supported on complex inputs"
+                                   f" (these are: {', '.join(sorted(COMPLEX_OPS))})")
+            if len(node.args) != COMPLEX_OPS[node.op].arity:
+                raise _fail(where, f"{node.op}() takes {COMPLEX_OPS[node.op].arity} argument(s),"
+                                   f" got {len(node.args)}")
+            for arg in node.args:
+                walk(arg, where)
+        elif not isinstance(node, Num | Name):
+            raise _fail(where, "complex cases take elementwise expressions (no indexing or lists)")
+
+    where = fields.get("expr") or fields["outputs"]
+    for _, tree in outputs:
+        walk(tree, where)
 
 
 def _devices(y: Y) -> tuple[str, ...]:
@@ -396,7 +451,7 @@ def _parse_at(y: Y, names: set[str]) -> Node:
         return Num(y.value)
     text = _expect(y, "str", "an expression")
     try:
-        tree = parse(text, ops=set(OPS), names=names)
+        tree = parse(text, ops=set(OPS) | COMPLEX_ONLY, names=names)
         _check_calls(tree)
         return tree
     except HarnessError as exc:
@@ -413,6 +468,9 @@ def _check_calls(node: Node) -> None:
     elif isinstance(node, Seq):
         for item in node.items:
             _check_calls(item)
+    elif isinstance(node, Call) and node.op in COMPLEX_ONLY:  # checked against the complex ops later
+        for arg in node.args:
+            _check_calls(arg)
     elif isinstance(node, Call):
         call = lead_to_keywords(node)
         op, _ = resolve(call.op, call.keywords)
@@ -465,16 +523,19 @@ def _check_used(outputs: tuple[tuple[str, Node], ...], fields: dict[str, Y], inp
         raise _fail(fields["inputs"], f"input {unused[0]!r} is not used by any output")
 
 
+COMPLEX_DTYPES = {"complex64": "float32", "complex128": "float64"}  # the format of each part
+
+
 def _dtypes(y: Y | None) -> tuple[str, ...]:
     if y is None:
         return ("float64",)
     items = [y] if y.kind == "str" else _expect(y, "seq", "dtype")
     out = []
+    known = [*FORMATS, *COMPLEX_DTYPES]
     for item in items:
         name = _expect(item, "str", "dtype")
-        if name not in FORMATS:
-            raise _fail(item, f"unknown dtype {name!r}{did_you_mean(name, list(FORMATS))}"
-                        f" (one of {', '.join(FORMATS)})")
+        if name not in known:
+            raise _fail(item, f"unknown dtype {name!r}{did_you_mean(name, known)} (one of {', '.join(known)})")
         out.append(name)
     return tuple(dict.fromkeys(out))
 
@@ -586,21 +647,23 @@ def _vector(y: Y, what: str) -> Vector:
 # ---------------------------------------------------------------- inputs
 
 
-def _inputs(y: Y, seed: int) -> tuple[InputSpec, ...]:
+def _inputs(y: Y, seed: int, is_complex: bool = False) -> tuple[InputSpec, ...]:
     fields = _expect(y, "map", "inputs")
     if not fields:
         raise _fail(y, "inputs: needs at least one input")
     specs = []
     for name, value in fields.items():
         _check_identifier(name, value)
-        specs.append(_input(name, value, seed))
+        specs.append(_input(name, value, seed, is_complex))
     counts = {len(s.points) for s in specs} - {1}
     if len(counts) > 1:
         raise _fail(y, f"inputs have different numbers of points: {sorted(counts)} (give one or the same)")
     return tuple(specs)
 
 
-def _input(name: str, y: Y, seed: int) -> InputSpec:
+def _input(name: str, y: Y, seed: int, is_complex: bool = False) -> InputSpec:
+    if is_complex:
+        return _complex_input(name, y, seed)
     if y.kind != "map":
         shape, values = _literal(y)
         return InputSpec(name, shape, (values,))
@@ -648,6 +711,41 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     else:
         points += [tuple([e] * size) for e in edges]
     return InputSpec(name, shape, tuple(points))
+
+
+def _complex_input(name: str, y: Y, seed: int) -> InputSpec:
+    """A complex input: `points:` of numbers or {re:, im:} mappings, or `sample:` (both parts drawn
+    from the distribution, independently: genuinely complex points)."""
+    if y.kind != "map" or set(y.value) <= {"re", "im"}:
+        re, im = _complex_scalar(y)
+        return InputSpec(name, (), ((re,),), ((im,),))
+    fields = y.value
+    known = ("points", "shape", "sample", "count")
+    for key, value in fields.items():
+        if key not in known:
+            raise _fail(value, f"unknown key {key!r} for a complex input{did_you_mean(key, known)}")
+    if "points" in fields:
+        items = _expect(fields["points"], "seq", "points")
+        if not items or len(items) > MAX_POINTS:
+            raise _fail(fields["points"], f"points: needs 1 to {MAX_POINTS} values")
+        pairs = [_complex_scalar(item) for item in items]
+        return InputSpec(name, (), tuple((re,) for re, _ in pairs), tuple((im,) for _, im in pairs))
+    if "sample" not in fields:
+        raise _fail(y, f"input {name!r} needs a value, 'points:' or 'sample:'")
+    real = _sampled(name, {k: v for k, v in fields.items()}, y, seed)
+    imag = _sampled(name + ".im", {k: v for k, v in fields.items()}, y, seed)
+    return InputSpec(name, real.shape, real.points, imag.points)
+
+
+def _complex_scalar(y: Y) -> tuple[Node, Node]:
+    """A number (imaginary part 0) or {re: a, im: b}."""
+    if y.kind != "map":
+        return _literal_scalar(y), Num(Fraction(0))
+    for key, value in y.value.items():
+        if key not in ("re", "im"):
+            raise _fail(value, f"a complex number is {{re: a, im: b}}, got key {key!r}")
+    zero = Num(Fraction(0))
+    return tuple(_literal_scalar(y.value[k]) if k in y.value else zero for k in ("re", "im"))  # type: ignore[return-value]
 
 
 def _bound(y: Y, kind: str) -> float:

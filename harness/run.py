@@ -25,14 +25,16 @@ import torch
 from flint import arb
 
 from harness import autodiff, replay
+from harness import complex as cx
 from harness.balls import precision
-from harness.cases import BadCase, Case, CheckSpec, ToleranceSpec, Vector, Xfail
+from harness.cases import COMPLEX_DTYPES, BadCase, Case, CheckSpec, ToleranceSpec, Vector, Xfail
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError
-from harness.expr import Node, Num
+from harness.expr import Call, Node, Num
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, round_to_format
 from harness.reference import (
     ZERO,
+    ZERO_EXACT,
     Exact,
     Floats,
     PointReference,
@@ -48,7 +50,7 @@ from harness.symbolic import SymbolicOutput, Variable, build_output
 from harness.timing import stage
 
 ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2,
-         "minimize": 1}
+         "minimize": 1, "wirtinger": 1}
 MAX_HESSIAN_ELEMENTS = 256
 
 
@@ -174,6 +176,9 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
         comparisons += _apply_xfail(_run_check(ctx, index, check), check, dtype)
     status, message = _case_status(case, xfail, comparisons)
     exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
+    for name, out in (ctx.complex_outputs or {}).items():
+        exact[f"{name} (complex)"] = str(out.value)
+        exact[f"{name} holomorphy"] = cx.holomorphy(out)
     return replace(base, status=status, comparisons=tuple(comparisons), message=message,
                    seconds=time.perf_counter() - start, exact=exact)
 
@@ -249,6 +254,8 @@ class Prepared:
     device: str = "cpu"
     compiled: autodiff.Function | None = None  # the same function through torch.compile
     backend: str | None = None
+    complex_outputs: dict[str, cx.ComplexOutput] | None = None  # complex cases: outputs before the split
+    complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
     _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
 
     @property
@@ -272,6 +279,8 @@ class Prepared:
 def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Prepared:
     if device != "cpu" and not torch.cuda.is_available():
         raise HarnessError(f"device {device!r} is not available here (torch.cuda.is_available() is False)")
+    if dtype in COMPLEX_DTYPES:
+        return _prepare_complex(case, dtype, options, device)
     fmt = FORMATS[dtype]
     with stage("parse"):  # the case's numbers, rounded to the dtype
         constants: dict[str, Fraction] = {}
@@ -290,6 +299,55 @@ def _prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> P
         backend = options.compile or case.compile
         compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend)
+
+
+def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> Prepared:
+    """A complex case as the real map of its parts (harness.complex): inputs x.re, x.im, ...;
+    outputs y.re, y.im (or y when real); the torch function runs on complex tensors."""
+    fmt = FORMATS[COMPLEX_DTYPES[dtype]]
+    inputs = [spec.name for spec in case.inputs]
+    with stage("parse"):
+        trees = {name: _fold_numbers(tree, fmt) for name, tree in case.outputs}
+        shapes = {part: spec.shape for spec in case.inputs for part in cx.part_names(spec.name)}
+        points = []
+        for p in range(case.n_points):
+            point = {}
+            for spec in case.inputs:
+                re_name, im_name = cx.part_names(spec.name)
+                pick = p if len(spec.points) > 1 else 0
+                point[re_name] = _rounded(spec.points[pick], fmt).reshape(spec.shape)
+                point[im_name] = _rounded(spec.imag[pick], fmt).reshape(spec.shape)
+            points.append(point)
+    with stage("symbolic"):
+        complex_outputs = {name: cx.build(name, tree, inputs) for name, tree in trees.items()}
+        outputs: dict[str, SymbolicOutput] = {}
+        for out in complex_outputs.values():
+            outputs.update(cx.real_outputs(out, shapes))
+    with stage("torch"):
+        if case.target is not None:
+            if len(trees) != 1:
+                raise HarnessError("a complex case with a target has one output")
+            target = _torch_function(case, trees, options)
+            functions = {next(iter(trees)): lambda *zs: target(*zs)[0]}
+        else:
+            functions = {name: cx.complex_function(tree, inputs) for name, tree in trees.items()}
+        function = cx.real_map(functions, inputs, {n: o.is_real for n, o in complex_outputs.items()})
+        torch_dtype = autodiff.DTYPES[fmt.name]
+        primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
+                   for point in points]
+        backend = options.compile or case.compile
+        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
+                    complex_outputs, functions)
+
+
+def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
+    """Numbers rounded to the parts' format, as torch receives them."""
+    if isinstance(node, Num):
+        return Num(constant_value(node, fmt))
+    if isinstance(node, Call):
+        return Call(node.op, tuple(_fold_numbers(a, fmt) for a in node.args), node.keywords)
+    return node
 
 
 def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
@@ -500,7 +558,7 @@ def _vector(ctx: Prepared, vector: Vector, name: str, shape: tuple[int, ...], se
 
 
 def _tensor(ctx: Prepared, values: np.ndarray) -> torch.Tensor:
-    return torch.tensor(values, dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device)
+    return torch.tensor(values, dtype=autodiff.DTYPES[ctx.fmt.name], device=ctx.device)
 
 
 def _weights(values: np.ndarray) -> list[arb]:
@@ -817,7 +875,7 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
     exacts, floats, ok = evaluate_certified(
         lambda ref: ref.values(name),
         lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
-    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.dtype], device=ctx.device) for a in final)
+    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.fmt.name], device=ctx.device) for a in final)
     torch_value = autodiff.value(ctx.function, primals)[0]
     label = f"after step {steps}"
     want = _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1, floats)
@@ -838,9 +896,67 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
     return out
 
 
+def check_wirtinger(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """dy/dz and dy/dz-bar: torch's, recovered from backward on the complex tensors with v = 1 and
+    v = i (its convention: v * conj(dy/dz) + conj(v) * dy/dz-bar), against the exact ones."""
+    if ctx.complex_outputs is None or ctx.complex_functions is None:
+        raise HarnessError("wirtinger needs a complex dtype (complex64, complex128)")
+    return [c for name in ctx.complex_outputs for c in _wirtinger(ctx, check, name)]
+
+
+def _wirtinger(ctx: Prepared, check: CheckSpec, name: str) -> list[Comparison]:
+    out, f = ctx.complex_outputs[name], ctx.complex_functions[name]  # type: ignore[index]
+    inputs = [spec.name for spec in ctx.case.inputs]
+    shape = ctx.outputs[name if out.is_real else cx.part_names(name)[0]].shape
+    if any(spec.shape != shape for spec in ctx.case.inputs):
+        raise HarnessError("wirtinger needs every input in the output's shape (no broadcasting)")
+    labels = [f"d{name}/d{x}{bar}.{part}" for x in inputs for bar in ("", "-bar") for part in ("re", "im")]
+    parts = [Part(label, shape) for label in labels]
+    half = arb(1) / 2
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        u_name, w_name = (name, None) if out.is_real else cx.part_names(name)
+        rows_u = [dict(r) for r in ref.firsts(u_name)]
+        rows_w = [dict(r) for r in ref.firsts(w_name)] if w_name else [{} for _ in rows_u]
+        result: list[Exact] = []
+        for x in inputs:
+            xr, xi = cx.part_names(x)
+            blocks: list[list[Exact]] = [[], [], [], []]
+            for k, (ru, rw) in enumerate(zip(rows_u, rows_w)):
+                ux, uy = ru.get((xr, k), ZERO_EXACT), ru.get((xi, k), ZERO_EXACT)
+                wx, wy = rw.get((xr, k), ZERO_EXACT), rw.get((xi, k), ZERO_EXACT)
+                blocks[0].append(combine([(half, ux), (half, wy)], ref.u))
+                blocks[1].append(combine([(half, wx), (-half, uy)], ref.u))
+                blocks[2].append(combine([(half, ux), (-half, wy)], ref.u))
+                blocks[3].append(combine([(half, wx), (half, uy)], ref.u))
+            result += [x for block in blocks for x in block]
+        return result
+
+    def recovered(p: int) -> list[np.ndarray]:
+        zs = tuple(torch.complex(ctx.primals[p][2 * i], ctx.primals[p][2 * i + 1]).requires_grad_(True)
+                   for i in range(len(inputs)))
+        y = f(*zs)
+        ones = torch.ones_like(y)
+        g1 = torch.autograd.grad(y, zs, ones, retain_graph=True, allow_unused=True)
+        g1 = [g if g is not None else torch.zeros_like(z) for g, z in zip(g1, zs)]
+        if y.is_complex():
+            gi = torch.autograd.grad(y, zs, 1j * ones, allow_unused=True)
+            gi = [g if g is not None else torch.zeros_like(z) for g, z in zip(gi, zs)]
+            pairs = [(((a - 1j * b) / 2).conj(), (a + 1j * b) / 2) for a, b in zip(g1, gi)]
+        else:  # a real output: dy/dz-bar = grad / 2 and dy/dz its conjugate
+            pairs = [((a / 2).conj(), a / 2) for a in g1]
+        arrays = []
+        for dz, dzbar in pairs:
+            arrays += [autodiff.to_numpy(t) for t in (dz.real, dz.imag, dzbar.real, dzbar.imag)]
+        return arrays
+
+    return _compare_paths(ctx, check, parts, {"autograd.grad(y, z, v) with v = 1 and v = i": recovered}, expected)
+
+
 CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
     "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
     "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
+    "wirtinger": check_wirtinger,
 }
 
 __all__ = ["CHECKS", "Options", "check_case"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sympy
 
-from harness.cases import Case
+from harness import complex as cx
+from harness.cases import COMPLEX_DTYPES, Case
 from harness.numbers import FORMATS
 from harness.reference import constant_value, fold
 from harness.run import Options, check_case
@@ -30,6 +31,8 @@ def _lines(name: str, out: SymbolicOutput) -> list[str]:
 
 
 def show_case(case: Case) -> str:
+    if case.dtypes[0] in COMPLEX_DTYPES:
+        return _show_complex(case)
     fmt = FORMATS[case.dtypes[0]]
     constants: dict = {}
     for name, tree in case.constants:
@@ -40,11 +43,29 @@ def show_case(case: Case) -> str:
         lines.append(f"  {case.doc}")
     for name, tree in case.outputs:
         lines += _lines(name, build_output(name, fold(tree, fmt, constants), shapes, {}))
-    lines.append("")
+    return "\n".join(lines + _results(case))
+
+
+def _show_complex(case: Case) -> str:
+    """A complex case: each output, its real and imaginary parts, Wirtinger derivatives, holomorphy."""
+    lines = [f"case {case.name} ({case.file}:{case.line})"] + ([f"  {case.doc}"] if case.doc else [])
+    inputs = [spec.name for spec in case.inputs]
+    for name, tree in case.outputs:
+        out = cx.build(name, tree, inputs)
+        lines += [f"{name} = {out.value}", f"  re = {out.parts[0]}", f"  im = {out.parts[1]}"]
+        for x in inputs:
+            dz, dzbar = cx.wirtinger(out, x)
+            lines += [f"  d{name}/d{x} = {sympy.simplify(dz)}", f"  d{name}/d{x}-bar = {sympy.simplify(dzbar)}"]
+        lines.append(f"  {cx.holomorphy(out)}")
+    return "\n".join(lines + _results(case))
+
+
+def _results(case: Case) -> list[str]:
+    lines = [""]
     for result in check_case(case, Options(allow_targets=False)):
         lines.append(f"[{result.dtype}] {result.status}")
         for c in result.comparisons:
             w = c.worst
             shown = f"torch {w.torch!r}  exact {w.exact!r}  {w.ulps:.3g} ulps" if w else c.message
             lines.append(f"  {c.check} > {c.path} > {c.part}: {c.status}: {shown}")
-    return "\n".join(lines)
+    return lines

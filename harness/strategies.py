@@ -138,6 +138,27 @@ def points(expr: Node, *, dtype: str = "float64", min_value: float = -10.0, max_
         lambda values: defined(expr, values, dtype))
 
 
+def complex_points(*, dtype: str = "complex128", max_modulus: float = 10.0,
+                   min_part: float = 1e-3) -> st.SearchStrategy[complex]:
+    """Genuinely complex points: both parts nonzero (at least `min_part` in size), the modulus at
+    most `max_modulus`, each part exact in the dtype's part format (complex64: float32)."""
+    from harness.cases import COMPLEX_DTYPES
+
+    if dtype not in COMPLEX_DTYPES:
+        raise HarnessError(f"dtype= must be complex64 or complex128, got {dtype!r}")
+    if not 0 < min_part < max_modulus / 2:
+        raise HarnessError(f"need 0 < min_part < max_modulus / 2, got {min_part!r}, {max_modulus!r}")
+    fmt = FORMATS[COMPLEX_DTYPES[dtype]]
+    bound = max_modulus / math.sqrt(2)
+    part = st.floats(min_part, bound, allow_nan=False, allow_infinity=False)
+    sign = st.sampled_from((1.0, -1.0))
+
+    def exact(v: float) -> float:
+        return float(round_to_format(Fraction(v), fmt))
+
+    return st.builds(lambda a, sa, b, sb: complex(exact(sa * a), exact(sb * b)), part, sign, part, sign)
+
+
 def defined(expr: Node, values: dict[str, float], dtype: str) -> bool:
     """Whether the exact value and first derivatives are finite reals at these inputs."""
     return _defined(unparse(expr), tuple(sorted(values.items())), dtype)

@@ -183,3 +183,43 @@ class _SinCompiledWrong(torch.autograd.Function):
 
 def sin_wrong_when_compiled(x: torch.Tensor) -> torch.Tensor:
     return _SinCompiledWrong.apply(x)
+
+
+class _ComplexSquare(torch.autograd.Function):
+    """z**2 with torch's convention for complex backward (grad * conj(dz**2/dz)), or the classic
+    mistake of leaving out the conjugate."""
+
+    generate_vmap_rule = True
+    conjugate = True
+
+    @staticmethod
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        return z * z
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(inputs[0])
+
+
+def _complex_square(name: str, conjugate: bool) -> type[torch.autograd.Function]:
+    cls = type(name, (_ComplexSquare,), {"conjugate": conjugate})
+
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        (z,) = ctx.saved_tensors
+        slope = 2 * z
+        return grad * (slope.conj() if conjugate else slope)
+
+    cls.backward = staticmethod(backward)
+    return cls
+
+
+ComplexSquareCorrect = _complex_square("ComplexSquareCorrect", conjugate=True)
+ComplexSquareUnconjugated = _complex_square("ComplexSquareUnconjugated", conjugate=False)
+
+
+def complex_square_correct(z: torch.Tensor) -> torch.Tensor:
+    return ComplexSquareCorrect.apply(z)
+
+
+def complex_square_unconjugated(z: torch.Tensor) -> torch.Tensor:
+    return ComplexSquareUnconjugated.apply(z)

@@ -58,3 +58,19 @@ def test_a_compiled_backward_that_differs_from_eager_is_caught_and_attributed(ru
     assert eager and all(c.status == "pass" for c in eager)  # eager is right: the compiled graph is to blame
     (eager_only,) = run_case(case.replace("compile: aot_eager", ""))
     assert eager_only.status == "pass"
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("target, failing", [("complex_square_correct", set()),
+                                             ("complex_square_unconjugated", {"vjp", "wirtinger"})])
+def test_a_complex_backward_without_the_conjugate_fails(run_case, target, failing, dtype):
+    (result,) = run_case(f"""
+        name: complex-meta
+        inputs: {{z: {{shape: [16], sample: {{uniform: [-2, 2]}}}}}}
+        expr: square(z)
+        target: meta_functions:{target}
+        checks: [value, vjp, wirtinger]
+        dtype: {dtype}
+    """)
+    assert {c.check for c in result.comparisons if c.status == "fail"} == failing, result.message
+    assert result.status == ("fail" if failing else "pass")

@@ -31,8 +31,8 @@ def _ops_used(node, found):
     from harness.expr import Call, Index, Seq
 
     if isinstance(node, Call):
-        op, _ = resolve(node.op, node.keywords)
-        found.add(op.name)
+        if node.op in OPS:  # (complex cases also use angle, sgn, conj, real, imag)
+            found.add(resolve(node.op, node.keywords)[0].name)
         found.add(node.op)
         for a in node.args:
             _ops_used(a, found)
