@@ -1,7 +1,7 @@
 """Benchmark: fuzzing throughput, cases per second (run on demand).
 
 Five campaigns (seeds 1-5) of random expressions over the accurate elementwise ops, float32 and
-float64, value, vjp and grad2 at each drawn point; nothing is saved.
+float64, the fuzzer's seven checks at each drawn point; nothing is saved.
 
     python benchmarks/fuzz_throughput.py [examples per seed]
 """

@@ -41,7 +41,7 @@ class Uncachable(Exception):
 _CONSTANTS: dict[str, sympy.Basic] = {
     "pi": sympy.pi, "E": sympy.E, "EulerGamma": sympy.EulerGamma, "Catalan": sympy.Catalan,
     "oo": sympy.oo, "-oo": sympy.S.NegativeInfinity, "nan": sympy.nan, "zoo": sympy.zoo,
-    "true": sympy.true, "false": sympy.false,
+    "true": sympy.true, "false": sympy.false, "I": sympy.I,
 }
 _CONSTANT_NAMES = {v: k for k, v in _CONSTANTS.items()}
 _REAL = sympy.Symbol("_", real=True).assumptions0
@@ -233,6 +233,16 @@ def diff(expr: sympy.Expr, *variables: sympy.Symbol) -> sympy.Expr:
         except (Uncachable, RecursionError):
             return sympy.diff(expr, *variables)
         return STORE.answer(question, lambda: sympy.diff(expr, *variables))  # type: ignore[return-value]
+
+
+def simplify(expr: sympy.Expr) -> sympy.Expr:
+    """sympy.simplify(expr), cached (the holomorphy verdicts of complex cases)."""
+    with stage("symbolic"):
+        try:
+            question = ["simplify", encode(expr)]
+        except (Uncachable, RecursionError):
+            return sympy.simplify(expr)
+        return STORE.answer(question, lambda: sympy.simplify(expr))  # type: ignore[return-value]
 
 
 def limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr) -> sympy.Expr | None:

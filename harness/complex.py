@@ -29,6 +29,7 @@ import numpy as np
 import sympy
 import torch
 
+from harness import cache
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num
 from harness.symbolic import SymbolicOutput, Term
@@ -189,7 +190,7 @@ def real_outputs(out: ComplexOutput, shapes: dict[str, tuple[int, ...]]) -> dict
 def wirtinger(out: ComplexOutput, x: str) -> tuple[sympy.Expr, sympy.Expr]:
     """dy/dz and dy/dz-bar for input x, from the real parts' partial derivatives."""
     (re_s, im_s), (u, w) = out.symbols[x], out.parts
-    ux, uy, wx, wy = (sympy.diff(f, s) for f in (u, w) for s in (re_s, im_s))
+    ux, uy, wx, wy = (cache.diff(f, s) for f in (u, w) for s in (re_s, im_s))
     return ((ux + wy) + IMAG_UNIT * (wx - uy)) / 2, ((ux - wy) + IMAG_UNIT * (wx + uy)) / 2
 
 
@@ -198,7 +199,7 @@ def holomorphy(out: ComplexOutput) -> str:
     verdicts = []
     for x in out.symbols:
         _, dzbar = wirtinger(out, x)
-        residual = sympy.simplify(dzbar)
+        residual = cache.simplify(dzbar)
         verdicts.append(f"d/d{x}-bar = 0" if residual == 0 else f"d/d{x}-bar = {residual}")
     holomorphic = all(v.endswith("= 0") for v in verdicts)
     head = "holomorphic (Cauchy-Riemann holds)" if holomorphic else "not holomorphic"
