@@ -191,49 +191,64 @@ class PointReference:
     def firsts(self, name: str) -> list[list[tuple[Variable, Exact]]]:
         """For each output element, its nonzero first partials by input element."""
         if name not in self._firsts:
-            out, values = self.outputs[name], self.values(name)
-            rows: list[list[tuple[Variable, Exact]]] = [[] for _ in range(out.size)]
+            rows: list[list[tuple[Variable, Exact]]] = [[] for _ in range(self.outputs[name].size)]
             for group in self.groups(name):
-                m1, _, factor = self._jets(name, group)
-                gradient = out.gradient(group.members[0])
-                index = {s: i for i, s in enumerate(group.symbols)}
-                for s, d in gradient:
-                    exacts = self._derivative(group, d, values, m1.get(index[s]), factor)
-                    for k, x, variable in zip(group.members, exacts, group.variables[s]):
-                        rows[k].append((variable, x))
-                present = {index[s] for s, _ in gradient}
-                for i, magnitudes in m1.items():  # terms that cancel to an exact 0: still a floor
-                    if i not in present:
-                        variables = group.variables[group.symbols[i]]
-                        for k, m, variable in zip(group.members, magnitudes, variables):
-                            if m != 0:
-                                rows[k].append((variable, self._floored(ZERO_EXACT, m, factor)))
+                for s, column in self._first_columns(name, group).items():
+                    for k, x, variable in zip(group.members, column, group.variables[s]):
+                        if x is not None:
+                            rows[k].append((variable, x))
             self._firsts[name] = rows
         return self._firsts[name]
 
     def seconds(self, name: str) -> list[list[tuple[Variable, Variable, Exact]]]:
         """For each output element, its nonzero second partials (upper triangle)."""
         if name not in self._seconds:
-            out, values = self.outputs[name], self.values(name)
-            rows: list[list[tuple[Variable, Variable, Exact]]] = [[] for _ in range(out.size)]
+            rows: list[list[tuple[Variable, Variable, Exact]]] = [[] for _ in range(self.outputs[name].size)]
             for group in self.groups(name):
-                _, m2, factor = self._jets(name, group)
-                hessian = out.hessian(group.members[0])
-                index = {s: i for i, s in enumerate(group.symbols)}
-                keys = [tuple(sorted((index[s], index[t]))) for s, t, _ in hessian]
-                for (s, t, d), key in zip(hessian, keys):
-                    exacts = self._derivative(group, d, values, m2.get(key), factor)
-                    for k, x, a, b in zip(group.members, exacts, group.variables[s], group.variables[t]):
-                        rows[k].append((a, b, x))
-                present = set(keys)
-                for (i, j), magnitudes in m2.items():
-                    if (i, j) not in present:
-                        pairs = zip(group.variables[group.symbols[i]], group.variables[group.symbols[j]])
-                        for k, m, (a, b) in zip(group.members, magnitudes, pairs):
-                            if m != 0:
-                                rows[k].append((a, b, self._floored(ZERO_EXACT, m, factor)))
+                for (s, t), column in self._second_columns(name, group).items():
+                    for k, x, a, b in zip(group.members, column, group.variables[s], group.variables[t]):
+                        if x is not None:
+                            rows[k].append((a, b, x))
             self._seconds[name] = rows
         return self._seconds[name]
+
+    def first_columns(self, name: str) -> dict[sympy.Symbol, list[Exact | None]]:
+        """An elementwise output's first partials as columns over its elements, by symbol (None
+        where a partial that is 0 has no terms either)."""
+        (group,) = self.groups(name)
+        return self._first_columns(name, group)
+
+    def second_columns(self, name: str) -> dict[tuple[sympy.Symbol, sympy.Symbol], list[Exact | None]]:
+        (group,) = self.groups(name)
+        return self._second_columns(name, group)
+
+    def _first_columns(self, name: str, group: Group) -> dict[sympy.Symbol, list[Exact | None]]:
+        return {s: column for (s,), column in self._columns(name, group, 1).items()}
+
+    def _second_columns(self, name: str, group: Group) -> dict[tuple[sympy.Symbol, sympy.Symbol], list[Exact | None]]:
+        return self._columns(name, group, 2)  # type: ignore[return-value]
+
+    def _columns(self, name: str, group: Group, order: int) -> dict[tuple[sympy.Symbol, ...], list[Exact | None]]:
+        """The group's partial derivatives of one order, by symbols, each floored by the magnitudes
+        of its terms; terms that cancel to an exact 0 still give a floor."""
+        key = (order, name)
+        if key not in group.columns:
+            values = self.values(name)
+            m1, m2, factor = self._jets(name, group)
+            out, first = self.outputs[name], group.members[0]
+            partials = [((s,), d) for s, d in out.gradient(first)] if order == 1 else \
+                [((s, t), d) for s, t, d in out.hessian(first)]
+            magnitudes = {(i,): m for i, m in m1.items()} if order == 1 else m2
+            index = {s: i for i, s in enumerate(group.symbols)}
+            columns: dict = {symbols: self._derivative(group, d, values,
+                                                       magnitudes.get(tuple(sorted(index[s] for s in symbols))), factor)
+                             for symbols, d in partials}
+            for at, column in magnitudes.items():
+                symbols = tuple(group.symbols[i] for i in at)
+                if symbols not in columns:
+                    columns[symbols] = [self._floored(ZERO_EXACT, m, factor) if m != 0 else None for m in column]
+            group.columns[key] = columns
+        return group.columns[key]
 
     def _jets(self, name: str, group: Group) -> tuple[dict, dict, arb]:
         """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree."""
@@ -284,6 +299,7 @@ class Group:
     batch: Batch
     variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
 
 
 def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:

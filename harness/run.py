@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
+import sympy
 import torch
 from flint import arb
 
@@ -580,6 +581,58 @@ def _collect(ctx: Prepared, ref: PointReference, terms: dict[Variable, list[tupl
     return [combine(terms[v], ref.u) if v in terms else zero for x in ctx.inputs for v in _flat_variables(ctx, x)]
 
 
+def _aligned(ctx: Prepared, output: str) -> dict[str, sympy.Symbol] | None:
+    """For an elementwise output whose inputs all have its shape: each input's symbol (element i
+    of the output depends on element i of each input alone). None otherwise."""
+    out = ctx.outputs[output]
+    if not out.elementwise or any(ctx.shapes[x] != out.shape for x in ctx.inputs):
+        return None
+    return {name: s for s, name in out.symbols.items()}  # type: ignore[misc]
+
+
+def _vjp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb]) -> list[Exact]:
+    """sum_k w_k dy_k/dx for every input element. Aligned elementwise outputs go column by column
+    (one term per element); the same sums as `_collect(_gradient_by_input(...))`, which does the rest."""
+    symbols = _aligned(ctx, output)
+    if symbols is None:
+        return _collect(ctx, ref, _gradient_by_input(ctx, ref, output, weights))
+    columns = ref.first_columns(output)
+    result: list[Exact] = []
+    for x in ctx.inputs:
+        column = columns.get(symbols.get(x))  # type: ignore[arg-type]
+        if column is None:
+            result += [ZERO_EXACT] * len(weights)
+        else:
+            result += [combine([(w, d)], ref.u) if d is not None else ZERO_EXACT for w, d in zip(weights, column)]
+    return result
+
+
+def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb],
+                tangent: dict[str, np.ndarray]) -> list[Exact]:
+    """(sum_k w_k d2y_k) t for every input element: the Hessian of w.y times the tangent t."""
+    symbols = _aligned(ctx, output)
+    if symbols is None:
+        h, weight = _hessian_terms(ref, output, weights), _tangent_weights(tangent)
+        rows: dict[Variable, list[tuple[arb, Exact]]] = {}
+        for (a, b), entry in h.items():
+            rows.setdefault(a, []).append((weight[b], entry))
+        return _collect(ctx, ref, rows)
+    # element i: H[s, t]_i = w_i * d2y_i/ds dt; row s of (H t)_i sums H[s, t]_i * t_i over t, in the
+    # order the entries come (the generic path's order)
+    inputs = {s: x for x, s in symbols.items()}
+    tangents = {x: _weights(tangent[x]) for x in ctx.inputs}
+    entries = [((s, t), [combine([(w, d)], ref.u) if d is not None else None for w, d in zip(weights, column)])
+               for (s, t), column in ref.second_columns(output).items()]
+    result: list[Exact] = []
+    for x in ctx.inputs:
+        s = symbols.get(x)
+        mine = [(b if a == s else a, column) for (a, b), column in entries if s in (a, b)]
+        for i in range(len(weights)):
+            terms = [(tangents[inputs[partner]][i], column[i]) for partner, column in mine if column[i] is not None]
+            result.append(combine(terms, ref.u) if terms else ZERO_EXACT)
+    return result
+
+
 def _undefined_values(ref: PointReference, output: str) -> bool:
     return any(v.undefined for v in ref.values(output))
 
@@ -652,7 +705,7 @@ def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list
     paths = _and_compiled(ctx, make, ["y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
                                       "(y * v).sum().backward()"])
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
-                          lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, _weights(vs[p]))))
+                          lambda p, ref: _vjp_exacts(ctx, ref, name, _weights(vs[p])))
 
 
 def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
@@ -726,11 +779,7 @@ def _grad2(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> li
     v = [_tensor(ctx, x) for x in vs]
 
     def expected(p: int, ref: PointReference) -> list[Exact]:
-        h, weight = _hessian_terms(ref, name, _weights(vs[p])), _tangent_weights(tangents[p])
-        rows: dict[Variable, list[tuple[arb, Exact]]] = {}
-        for (a, b), entry in h.items():
-            rows.setdefault(a, []).append((weight[b], entry))
-        return _collect(ctx, ref, rows)
+        return _hvp_exacts(ctx, ref, name, _weights(vs[p]), tangents[p])
 
     f, primals = ctx.function, ctx.primals
     paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":
