@@ -41,6 +41,9 @@ class Elementwise:
     """Per-element outcome of one comparison (flat arrays)."""
 
     status: np.ndarray  # 'pass' 'fail' 'kink' 'undefined'
+    failed: np.ndarray  # the same statuses as masks
+    kink: np.ndarray
+    undefined: np.ndarray
     error: np.ndarray  # absolute error (inf where torch is non-finite and should not be)
     ulps: np.ndarray
     rel: np.ndarray
@@ -70,10 +73,10 @@ def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Toler
         rel = np.where(magnitude > 0, error / magnitude, np.where(error > 0, np.inf, 0.0))
         fail = error > allowed
         fail |= undefined & strict & np.isfinite(t)
-    status = np.where(fail, "fail", np.where(undefined, "undefined",
-                                             np.where(expected.kink.ravel(), "kink", "pass")))
+    kink = ~fail & ~undefined & expected.kink.ravel()
+    status = np.where(fail, "fail", np.where(undefined, "undefined", np.where(kink, "kink", "pass")))
     exact = np.where(overflow, expected_inf, hi + lo)
-    return Elementwise(status, error, ulps, rel, allowed, exact)
+    return Elementwise(status, fail, kink, undefined & ~fail, error, ulps, rel, allowed, exact)
 
 
 def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: FloatFormat,
@@ -97,11 +100,11 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             torch_values += [float(v) for v in np.asarray(piece.actual, dtype=np.float64).ravel()]
             exact_values += [float(v) for v in e.exact]
         count += e.status.size
-        mismatched += int(np.sum(e.status == "fail"))
-        kinks += int(np.sum(e.status == "kink"))
-        undefined += int(np.sum(e.status == "undefined"))
+        mismatched += int(np.count_nonzero(e.failed))
+        kinks += int(np.count_nonzero(e.kink))
+        undefined += int(np.count_nonzero(e.undefined))
         uncertified += piece.expected.uncertified
-        defined = e.status != "undefined"
+        defined = ~e.undefined
         point_ulps.append(float(np.max(e.ulps[defined])) if np.any(defined) else 0.0)
         compared.append((piece, e))
         if np.any(defined):
@@ -109,10 +112,10 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             max_abs = max(max_abs, float(np.max(e.error[defined])))
             max_rel = max(max_rel, float(np.max(e.rel[defined])))
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            ratio = np.where(e.status == "fail", np.inf, np.where(defined, e.error / e.allowed, -1.0))
+            ratio = np.where(e.failed, np.inf, np.where(defined, e.error / e.allowed, -1.0))
             ratio = np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
-        i = int(np.argmax(np.where(e.status == "fail", 1.0, 0.0) * 1e300 + np.minimum(ratio, 1e299)))
-        score = (2.0 if e.status[i] == "fail" else 0.0) + float(min(ratio[i], 1.0))
+        i = int(np.argmax(np.where(e.failed, 1.0, 0.0) * 1e300 + np.minimum(ratio, 1e299)))
+        score = (2.0 if e.failed[i] else 0.0) + float(min(ratio[i], 1.0))
         if score > worst_ratio:
             worst_ratio = score
             worst = _worst(piece, e, i, fmt)

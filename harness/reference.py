@@ -123,7 +123,7 @@ def _row(x: Exact) -> tuple[float, float, float, float, bool, bool]:
     h = float(ball)  # the midpoint, to nearest
     lo = float(ball - h) if math.isfinite(h) else 0.0
     bound = float(x.bound.upper()) if x.bound.is_finite() else math.inf
-    return h, lo, float(ball.rad()), bound, finite(ball), x.undefined
+    return h, lo, float(ball.rad()), bound, ball.is_finite(), x.undefined  # (a nan ball is not finite)
 
 
 # ---------------------------------------------------------------- one point

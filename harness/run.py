@@ -528,7 +528,7 @@ def _abscissa(ctx: Prepared, point: int, shape: tuple[int, ...]) -> np.ndarray |
     if first is None or not shape:
         return np.array([float(first.ravel()[0])]) if first is not None and first.size == 1 else None
     try:
-        return np.broadcast_to(np.array([float(v) for v in first.ravel()]).reshape(first.shape), shape).ravel()
+        return np.broadcast_to(np.asarray(first, dtype=np.float64), shape).ravel()
     except ValueError:
         return None
 
