@@ -65,14 +65,18 @@ class Exact(NamedTuple):
 ZERO_EXACT = Exact(ZERO, ZERO)
 
 
+def scale(w: arb, x: Exact, s_u: arb) -> Exact:
+    """w * x, as `combine` with one term (the common case of elementwise outputs)."""
+    if w == 0:
+        return ZERO_EXACT
+    p = w * x.ball
+    return Exact(p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)
+
+
 def combine(terms: Sequence[tuple[arb, Exact]], s_u: arb) -> Exact:
     """sum(w * x): how torch accumulates a VJP, JVP or Hessian-vector product."""
     if len(terms) == 1:  # the common case, quickly (the same arithmetic as below)
-        w, x = terms[0]
-        if w == 0:
-            return ZERO_EXACT
-        p = w * x.ball
-        return Exact(p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)
+        return scale(*terms[0], s_u)
     terms = [(w, x) for w, x in terms if w != 0]
     if not terms:
         return ZERO_EXACT
@@ -101,6 +105,8 @@ class Floats:
     bound: np.ndarray
     finite: np.ndarray
     undefined: np.ndarray
+    kink: np.ndarray
+    strict: np.ndarray  # undefined and not even a finite ball: torch must not return a finite value
 
     def certified(self, fmt: FloatFormat) -> np.ndarray:
         """Which balls are narrow enough: radius far below an ulp of the value (or of the smallest
@@ -113,17 +119,17 @@ class Floats:
 
 def as_floats(exacts: Sequence[Exact]) -> Floats:
     with precision(max(flint.ctx.prec, 4096)):  # mid - hi exactly
-        rows = np.array([_row(x) for x in exacts], dtype=np.float64).reshape(len(exacts), 6)
+        rows = np.array([_row(*x) for x in exacts], dtype=np.float64).reshape(len(exacts), 7)
     hi, lo, rad, bound = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, rows[:, 4] != 0, rows[:, 5] != 0)
+    finites, undefined, kink = rows[:, 4] != 0, rows[:, 5] != 0, rows[:, 6] != 0
+    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finites, undefined, kink, undefined & ~finites)
 
 
-def _row(x: Exact) -> tuple[float, float, float, float, bool, bool]:
-    ball = x.ball
+def _row(ball: arb, bound: arb, kink: bool, undefined: bool) -> tuple[float, ...]:
     h = float(ball)  # the midpoint, to nearest
     lo = float(ball - h) if math.isfinite(h) else 0.0
-    bound = float(x.bound.upper()) if x.bound.is_finite() else math.inf
-    return h, lo, float(ball.rad()), bound, ball.is_finite(), x.undefined  # (a nan ball is not finite)
+    upper = float(bound.upper()) if bound.is_finite() else math.inf
+    return h, lo, float(ball.rad()), upper, ball.is_finite(), undefined, kink  # (a nan ball is not finite)
 
 
 # ---------------------------------------------------------------- one point
@@ -176,8 +182,10 @@ class PointReference:
         fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
             values, bounds, kinks = fn(group.batch)
-        return [Exact(v, e, bool(kinks and kinks[i]), not is_finite(v) and self.final)
-                for i, (v, e) in enumerate(zip(values, bounds))]
+        final = self.final
+        if not kinks:
+            return [Exact(v, e, False, final and not v.is_finite()) for v, e in zip(values, bounds)]
+        return [Exact(v, e, k, final and not v.is_finite()) for v, e, k in zip(values, bounds, kinks)]
 
     def values(self, name: str) -> list[Exact]:
         if name not in self._values:
@@ -282,8 +290,8 @@ class PointReference:
             found, bounds, kinks = fn(group.batch)
             out = []
             for pos, (v, e) in enumerate(zip(found, bounds)):
-                undefined = (self.final and not is_finite(v)) or values[group.members[pos]].undefined
-                if magnitudes is not None and finite(magnitudes[pos]) and finite(e):
+                undefined = (self.final and not v.is_finite()) or values[group.members[pos]].undefined
+                if magnitudes is not None and magnitudes[pos].is_finite() and e.is_finite():
                     e = arb.max(e, factor * magnitudes[pos])
                 out.append(Exact(v, e, bool(kinks and kinks[pos]), undefined))
         return out

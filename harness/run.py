@@ -44,6 +44,7 @@ from harness.reference import (
     constant_value,
     evaluate_certified,
     fold,
+    scale,
 )
 from harness.results import CaseResult, Comparison, Expected, Tolerance
 from harness.stationary import stationary_point
@@ -474,10 +475,8 @@ def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int, flo
     floats = floats if floats is not None else as_floats(exacts)
     return Expected(
         hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
-        kink=np.array([x.kink for x in exacts], dtype=bool).reshape(shape),
-        undefined=floats.undefined[part].reshape(shape),
-        strict=np.array([x.undefined and not x.ball.is_finite() for x in exacts], dtype=bool).reshape(shape),
-        uncertified=uncertified)
+        kink=floats.kink[part].reshape(shape), undefined=floats.undefined[part].reshape(shape),
+        strict=floats.strict[part].reshape(shape), uncertified=uncertified)
 
 
 def _describe_point(ctx: Prepared, point: int) -> str:
@@ -603,7 +602,7 @@ def _vjp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[a
         if column is None:
             result += [ZERO_EXACT] * len(weights)
         else:
-            result += [combine([(w, d)], ref.u) if d is not None else ZERO_EXACT for w, d in zip(weights, column)]
+            result += [scale(w, d, ref.u) if d is not None else ZERO_EXACT for w, d in zip(weights, column)]
     return result
 
 
@@ -621,15 +620,20 @@ def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[a
     # order the entries come (the generic path's order)
     inputs = {s: x for x, s in symbols.items()}
     tangents = {x: _weights(tangent[x]) for x in ctx.inputs}
-    entries = [((s, t), [combine([(w, d)], ref.u) if d is not None else None for w, d in zip(weights, column)])
+    u = ref.u
+    entries = [((s, t), [scale(w, d, u) if d is not None else None for w, d in zip(weights, column)])
                for (s, t), column in ref.second_columns(output).items()]
     result: list[Exact] = []
     for x in ctx.inputs:
         s = symbols.get(x)
-        mine = [(b if a == s else a, column) for (a, b), column in entries if s in (a, b)]
+        mine = [(tangents[inputs[b if a == s else a]], column) for (a, b), column in entries if s in (a, b)]
+        if len(mine) == 1:  # one input: one term per element
+            ((t, column),) = mine
+            result += [scale(w, h, u) if h is not None else ZERO_EXACT for w, h in zip(t, column)]
+            continue
         for i in range(len(weights)):
-            terms = [(tangents[inputs[partner]][i], column[i]) for partner, column in mine if column[i] is not None]
-            result.append(combine(terms, ref.u) if terms else ZERO_EXACT)
+            terms = [(t[i], column[i]) for t, column in mine if column[i] is not None]
+            result.append(combine(terms, u) if terms else ZERO_EXACT)
     return result
 
 
