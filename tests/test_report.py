@@ -56,3 +56,12 @@ def test_write_atomic_leaves_no_temporary_files(tmp_path):
     write_atomic(tmp_path / "a" / "r.txt", "hello")
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["r.txt"]
     assert (tmp_path / "a" / "r.txt").read_text() == "hello"
+
+
+def test_complex_cases_report_their_holomorphy():
+    (case,) = load_text("name: cx\ninputs: {z: {points: [{re: 1, im: 2}]}}\noutputs: {ex: exp(z), a: abs(z)}\n"
+                        "checks: [value]\ndtype: complex128\n", "cases/c.yaml")
+    rs = check_case(case)
+    text, page = markdown.render(rs), html.render(rs, {})
+    for shown in (text, page):
+        assert "holomorphy" in shown and "holomorphic (Cauchy-Riemann holds)" in shown and "not holomorphic" in shown

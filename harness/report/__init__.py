@@ -43,6 +43,13 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def holomorphy(results: Sequence[CaseResult]) -> list[tuple[CaseResult, str, str]]:
+    """(result, output, Cauchy-Riemann verdict) for every output of the complex cases."""
+    suffix = " holomorphy"
+    return [(r, key[: -len(suffix)], verdict) for r in results for key, verdict in r.exact.items()
+            if key.endswith(suffix)]
+
+
 def where(r: CaseResult) -> str:
     """The dtype, with the device when it is not the CPU: 'float32', 'float64 on cuda'."""
     return r.dtype if r.device == "cpu" else f"{r.dtype} on {r.device}"

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from harness.report import counts, summary_line, where
+from harness.report import counts, holomorphy, summary_line, where
 from harness.results import CaseResult, Comparison
 
 WIDTH, HEIGHT, PAD = 420, 220, 40
@@ -103,6 +103,12 @@ def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
             for x in shown)
         sections.append(f"<h2 id='r{i}'>{escape(r.name)} [{r.dtype}] {_status(r.status)}</h2>"
                         f"<p><code>{escape(r.message)}</code></p><div class='plots'>{figures}</div>")
+    complex_outputs = holomorphy(results)
+    if complex_outputs:
+        cells = "".join(f"<tr><td>{escape(r.name)}</td><td>{where(r)}</td><td>{escape(out)}</td>"
+                        f"<td>{escape(verdict)}</td></tr>" for r, out, verdict in complex_outputs)
+        sections.append("<h2>Complex cases: holomorphy</h2><table><tr><th>case</th><th>dtype</th><th>output</th>"
+                        f"<th>Cauchy-Riemann</th></tr>{cells}</table>")
     totals = ", ".join(f"{n} {s}" for s, n in c.items() if n)
     version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>harness report</title>"

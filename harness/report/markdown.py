@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.report import counts, summary_line, where
+from harness.report import counts, holomorphy, summary_line, where
 from harness.results import CaseResult
 
 
@@ -26,4 +26,10 @@ def render(results: Sequence[CaseResult], title: str = "harness: symbolic vs aut
                   "| case | dtype | status | note |", "|---|---|---|---|"]
         lines += [f"| {_cell(r.name)} | {where(r)} | {r.status} | {_cell(r.xfail or r.message)} |" for r in noted]
         lines += ["", "</details>"]
+    complex_outputs = holomorphy(results)
+    if complex_outputs:
+        lines += ["", "## Complex cases: holomorphy", "", "| case | dtype | output | Cauchy-Riemann |",
+                  "|---|---|---|---|"]
+        lines += [f"| {_cell(r.name)} | {where(r)} | {_cell(out)} | {_cell(verdict)} |"
+                  for r, out, verdict in complex_outputs]
     return "\n".join(lines) + "\n"
