@@ -380,7 +380,8 @@ def _op_names(node: Node) -> set[str]:
 
 
 def _check_complex(fields: dict[str, Y], outputs: tuple[tuple[str, Node], ...]) -> None:
-    """A complex case uses the ops that have complex semantics here, one output, no target."""
+    """A complex case uses the ops that have complex semantics here (harness.complex.OPS), with
+    their arities, on numbers and inputs; no constants or conventions."""
     from harness.complex import OPS as COMPLEX_OPS
     from harness.expr import Call
 
@@ -732,8 +733,8 @@ def _complex_input(name: str, y: Y, seed: int) -> InputSpec:
         return InputSpec(name, (), tuple((re,) for re, _ in pairs), tuple((im,) for _, im in pairs))
     if "sample" not in fields:
         raise _fail(y, f"input {name!r} needs a value, 'points:' or 'sample:'")
-    real = _sampled(name, {k: v for k, v in fields.items()}, y, seed)
-    imag = _sampled(name + ".im", {k: v for k, v in fields.items()}, y, seed)
+    real = _sampled(name, fields, y, seed)
+    imag = _sampled(name + ".im", fields, y, seed)  # its own random stream
     return InputSpec(name, real.shape, real.points, imag.points)
 
 
