@@ -225,6 +225,32 @@ def grad2_double_backward(f: Function, primals: Primals, output: int, v: torch.T
     return _zeros_for_none(second, leaves)
 
 
+def nth_derivative_backward(f: Function, primals: Primals, output: int, index: int, order: int) -> list[np.ndarray]:
+    """g_0 = y; g_k = autograd.grad(g_(k-1), x, ones, create_graph=True): the order-th derivative with
+    respect to input `index` (elementwise: d^n y_i / dx_i^n)."""
+    leaves = _leaves(primals)
+    g = f(*leaves)[output]
+    x = leaves[index]
+    for _ in range(order):
+        if not g.requires_grad:
+            return [np.zeros(tuple(x.shape))]
+        (g,) = torch.autograd.grad(g, x, torch.ones_like(g), create_graph=True, allow_unused=True)
+        if g is None:
+            return [np.zeros(tuple(x.shape))]
+    return [to_numpy(g)]
+
+
+def nth_derivative_func(f: Function, primals: Primals, output: int, index: int, order: int) -> list[np.ndarray]:
+    """The same by nesting torch.func.grad of the sum, one level per order (vmap-free, reverse mode)."""
+    def level(k: int) -> Callable[..., torch.Tensor]:
+        if k == 0:
+            return lambda *xs: f(*xs)[output]
+        inner = level(k - 1)
+        return lambda *xs: torch.func.grad(lambda *ys: inner(*ys).sum(), argnums=index)(*xs)
+
+    return [to_numpy(level(order)(*primals))]
+
+
 def hvp_forward_over_reverse(f: Function, primals: Primals, output: int, v: torch.Tensor,
                              w: Primals) -> list[np.ndarray]:
     """torch.func.jvp of torch.func.grad: the same Hessian-vector product in forward-over-reverse."""

@@ -26,7 +26,9 @@ MAX_FILE_BYTES = 2_000_000
 MAX_YAML_NODES = 200_000
 MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
-CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hessian", "multi", "minimize", "wirtinger")
+CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", "derivative", "multi", "minimize",
+          "wirtinger")
+MAX_DERIVATIVE_ORDER = 8
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
              "xfail", "target", "seed", "conventions", "device", "compile")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
@@ -599,8 +601,10 @@ def _checks(y: Y | None, node: Y) -> tuple[CheckSpec, ...]:
 def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
     if kind == "minimize":
         return _minimize(options, line)
-    allowed = {"tolerance", "xfail"} | ({"v"} if kind in ("vjp", "grad2", "hessian") else set()) | (
-        {"tangent"} if kind in ("jvp", "grad2") else set())
+    if kind == "derivative":
+        return _derivative(options, line)
+    allowed = {"tolerance", "xfail"} | ({"v"} if kind in ("vjp", "grad2", "hvp", "hessian") else set()) | (
+        {"tangent"} if kind in ("jvp", "grad2", "hvp") else set())
     for key, value in options.items():
         if key not in allowed:
             raise _fail(value, f"check {kind} has no option {key!r}{did_you_mean(key, allowed)}")
@@ -610,6 +614,24 @@ def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
         tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random=kind == "jvp"),
         tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
         xfail=_xfail(options["xfail"]) if "xfail" in options else None)
+
+
+def _derivative(options: dict[str, Y], line: int) -> CheckSpec:
+    """`derivative: {order: n, input: x}`: the n-th derivative by repeated backward (every input
+    when `input:` is not given)."""
+    for key, value in options.items():
+        if key not in ("order", "input", "tolerance", "xfail"):
+            raise _fail(value, f"check derivative has no option {key!r}"
+                               f"{did_you_mean(key, ['order', 'input', 'tolerance', 'xfail'])}")
+    if "order" not in options:
+        raise _fail(Y(None, line, "null"), "derivative needs an order, as {derivative: {order: 3}}")
+    order = _integer(options["order"], "order")
+    if not 1 <= order <= MAX_DERIVATIVE_ORDER:
+        raise _fail(options["order"], f"order must be from 1 to {MAX_DERIVATIVE_ORDER}, got {order}")
+    chosen = (("input", _expect(options["input"], "str", "input")),) if "input" in options else ()
+    return CheckSpec("derivative", line, tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
+                     xfail=_xfail(options["xfail"]) if "xfail" in options else None,
+                     options=(("order", order), *chosen))
 
 
 def _minimize(options: dict[str, Y], line: int) -> CheckSpec:

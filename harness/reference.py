@@ -35,12 +35,13 @@ from harness.balls import (
     precision,
     tree_depth,
 )
+from harness.cache import diff as stored_diff
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
 from harness.functions import as_sympy
 from harness.numbers import FloatFormat, round_to_format
 from harness.ops import resolve
-from harness.symbolic import SymbolicOutput, Variable
+from harness.symbolic import SymbolicOutput, Variable, expand_ops
 
 MAX_PRECISION = 8192
 CERTIFY_BITS = 12  # radius must be 2**-12 of the tolerance scale
@@ -229,6 +230,43 @@ class PointReference:
     def second_columns(self, name: str) -> dict[tuple[sympy.Symbol, sympy.Symbol], list[Exact | None]]:
         (group,) = self.groups(name)
         return self._second_columns(name, group)
+
+    def nth_column(self, name: str, symbol: sympy.Symbol | None, order: int) -> list[Exact]:
+        """d^n y_i / ds^n at every element of an elementwise output (0 where y does not use s). Orders
+        1 and 2 are the columns the other checks use (floored by the chain rule's term magnitudes);
+        higher ones are held to their own error model."""
+        (group,) = self.groups(name)
+        if order == 1:
+            column = self._first_columns(name, group).get(symbol)  # type: ignore[arg-type]
+        elif order == 2:
+            column = self._second_columns(name, group).get((symbol, symbol))  # type: ignore[arg-type]
+        else:
+            key = (order, name, symbol)
+            if key not in group.columns:
+                group.columns[key] = self._higher(name, group, symbol, order)
+            column = group.columns[key]
+        if column is None:
+            return [ZERO_EXACT] * len(group.members)
+        return [x if x is not None else ZERO_EXACT for x in column]
+
+    def _higher(self, name: str, group: Group, symbol: sympy.Symbol | None, order: int) -> list[Exact] | None:
+        """A derivative of order 3 or more. torch has no kernel for, say, the fourth derivative of erf:
+        it differentiates erf's backward formula again and again, and the terms that makes can cancel
+        (-8y^3 + 12y). So the bound is also taken from the derivative of the written-out closed
+        forms, whose sums charge the magnitude of the terms they add."""
+        expr = self.outputs[name].term(group.members[0]).expr
+        d = stored_diff(expr, *[symbol] * order) if symbol is not None else sympy.S.Zero
+        if d == 0:
+            return None
+        values = self.values(name)
+        atomic = self._derivative(group, d, values, None, ZERO)
+        written_out = stored_diff(expand_ops(expr), *[symbol] * order)
+        try:
+            terms = self._derivative(group, written_out, values, None, ZERO)
+        except HarnessError:  # a closed form the reference cannot evaluate: the atomic bound alone
+            return atomic
+        return [Exact(a.ball, arb.max(a.bound, t.bound) if a.bound.is_finite() and t.bound.is_finite() else a.bound,
+                      a.kink, a.undefined) for a, t in zip(atomic, terms)]
 
     def _first_columns(self, name: str, group: Group) -> dict[sympy.Symbol, list[Exact | None]]:
         return {s: column for (s,), column in self._columns(name, group, 1).items()}

@@ -51,7 +51,7 @@ from harness.stationary import stationary_point
 from harness.symbolic import SymbolicOutput, Variable, build_output
 from harness.timing import stage
 
-ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hessian": 2,
+ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hvp": 2, "hessian": 2,
          "minimize": 1, "wirtinger": 1}
 MAX_HESSIAN_ELEMENTS = 256
 
@@ -415,7 +415,7 @@ class Part:
 
 
 def _tolerance(ctx: Prepared, check: CheckSpec) -> Tolerance:
-    base = default_tolerance(ORDER[check.kind])
+    base = default_tolerance(dict(check.options).get("order", ORDER.get(check.kind, 1)))
     for spec in (ctx.case.tolerance, check.tolerance):
         if spec is not None:
             base = _merge(base, spec)
@@ -1006,10 +1006,38 @@ def _wirtinger(ctx: Prepared, check: CheckSpec, name: str) -> list[Comparison]:
     return _compare_paths(ctx, check, parts, {"autograd.grad(y, z, v) with v = 1 and v = i": recovered}, expected)
 
 
+def check_derivative(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """The n-th derivative of each output with respect to each input (or `input:`): repeated
+    autograd.grad with create_graph=True, and torch.func.grad nested n times."""
+    options = dict(check.options)
+    order, chosen = int(options["order"]), options.get("input")
+    if chosen is not None and chosen not in ctx.inputs:
+        raise HarnessError(f"derivative: no input {chosen!r} (inputs: {', '.join(ctx.inputs)})")
+    out = []
+    for o, name in enumerate(ctx.outputs):
+        symbols = _aligned(ctx, name)
+        if symbols is None:
+            raise HarnessError("derivative needs elementwise outputs whose inputs all have their shape")
+        for x in [chosen] if chosen is not None else ctx.inputs:
+            out += _nth_derivative(ctx, check, o, name, x, symbols.get(x), order)
+    return out
+
+
+def _nth_derivative(ctx: Prepared, check: CheckSpec, o: int, name: str, x: str, symbol: sympy.Symbol | None,
+                    order: int) -> list[Comparison]:
+    i, f, primals = ctx.inputs.index(x), ctx.function, ctx.primals
+    paths = {f"autograd.grad {order} times (create_graph=True)":
+             lambda p: autodiff.nth_derivative_backward(f, primals[p], o, i, order),
+             f"torch.func.grad nested {order} times":
+             lambda p: autodiff.nth_derivative_func(f, primals[p], o, i, order)}
+    part = Part(f"d{order} {name}/d{x}{order}", ctx.outputs[name].shape)
+    return _compare_paths(ctx, check, [part], paths, lambda p, ref: ref.nth_column(name, symbol, order))
+
+
 CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
     "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
     "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
-    "wirtinger": check_wirtinger,
+    "wirtinger": check_wirtinger, "hvp": check_grad2, "derivative": check_derivative,
 }
 
 __all__ = ["CHECKS", "Options", "check_case"]

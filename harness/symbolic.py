@@ -261,16 +261,21 @@ def _index(value: object, items: tuple) -> object:
     return result
 
 
-def closed(expr: sympy.Expr) -> sympy.Expr:
-    """Replace atomic catalogue functions by their closed forms (for people, not for evaluation)."""
+def expand_ops(expr: sympy.Expr) -> sympy.Expr:
+    """Replace atomic catalogue functions by their closed forms (kink markers stay)."""
 
     def expand(f: OpFunction) -> sympy.Expr:
         syms, body = closed_body(type(f))
         return body.subs(dict(zip(syms, f.args)))
 
+    return expr.replace(lambda e: isinstance(e, OpFunction), expand)
+
+
+def closed(expr: sympy.Expr) -> sympy.Expr:
+    """Replace atomic catalogue functions by their closed forms (for people, not for evaluation)."""
+
     def marker(k: KinkFunction) -> sympy.Expr:
         x = k.args[0]
         return {"kink_step": sympy.Heaviside(x), "kink_sign": sympy.sign(x)}.get(type(k).__name__, sympy.S.Zero)
 
-    out = expr.replace(lambda e: isinstance(e, OpFunction), expand)
-    return out.replace(lambda e: isinstance(e, KinkFunction), marker)
+    return expand_ops(expr).replace(lambda e: isinstance(e, KinkFunction), marker)

@@ -74,3 +74,19 @@ def test_a_complex_backward_without_the_conjugate_fails(run_case, target, failin
     """)
     assert {c.check for c in result.comparisons if c.status == "fail"} == failing, result.message
     assert result.status == ("fail" if failing else "pass")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("target, failing", [("sin_correct", set()), ("sin_wrong_second", {2, 3, 4})])
+def test_higher_derivatives_by_repeated_backward(run_case, target, failing, dtype):
+    case = CASE.format(inputs=SIN[0], expr=SIN[1], target=target, dtype=dtype).replace(
+        "checks: [value, vjp, jvp, grad2]",
+        "checks: [{derivative: {order: 2}}, {derivative: {order: 3}}, {derivative: {order: 4}}, hvp]")
+    (result,) = run_case(case)
+    failed = {order for order in (2, 3, 4)
+              if any(c.status == "fail" for c in result.comparisons
+                     if c.check == "derivative" and c.part.startswith(f"d{order} "))}
+    # sin_wrong_second's cos has a backward off by (1 + eps): every derivative past the first is off
+    # by it, since torch differentiates that backward again
+    assert failed == failing, [c.message for c in result.comparisons if c.status == "fail"]
+    assert any(c.check == "hvp" for c in result.comparisons)
