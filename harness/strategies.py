@@ -42,7 +42,8 @@ maximum/minimum are left out: their forward-mode formula t_b + mask*(t_a - t_b) 
 CHECKS = ("value", "grad", "grad2", "vjp", "jvp", "jacobian", "hessian")
 _CONSTANTS = (Fraction(1), Fraction(2), Fraction(1, 2), Fraction(3), Fraction(-1), Fraction(1, 10))
 _EDGES = (0.0, 1.0, -1.0, 0.5, -0.5, 1e-8, -1e-8, 3.0, -3.0, 20.0, -20.0)
-_TINY = {"float64": (1e-30, -1e-30, 1e-150), "float32": (1e-6, -1e-6)}  # small, but squares stay normal
+_TINY = {"float64": (1e-30, -1e-30, 1e-150), "float32": (1e-6, -1e-6),  # small, but squares stay normal
+         "bfloat16": (1e-6, -1e-6), "float16": (1e-2, -1e-2)}
 
 
 def _check_ops(ops: Sequence[str] | None) -> tuple[str, ...]:
