@@ -64,3 +64,16 @@ def test_runs_in_parallel_with_xdist(pytester):
     _cases(pytester, good=GOOD, other=GOOD.replace("name: good", "name: other"))
     result = pytester.runpytest("cases", "-n", "2")
     result.assert_outcomes(passed=8)
+
+
+def test_a_case_level_xfail_is_xfailed_in_every_check_not_xpassed(pytester):
+    # `wrong` fails in vjp only; under a case-level xfail its passing `value` item is part of the
+    # expected failure (xfailed), not an xpass. A case that passes everywhere is an xpass.
+    failing = WRONG + 'xfail: "sin with a wrong backward"\n'
+    passing = GOOD.replace("name: good", "name: fine").replace("dtype: [float32, float64]", "dtype: float64")
+    _cases(pytester, wrong=failing, fine=passing + 'xfail: "not really"\n')
+    pytester.syspathinsert()
+    result = pytester.runpytest("cases", "--harness-allow-target", "-rxX")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("xfailed") == 2 and outcomes.get("xpassed") == 2, outcomes
+    result.stdout.fnmatch_lines(["*wrong?float64?::value*the case fails in another check*"])
