@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class HarnessError(Exception):
     """A problem with user input. `str()` is the one-line message, `file:line: what`."""
@@ -21,3 +23,14 @@ class HarnessError(Exception):
             return self.message
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.message}"
+
+
+def unexpected(exc: BaseException) -> str:
+    """An exception that is not a HarnessError (a bug, or torch or SymPy failing), on one line:
+    its type, its first line and where it was raised."""
+    if isinstance(exc, MemoryError):
+        return "error: out of memory (the case reached its memory limit)"
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}{at}"

@@ -9,7 +9,8 @@ from flint import arb
 from harness import replay
 from harness.balls import precision
 from harness.cases import load_file
-from harness.run import Options, Prepared, _prepare, _trajectory_comparisons
+from harness.checks import _trajectory_comparisons
+from harness.prepare import Options, Prepared, prepare
 
 
 def exact(q):
@@ -54,7 +55,7 @@ def test_a_replay_with_another_learning_rate_fails_the_step_check(write_case):
         expr: (x - 1)**2
         checks: [{minimize: {optimizer: SGD, lr: 0.01, steps: 20}}]
     """))
-    ctx: Prepared = _prepare(case, "float64", Options())
+    ctx: Prepared = prepare(case, "float64", Options())
     from harness import autodiff
 
     wrong = replay.make("SGD", {"lr": Fraction(1, 100) * (1 + Fraction(1, 10**12))}, exact)

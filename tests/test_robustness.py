@@ -73,14 +73,14 @@ def test_one_exception_never_stops_the_run(tmp_path, monkeypatch):
         (folder / f"c{i}.yaml").write_text(f"name: c{i}\ninputs: {{x: 0.5}}\nexpr: exp(x) * {i}\nchecks: [value]\n")
     import harness.run as run
 
-    original = run._prepare
+    original = run.prepare
 
     def explode(case, dtype, options, device="cpu"):
         if case.name == "c1":
             raise RuntimeError("sympy blew up")
         return original(case, dtype, options, device)
 
-    monkeypatch.setattr(run, "_prepare", explode)
+    monkeypatch.setattr(run, "prepare", explode)
     assert main(["run", str(folder), "--reports", str(tmp_path / "r")]) == 1
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     statuses = {r["name"]: r["status"] for r in report["results"]}

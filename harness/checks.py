@@ -1,0 +1,696 @@
+"""The checks: each names the torch paths it runs and the exact values they must match.
+
+A check is `check_<kind>(ctx, index, spec) -> [Comparison]`; `_compare_paths` evaluates the
+reference for every point (certified), runs each torch path and folds the pieces into comparisons.
+`CHECKS` maps the case file's check names to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import sympy
+import torch
+from flint import arb
+
+from harness import autodiff, replay
+from harness import complex as cx
+from harness.balls import precision
+from harness.cases import CheckSpec, ToleranceSpec, Vector
+from harness.compare import Piece, default_tolerance, summarize
+from harness.errors import HarnessError, unexpected
+from harness.numbers import round_doubles, round_to_format
+from harness.prepare import Prepared, rounded
+from harness.reference import (
+    ZERO,
+    ZERO_EXACT,
+    Exact,
+    Floats,
+    PointReference,
+    as_floats,
+    combine,
+    evaluate_certified,
+    scale,
+)
+from harness.results import Comparison, Expected, Tolerance
+from harness.stationary import stationary_point
+from harness.symbolic import Variable
+from harness.timing import stage
+
+ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hvp": 2, "hessian": 2,
+         "minimize": 1, "wirtinger": 1}
+MAX_HESSIAN_ELEMENTS = 256
+
+
+PathFn = Callable[[int], list[np.ndarray]]
+
+
+def _and_compiled(ctx: Prepared, make: Callable[[autodiff.Function], dict[str, PathFn]],
+                  compilable: Sequence[str]) -> dict[str, PathFn]:
+    """The eager paths, and with `compile:` the same paths through the compiled function, labelled
+    with the backend so a difference is attributed to it. Only paths torch.compile compiles are
+    repeated: forward and backward graphs (not double backward, forward mode or torch.func
+    transforms, which aot_autograd does not support or runs eagerly)."""
+    paths = make(ctx.function)
+    if ctx.compiled is not None:
+        compiled = make(ctx.compiled)
+        paths.update({f"{name} [torch.compile {ctx.backend}]": compiled[name] for name in compilable})
+    return paths
+
+
+@dataclass(frozen=True)
+class Part:
+    label: str
+    shape: tuple[int, ...]
+
+
+def _tolerance(ctx: Prepared, check: CheckSpec) -> Tolerance:
+    base = default_tolerance(dict(check.options).get("order", ORDER.get(check.kind, 1)))
+    for spec in (ctx.case.tolerance, check.tolerance):
+        if spec is not None:
+            base = _merge(base, spec)
+    return base
+
+
+def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
+    return Tolerance(ulps=spec.ulps if spec.ulps is not None else base.ulps,
+                     atol=spec.atol if spec.atol is not None else base.atol,
+                     model=spec.model if spec.model is not None else base.model)
+
+
+def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
+                   expected: Callable[[int, PointReference], list[Exact]]) -> list[Comparison]:
+    """Evaluate the reference for every point (certified), run each torch path, compare."""
+    pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
+    errors: dict[str, str] = {}
+    sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
+    for point in range(len(ctx.points)):
+        with stage("reference"):
+            exacts, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
+                                                    lambda bits, final, pt=point: ctx.reference(pt, bits, final),
+                                                    ctx.fmt)
+        split = np.cumsum([0, *sizes])
+        wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i], floats,
+                            slice(split[i], split[i + 1])) for i, part in enumerate(parts)]
+        described = _describe_point(ctx, point)  # labels once per point, shared by every path
+        labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
+        for name, path in paths.items():
+            if name in errors:
+                continue
+            try:
+                with stage("torch"):
+                    arrays = path(point)
+            except Exception as exc:  # torch raised: that path is an error, the others go on
+                errors[name] = unexpected(exc)
+                continue
+            for part, want, got, (components, abscissa) in zip(parts, wanted, arrays, labels):
+                pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
+    tol = _tolerance(ctx, check)
+    out = []
+    for name in paths:
+        if name in errors:
+            out.append(Comparison(check.kind, name, "", "error",
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}"))
+            continue
+        for part in parts:
+            with stage("compare"):
+                out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
+                                     ctx.breadcrumb))
+    return out
+
+
+def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int, floats: Floats | None = None,
+              part: slice = slice(None)) -> Expected:
+    """One part of the reference as arrays (`floats`, when given, covers all parts; `part` picks this one)."""
+    floats = floats if floats is not None else as_floats(exacts)
+    return Expected(
+        hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
+        kink=floats.kink[part].reshape(shape), undefined=floats.undefined[part].reshape(shape),
+        strict=floats.strict[part].reshape(shape), uncertified=uncertified)
+
+
+def _describe_point(ctx: Prepared, point: int) -> str:
+    parts = []
+    for name, values in ctx.points[point].items():
+        if values.size == 1:
+            parts.append(f"{name}={float(values.ravel()[0])!r}")
+        elif values.size <= 4:
+            parts.append(f"{name}={[float(v) for v in values.ravel()]}")
+        else:
+            parts.append(f"{name}: shape {list(values.shape)}")
+    return ", ".join(parts)
+
+
+def _components(ctx: Prepared, point: int, shape: tuple[int, ...]) -> Sequence[str] | None:
+    """For arrays shaped like the inputs' broadcast, label each element with its input values."""
+    values = ctx.points[point]
+    if not shape or all(v.size == 1 for v in values.values()):
+        return None
+    try:
+        broadcast = {n: np.broadcast_to(v, shape).ravel() for n, v in values.items()}
+    except ValueError:
+        return None
+    return _Labels(shape, broadcast)
+
+
+@dataclass(frozen=True, eq=False)
+class _Labels(Sequence[str]):
+    """'[i, j] at x=..., y=...' for each flat element, made when a report asks for one."""
+
+    shape: tuple[int, ...]
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __getitem__(self, flat: int) -> str:  # type: ignore[override]
+        if not 0 <= flat < len(self):
+            raise IndexError(flat)
+        index = [int(i) for i in np.unravel_index(flat, self.shape)]
+        at = ", ".join(f"{n}={float(b[flat])!r}" for n, b in self.values.items())
+        return f"{index} at {at}"
+
+
+def _abscissa(ctx: Prepared, point: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The first input's value at each element of an array of this shape, when it broadcasts."""
+    first = next(iter(ctx.points[point].values()), None)
+    if first is None or not shape:
+        return np.array([float(first.ravel()[0])]) if first is not None and first.size == 1 else None
+    try:
+        return np.broadcast_to(np.asarray(first, dtype=np.float64), shape).ravel()
+    except ValueError:
+        return None
+
+
+def _flat_variables(ctx: Prepared, name: str) -> list[Variable]:
+    return [(name, i) for i in range(int(np.prod(ctx.shapes[name], dtype=np.int64)))]
+
+
+def _vector(ctx: Prepared, vector: Vector, name: str, shape: tuple[int, ...], seed: Sequence[int],
+            what: str) -> np.ndarray:
+    """A cotangent or tangent in the dtype: ones, seeded random, or the case's exact values."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if vector.random:
+        draws = np.random.default_rng([ctx.case.seed, *seed]).standard_normal(size)
+        return round_doubles(draws, ctx.fmt).reshape(shape)
+    if not vector.values:
+        return np.ones(shape)
+    match = [v for v in vector.values if v[0] in (name, None)]
+    if not match:
+        raise HarnessError(f"{what} gives no values for {name!r}")
+    _, given_shape, nodes = match[0]
+    given = rounded(nodes, ctx.fmt).reshape(given_shape)
+    try:
+        return np.array(np.broadcast_to(given, shape))
+    except ValueError:
+        raise HarnessError(f"{what} for {name!r} has shape {list(given_shape)},"
+                           f" expected {list(shape)}") from None
+
+
+def _tensor(ctx: Prepared, values: np.ndarray) -> torch.Tensor:
+    return torch.tensor(values, dtype=autodiff.DTYPES[ctx.fmt.name], device=ctx.device)
+
+
+def _weights(values: np.ndarray) -> list[arb]:
+    return [arb(v) for v in values.ravel().tolist()]
+
+
+def _gradient_by_input(ctx: Prepared, ref: PointReference, output: str,
+                       weights: list[arb]) -> dict[Variable, list[tuple[arb, Exact]]]:
+    """sum_k w_k * dy_k/dx, as the terms to combine for each input element."""
+    terms: dict[Variable, list[tuple[arb, Exact]]] = {}
+    for w, row in zip(weights, ref.firsts(output)):
+        for var, d in row:
+            terms.setdefault(var, []).append((w, d))
+    return terms
+
+
+def _collect(ctx: Prepared, ref: PointReference, terms: dict[Variable, list[tuple[arb, Exact]]]) -> list[Exact]:
+    zero = Exact(ZERO, ZERO)
+    return [combine(terms[v], ref.u) if v in terms else zero for x in ctx.inputs for v in _flat_variables(ctx, x)]
+
+
+def _aligned(ctx: Prepared, output: str) -> dict[str, sympy.Symbol] | None:
+    """For an elementwise output whose inputs all have its shape: each input's symbol (element i
+    of the output depends on element i of each input alone). None otherwise."""
+    out = ctx.outputs[output]
+    if not out.elementwise or any(ctx.shapes[x] != out.shape for x in ctx.inputs):
+        return None
+    return {name: s for s, name in out.symbols.items()}  # type: ignore[misc]
+
+
+def _vjp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb]) -> list[Exact]:
+    """sum_k w_k dy_k/dx for every input element. Aligned elementwise outputs go column by column
+    (one term per element); the same sums as `_collect(_gradient_by_input(...))`, which does the rest."""
+    symbols = _aligned(ctx, output)
+    if symbols is None:
+        return _collect(ctx, ref, _gradient_by_input(ctx, ref, output, weights))
+    columns = ref.first_columns(output)
+    result: list[Exact] = []
+    for x in ctx.inputs:
+        column = columns.get(symbols.get(x))  # type: ignore[arg-type]
+        if column is None:
+            result += [ZERO_EXACT] * len(weights)
+        else:
+            result += [scale(w, d, ref.u) if d is not None else ZERO_EXACT for w, d in zip(weights, column)]
+    return result
+
+
+def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb],
+                tangent: dict[str, np.ndarray]) -> list[Exact]:
+    """(sum_k w_k d2y_k) t for every input element: the Hessian of w.y times the tangent t."""
+    symbols = _aligned(ctx, output)
+    if symbols is None:
+        h, weight = _hessian_terms(ref, output, weights), _tangent_weights(tangent)
+        rows: dict[Variable, list[tuple[arb, Exact]]] = {}
+        for (a, b), entry in h.items():
+            rows.setdefault(a, []).append((weight[b], entry))
+        return _collect(ctx, ref, rows)
+    # element i: H[s, t]_i = w_i * d2y_i/ds dt; row s of (H t)_i sums H[s, t]_i * t_i over t, in the
+    # order the entries come (the generic path's order)
+    inputs = {s: x for x, s in symbols.items()}
+    tangents = {x: _weights(tangent[x]) for x in ctx.inputs}
+    u = ref.u
+    entries = [((s, t), [scale(w, d, u) if d is not None else None for w, d in zip(weights, column)])
+               for (s, t), column in ref.second_columns(output).items()]
+    result: list[Exact] = []
+    for x in ctx.inputs:
+        s = symbols.get(x)
+        mine = [(tangents[inputs[b if a == s else a]], column) for (a, b), column in entries if s in (a, b)]
+        if len(mine) == 1:  # one input: one term per element
+            ((t, column),) = mine
+            result += [scale(w, h, u) if h is not None else ZERO_EXACT for w, h in zip(t, column)]
+            continue
+        for i in range(len(weights)):
+            terms = [(t[i], column[i]) for t, column in mine if column[i] is not None]
+            result.append(combine(terms, u) if terms else ZERO_EXACT)
+    return result
+
+
+def _undefined_values(ref: PointReference, output: str) -> bool:
+    return any(v.undefined for v in ref.values(output))
+
+
+def _input_parts(ctx: Prepared, prefix: str) -> list[Part]:
+    return [Part(f"{prefix}{x}" if prefix else x, ctx.shapes[x]) for x in ctx.inputs]
+
+
+def _single_output_prefix(ctx: Prepared, output: str) -> str:
+    return "" if len(ctx.outputs) == 1 else f"d{output}/d"
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    names = list(ctx.outputs)
+    parts = [Part(n, ctx.outputs[n].shape) for n in names]
+    batched: list[list[np.ndarray]] = []
+
+    def vmapped(p: int) -> list[np.ndarray]:
+        if not batched:
+            batched.extend(autodiff.value_vmap(ctx.function, ctx.primals))
+        return batched[p]
+
+    paths = _and_compiled(ctx, lambda f: {"forward": lambda p: autodiff.value(f, ctx.primals[p]),
+                                          "torch.func.vmap over the points": vmapped}, ["forward"])
+    return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
+
+
+def _each_output(ctx: Prepared, index: int, check: CheckSpec,
+                 one: Callable[[Prepared, int, CheckSpec, int, str], list[Comparison]]) -> list[Comparison]:
+    return [c for o, name in enumerate(ctx.outputs) for c in one(ctx, index, check, o, name)]
+
+
+def check_grad(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    return _each_output(ctx, index, check, _grad)
+
+
+def _grad(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    sym = ctx.outputs[name]
+    if sym.size != 1:
+        raise HarnessError(f"grad needs a scalar output; {name!r} has shape {list(sym.shape)} (use vjp)")
+    def make(f: autodiff.Function) -> dict[str, PathFn]:
+        return {"y.backward() -> .grad": lambda p: autodiff.grad_backward(f, ctx.primals[p], o),
+                "autograd.grad(y, inputs)": lambda p: autodiff.grad_autograd(f, ctx.primals[p], o)}
+
+    paths = _and_compiled(ctx, make, ["y.backward() -> .grad", "autograd.grad(y, inputs)"])
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                          lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, [arb(1)])))
+
+
+def check_vjp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    return _each_output(ctx, index, check, _vjp)
+
+
+def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
+    primals = ctx.primals
+
+    def make(f: autodiff.Function) -> dict[str, PathFn]:
+        return {
+            "y.backward(gradient=v)": lambda p: autodiff.vjp_backward(f, primals[p], o, v[p]),
+            "autograd.grad(y, inputs, grad_outputs=v)": lambda p: autodiff.vjp_autograd(f, primals[p], o, v[p]),
+            "(y * v).sum().backward()": lambda p: autodiff.vjp_sum(f, primals[p], o, v[p]),
+            "torch.func.vjp": lambda p: autodiff.vjp_func(f, primals[p], o, v[p]),
+        }
+
+    paths = _and_compiled(ctx, make, ["y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
+                                      "(y * v).sum().backward()"])
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
+                          lambda p, ref: _vjp_exacts(ctx, ref, name, _weights(vs[p])))
+
+
+def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    tangents = _tangents(ctx, check, index, 0)
+    tensors = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
+    names = list(ctx.outputs)
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        weight = _tangent_weights(tangents[p])
+        return [combine([(weight[var], d) for var, d in row], ref.u) for n in names for row in ref.firsts(n)]
+
+    paths = {"torch.func.jvp": lambda p: autodiff.jvp_func(ctx.function, ctx.primals[p], tensors[p]),
+             "forward_ad.make_dual": lambda p: autodiff.jvp_forward_ad(ctx.function, ctx.primals[p], tensors[p])}
+    return _compare_paths(ctx, check, [Part(n, ctx.outputs[n].shape) for n in names], paths, expected)
+
+
+def _tangents(ctx: Prepared, check: CheckSpec, index: int, offset: int) -> list[dict[str, np.ndarray]]:
+    return [{x: _vector(ctx, check.tangent, x, ctx.shapes[x], (index, p, offset + i), "tangent")
+             for i, x in enumerate(ctx.inputs)} for p in range(len(ctx.points))]
+
+
+def _tangent_weights(tangent: dict[str, np.ndarray]) -> dict[Variable, arb]:
+    return {(x, i): arb(v) for x, t in tangent.items() for i, v in enumerate(t.ravel().tolist())}
+
+
+def check_jacobian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    return _each_output(ctx, index, check, _jacobian)
+
+
+def _jacobian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    sym = ctx.outputs[name]
+    parts = [Part(f"d{name}/d{x}", sym.shape + ctx.shapes[x]) for x in ctx.inputs]
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        zero, result = Exact(ZERO, ZERO), []
+        rows = [dict(row) for row in ref.firsts(name)]
+        for x in ctx.inputs:
+            variables = _flat_variables(ctx, x)
+            result += [rows[k].get(v, zero) for k in range(sym.size) for v in variables]
+        return result
+
+    paths = {"torch.func.jacrev": lambda p: autodiff.jacobian_rev(ctx.function, ctx.primals[p], o),
+             "torch.func.jacfwd": lambda p: autodiff.jacobian_fwd(ctx.function, ctx.primals[p], o)}
+    return _compare_paths(ctx, check, parts, paths, expected)
+
+
+def _hessian_terms(ref: PointReference, output: str, weights: list[arb]) -> dict[tuple[Variable, Variable], Exact]:
+    """The Hessian of v.y: sum_k v_k d2y_k, symmetric, only its nonzero entries."""
+    terms: dict[tuple[Variable, Variable], list[tuple[arb, Exact]]] = {}
+    for w, row in zip(weights, ref.seconds(output)):
+        for a, b, d in row:
+            terms.setdefault((a, b), []).append((w, d))
+            if a != b:
+                terms.setdefault((b, a), []).append((w, d))
+    return {key: combine(t, ref.u) for key, t in terms.items()}
+
+
+def _cotangents(ctx: Prepared, check: CheckSpec, index: int, o: int, name: str) -> list[np.ndarray]:
+    shape = ctx.outputs[name].shape
+    return [_vector(ctx, check.cotangent, name, shape, (index, p, o), "v") for p in range(len(ctx.points))]
+
+
+def check_grad2(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    return _each_output(ctx, index, check, _grad2)
+
+
+def _grad2(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    tangents = _tangents(ctx, check, index, 1000)
+    ws = [tuple(_tensor(ctx, t[x]) for x in ctx.inputs) for t in tangents]
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        return _hvp_exacts(ctx, ref, name, _weights(vs[p]), tangents[p])
+
+    f, primals = ctx.function, ctx.primals
+    paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":
+             lambda p: autodiff.grad2_double_backward(f, primals[p], o, v[p], ws[p]),
+             "torch.func.jvp(torch.func.grad(v.y), w)":
+             lambda p: autodiff.hvp_forward_over_reverse(f, primals[p], o, v[p], ws[p])}
+    return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths, expected)
+
+
+def check_hessian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in ctx.shapes.values())
+    if total > MAX_HESSIAN_ELEMENTS:
+        raise HarnessError(f"hessian of {total} input elements is over the limit of {MAX_HESSIAN_ELEMENTS};"
+                           " use grad2 (a Hessian-vector product)")
+    return _each_output(ctx, index, check, _hessian)
+
+
+def _hessian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list[Comparison]:
+    vs = _cotangents(ctx, check, index, o, name)
+    v = [_tensor(ctx, x) for x in vs]
+    parts = [Part(f"d2{name}/d{a}d{b}", ctx.shapes[a] + ctx.shapes[b]) for a in ctx.inputs for b in ctx.inputs]
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        h, zero, result = _hessian_terms(ref, name, _weights(vs[p])), Exact(ZERO, ZERO), []
+        for a in ctx.inputs:
+            for b in ctx.inputs:
+                pairs = [(va, vb) for va in _flat_variables(ctx, a) for vb in _flat_variables(ctx, b)]
+                result += [h.get(pair, zero) for pair in pairs]
+        return result
+
+    def flat(blocks: list[list[np.ndarray]]) -> list[np.ndarray]:
+        return [block for row in blocks for block in row]
+
+    f, primals = ctx.function, ctx.primals
+    paths = {"torch.func.hessian(v.y)": lambda p: flat(autodiff.hessian_func(f, primals[p], o, v[p])),
+             "autograd.grad per row (create_graph=True)":
+             lambda p: flat(autodiff.hessian_double_backward(f, primals[p], o, v[p]))}
+    return _compare_paths(ctx, check, parts, paths, expected)
+
+
+def check_multi(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    if len(ctx.outputs) < 2:
+        raise HarnessError("multi needs at least two outputs (use 'outputs:')")
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        terms: dict[Variable, list[tuple[arb, Exact]]] = {}
+        for n, sym in ctx.outputs.items():
+            for var, t in _gradient_by_input(ctx, ref, n, [arb(1)] * sym.size).items():
+                terms.setdefault(var, []).extend(t)
+        return _collect(ctx, ref, terms)
+
+    paths = {"autograd.grad([outputs], inputs)": lambda p: autodiff.multi_grad(ctx.function, ctx.primals[p])}
+    return _compare_paths(ctx, check, _input_parts(ctx, ""), paths, expected)
+
+
+# ---------------------------------------------------------------- minimize
+
+
+def check_minimize(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """A torch optimizer's trajectory, each step against the exact update from torch's own iterate,
+    the whole trajectory against its exact replay from the start, and the end against the exact
+    stationary point."""
+    if len(ctx.outputs) != 1 or next(iter(ctx.outputs.values())).size != 1:
+        raise HarnessError("minimize needs exactly one scalar output")
+    options = dict(check.options)
+    steps, name = int(options.pop("steps")), str(options.pop("optimizer"))
+    optimizer = replay.make(name, options, lambda q: arb(float(round_to_format(q, ctx.fmt))))
+    out: list[Comparison] = []
+    for point in range(len(ctx.points)):
+        trajectory = autodiff.run_optimizer(ctx.function, ctx.primals[point], 0, name, optimizer.torch_kwargs(), steps)
+        out += _trajectory_comparisons(ctx, check, optimizer, trajectory, point)
+    return out
+
+
+def _arbs(arrays: list[np.ndarray]) -> list[list[arb]]:
+    return [[arb(float(v)) for v in a.ravel()] for a in arrays]
+
+
+def _exact_gradient(ctx: Prepared, params: list[list[arb]], bits: int) -> list[list[arb]]:
+    values = {x: np.array(p, dtype=object).reshape(ctx.shapes[x]) for x, p in zip(ctx.inputs, params)}
+    ref = PointReference(ctx.outputs, values, ctx.fmt, bits, True)
+    name = next(iter(ctx.outputs))
+    grads = [[ZERO] * len(p) for p in params]
+    with precision(bits):
+        for (x, i), d in ref.firsts(name)[0]:
+            if not d.ball.is_finite():
+                at = float(params[ctx.inputs.index(x)][i])
+                raise HarnessError(f"the exact gradient is not finite at {x}[{i}] = {at!r}")
+            grads[ctx.inputs.index(x)][i] = d.ball
+    return grads
+
+
+def _step_all(ctx: Prepared, opt: replay.Optimizer, t: int, params: list[list[arb]], grads: list[list[arb]],
+              states: list[replay.State], bits: int) -> tuple[list[list[arb]], list[replay.State]]:
+    with precision(bits):
+        stepped = [replay.step(opt, t, p, g, st) for p, g, st in zip(params, grads, states)]
+    return [p for p, _ in stepped], [st for _, st in stepped]
+
+
+def _trajectory_comparisons(ctx: Prepared, check: CheckSpec, opt: replay.Optimizer, trajectory: list,
+                            point: int) -> list[Comparison]:
+    n = len(ctx.inputs)
+    one_step: dict[str, list[Piece]] = {x: [] for x in ctx.inputs}
+    replayed: dict[str, list[Piece]] = {x: [] for x in ctx.inputs}
+    exact = _arbs(trajectory[0][0])
+    exact_state: list[replay.State] = [{} for _ in range(n)]
+    drift = [np.zeros(int(np.prod(ctx.shapes[x], dtype=np.int64))) for x in ctx.inputs]
+    for t in range(1, len(trajectory)):
+        before, torch_state = trajectory[t - 1]
+        torch_params = _arbs(before)
+        states = [{k: _arbs([v[i]])[0] for k, v in torch_state.items()} for i in range(n)]
+        stepped, _ = _step_all(ctx, opt, t, torch_params, _exact_gradient(ctx, torch_params, 256), states, 256)
+        exact, exact_state = _step_all(ctx, opt, t, exact, _exact_gradient(ctx, exact, 512), exact_state, 512)
+        after = trajectory[t][0]
+        for i, x in enumerate(ctx.inputs):
+            # one step rounds the new point once and its update a dozen times (Adam's m, v, sqrt, division)
+            u = ctx.fmt.unit_roundoff
+            bound = [u * (2 * abs(float(a)) + 12 * abs(float(a) - float(b)))
+                     for a, b in zip(stepped[i], torch_params[i])]
+            one = _expected([Exact(b, arb(e)) for b, e in zip(stepped[i], bound)], ctx.shapes[x], 0)
+            label = f"step {t}"
+            one_step[x].append(Piece(t, label, after[i], one))
+            drift[i] = drift[i] + np.abs((after[i].ravel() - one.hi.ravel()) - one.lo.ravel())
+            whole = _expected([Exact(b, arb(float(e))) for b, e in zip(exact[i], drift[i])], ctx.shapes[x], 0)
+            replayed[x].append(Piece(t, label, after[i], whole))
+    tol = _tolerance(ctx, check)
+    where = f"point {point}, {opt.name}"
+    out = [summarize("minimize", f"optimizer.step() vs exact step ({where})", x, one_step[x], ctx.fmt, tol,
+                     ctx.breadcrumb) for x in ctx.inputs]
+    drift_tol = Tolerance(tol.ulps, tol.atol, model=1.0)
+    out += [summarize("minimize", f"trajectory vs exact replay ({where})", x, replayed[x], ctx.fmt, drift_tol,
+                      ctx.breadcrumb) for x in ctx.inputs]
+    return out + _final_comparisons(ctx, check, trajectory[-1][0], point, len(trajectory) - 1)
+
+
+def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray], point: int,
+                       steps: int) -> list[Comparison]:
+    """f at the last iterate (torch vs exact), and the distance to the exact stationary point."""
+    values = {x: np.array([Fraction(float(v)) for v in a.ravel()], dtype=object).reshape(ctx.shapes[x])
+              for x, a in zip(ctx.inputs, final)}
+    name = next(iter(ctx.outputs))
+    exacts, floats, ok = evaluate_certified(
+        lambda ref: ref.values(name),
+        lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
+    primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.fmt.name], device=ctx.device) for a in final)
+    torch_value = autodiff.value(ctx.function, primals)[0]
+    label = f"after step {steps}"
+    want = _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1, floats)
+    out = [summarize("minimize", f"f at the last iterate (point {point})", name,
+                     [Piece(steps, label, torch_value, want)],
+                     ctx.fmt, default_tolerance(0), ctx.breadcrumb)]
+    stationary = stationary_point(ctx.outputs[name], [a.ravel() for a in final], ctx.inputs)
+    if stationary is None:
+        return out
+    point_values, kind = stationary
+    for i, x in enumerate(ctx.inputs):
+        exact_x = [Exact(arb(str(v)) if v is not None else arb.nan(), ZERO) for v in point_values[i]]
+        piece = Piece(steps, label, final[i], _expected(exact_x, ctx.shapes[x], 0))
+        shown = ", ".join(f"{float(v):.17g}" for v in point_values[i] if v is not None)
+        out.append(summarize("minimize", f"last iterate vs exact stationary point (point {point})",
+                             f"{x} (x* = {shown}, a {kind})", [piece], ctx.fmt,
+                             Tolerance(ulps=float("inf")), ctx.breadcrumb))
+    return out
+
+
+def check_wirtinger(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """dy/dz and dy/dz-bar: torch's, recovered from backward on the complex tensors with v = 1 and
+    v = i (its convention: v * conj(dy/dz) + conj(v) * dy/dz-bar), against the exact ones."""
+    if ctx.complex_outputs is None or ctx.complex_functions is None:
+        raise HarnessError("wirtinger needs a complex dtype (complex64, complex128)")
+    return [c for name in ctx.complex_outputs for c in _wirtinger(ctx, check, name)]
+
+
+def _wirtinger(ctx: Prepared, check: CheckSpec, name: str) -> list[Comparison]:
+    out, f = ctx.complex_outputs[name], ctx.complex_functions[name]  # type: ignore[index]
+    inputs = [spec.name for spec in ctx.case.inputs]
+    shape = ctx.outputs[name if out.is_real else cx.part_names(name)[0]].shape
+    if any(spec.shape != shape for spec in ctx.case.inputs):
+        raise HarnessError("wirtinger needs every input in the output's shape (no broadcasting)")
+    labels = [f"d{name}/d{x}{bar}.{part}" for x in inputs for bar in ("", "-bar") for part in ("re", "im")]
+    parts = [Part(label, shape) for label in labels]
+    half = arb(1) / 2
+
+    def expected(p: int, ref: PointReference) -> list[Exact]:
+        u_name, w_name = (name, None) if out.is_real else cx.part_names(name)
+        rows_u = [dict(r) for r in ref.firsts(u_name)]
+        rows_w = [dict(r) for r in ref.firsts(w_name)] if w_name else [{} for _ in rows_u]
+        result: list[Exact] = []
+        for x in inputs:
+            xr, xi = cx.part_names(x)
+            blocks: list[list[Exact]] = [[], [], [], []]
+            for k, (ru, rw) in enumerate(zip(rows_u, rows_w)):
+                ux, uy = ru.get((xr, k), ZERO_EXACT), ru.get((xi, k), ZERO_EXACT)
+                wx, wy = rw.get((xr, k), ZERO_EXACT), rw.get((xi, k), ZERO_EXACT)
+                blocks[0].append(combine([(half, ux), (half, wy)], ref.u))
+                blocks[1].append(combine([(half, wx), (-half, uy)], ref.u))
+                blocks[2].append(combine([(half, ux), (-half, wy)], ref.u))
+                blocks[3].append(combine([(half, wx), (half, uy)], ref.u))
+            result += [x for block in blocks for x in block]
+        return result
+
+    def recovered(p: int) -> list[np.ndarray]:
+        zs = tuple(torch.complex(ctx.primals[p][2 * i], ctx.primals[p][2 * i + 1]).requires_grad_(True)
+                   for i in range(len(inputs)))
+        y = f(*zs)
+        ones = torch.ones_like(y)
+        g1 = torch.autograd.grad(y, zs, ones, retain_graph=True, allow_unused=True)
+        g1 = [g if g is not None else torch.zeros_like(z) for g, z in zip(g1, zs)]
+        if y.is_complex():
+            gi = torch.autograd.grad(y, zs, 1j * ones, allow_unused=True)
+            gi = [g if g is not None else torch.zeros_like(z) for g, z in zip(gi, zs)]
+            pairs = [(((a - 1j * b) / 2).conj(), (a + 1j * b) / 2) for a, b in zip(g1, gi)]
+        else:  # a real output: dy/dz-bar = grad / 2 and dy/dz its conjugate
+            pairs = [((a / 2).conj(), a / 2) for a in g1]
+        arrays = []
+        for dz, dzbar in pairs:
+            arrays += [autodiff.to_numpy(t) for t in (dz.real, dz.imag, dzbar.real, dzbar.imag)]
+        return arrays
+
+    return _compare_paths(ctx, check, parts, {"autograd.grad(y, z, v) with v = 1 and v = i": recovered}, expected)
+
+
+def check_derivative(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    """The n-th derivative of each output with respect to each input (or `input:`): repeated
+    autograd.grad with create_graph=True, and torch.func.grad nested n times."""
+    options = dict(check.options)
+    order, chosen = int(options["order"]), options.get("input")
+    if chosen is not None and chosen not in ctx.inputs:
+        raise HarnessError(f"derivative: no input {chosen!r} (inputs: {', '.join(ctx.inputs)})")
+    out = []
+    for o, name in enumerate(ctx.outputs):
+        symbols = _aligned(ctx, name)
+        if symbols is None:
+            raise HarnessError("derivative needs elementwise outputs whose inputs all have their shape")
+        for x in [chosen] if chosen is not None else ctx.inputs:
+            out += _nth_derivative(ctx, check, o, name, x, symbols.get(x), order)
+    return out
+
+
+def _nth_derivative(ctx: Prepared, check: CheckSpec, o: int, name: str, x: str, symbol: sympy.Symbol | None,
+                    order: int) -> list[Comparison]:
+    i, f, primals = ctx.inputs.index(x), ctx.function, ctx.primals
+    paths = {f"autograd.grad {order} times (create_graph=True)":
+             lambda p: autodiff.nth_derivative_backward(f, primals[p], o, i, order),
+             f"torch.func.grad nested {order} times":
+             lambda p: autodiff.nth_derivative_func(f, primals[p], o, i, order)}
+    part = Part(f"d{order} {name}/d{x}{order}", ctx.outputs[name].shape)
+    return _compare_paths(ctx, check, [part], paths, lambda p, ref: ref.nth_column(name, symbol, order))
+
+
+CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
+    "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
+    "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
+    "wirtinger": check_wirtinger, "hvp": check_grad2, "derivative": check_derivative,
+}
+
+__all__ = ["CHECKS", "ORDER"]

@@ -1,0 +1,191 @@
+"""A case made concrete in one dtype: its numbers rounded, its exact outputs built, its torch callable.
+
+`prepare(case, dtype, options, device) -> Prepared` is the one value every check works from. Real
+dtypes build the outputs from the harness's tree; complex dtypes (harness.complex) build the real
+map of their parts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from harness import autodiff
+from harness import complex as cx
+from harness.cases import COMPLEX_DTYPES, Case
+from harness.errors import HarnessError
+from harness.expr import Call, Node, Num
+from harness.numbers import FORMATS, FloatFormat, round_numbers
+from harness.reference import (
+    PointReference,
+    constant_value,
+    fold,
+)
+from harness.symbolic import SymbolicOutput, build_output
+from harness.timing import stage
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run treats cases: `allow_targets` lets `target:` import user code; `timeout` bounds
+    the seconds one case may take in one dtype (0: no limit)."""
+
+    allow_targets: bool = False
+    timeout: float = 300.0
+    memory_mb: float = 0.0  # extra address space one case may take (0: no limit)
+    device: str | None = None  # run every case on this device instead of its own
+    compile: str | None = None  # run every case also through torch.compile with this backend
+
+
+@dataclass(eq=False)
+class Prepared:
+    """A case made concrete in one dtype: rounded values, exact outputs, the torch callable."""
+
+    case: Case
+    dtype: str
+    fmt: FloatFormat
+    outputs: dict[str, SymbolicOutput]
+    function: autodiff.Function
+    shapes: dict[str, tuple[int, ...]]
+    points: list[dict[str, np.ndarray]]  # exact rounded values (Fractions) per input
+    primals: list[tuple[torch.Tensor, ...]]
+    device: str = "cpu"
+    compiled: autodiff.Function | None = None  # the same function through torch.compile
+    backend: str | None = None
+    complex_outputs: dict[str, cx.ComplexOutput] | None = None  # complex cases: outputs before the split
+    complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
+    _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
+
+    @property
+    def breadcrumb(self) -> str:
+        where = "" if self.device == "cpu" else f" on {self.device}"
+        return f"{self.case.name} [{self.dtype}{where}]"
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.shapes)
+
+    def reference(self, point: int, bits: int, final: bool) -> PointReference:
+        key = (point, bits)
+        if key not in self._references:
+            conventions = {op: dict(orders) for op, orders in self.case.conventions}
+            self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final,
+                                                   conventions)
+        return self._references[key]
+
+
+def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Prepared:
+    if device != "cpu" and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r} is not available here (torch.cuda.is_available() is False)")
+    if dtype in COMPLEX_DTYPES:
+        return _prepare_complex(case, dtype, options, device)
+    fmt = FORMATS[dtype]
+    with stage("parse"):  # the case's numbers, rounded to the dtype
+        constants: dict[str, Fraction] = {}
+        for name, tree in case.constants:
+            constants[name] = constant_value(tree, fmt, constants)
+        shapes = {spec.name: spec.shape for spec in case.inputs}
+        trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
+        points = _points(case, fmt)
+    with stage("symbolic"):
+        outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
+    with stage("torch"):
+        function = _torch_function(case, trees, options)
+        torch_dtype = autodiff.DTYPES[dtype]
+        primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
+                   for point in points]
+        backend = options.compile or case.compile
+        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend)
+
+
+def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> Prepared:
+    """A complex case as the real map of its parts (harness.complex): inputs x.re, x.im, ...;
+    outputs y.re, y.im (or y when real); the torch function runs on complex tensors."""
+    fmt = FORMATS[COMPLEX_DTYPES[dtype]]
+    inputs = [spec.name for spec in case.inputs]
+    with stage("parse"):
+        trees = {name: _fold_numbers(tree, fmt) for name, tree in case.outputs}
+        shapes = {part: spec.shape for spec in case.inputs for part in cx.part_names(spec.name)}
+        points = []
+        for p in range(case.n_points):
+            point = {}
+            for spec in case.inputs:
+                re_name, im_name = cx.part_names(spec.name)
+                pick = p if len(spec.points) > 1 else 0
+                point[re_name] = rounded(spec.points[pick], fmt).reshape(spec.shape)
+                point[im_name] = rounded(spec.imag[pick], fmt).reshape(spec.shape)
+            points.append(point)
+    with stage("symbolic"):
+        complex_outputs = {name: cx.build(name, tree, inputs) for name, tree in trees.items()}
+        outputs: dict[str, SymbolicOutput] = {}
+        for out in complex_outputs.values():
+            outputs.update(cx.real_outputs(out, shapes))
+    with stage("torch"):
+        if case.target is not None:
+            if len(trees) != 1:
+                raise HarnessError("a complex case with a target has one output")
+            target = _torch_function(case, trees, options)
+            functions = {next(iter(trees)): lambda *zs: target(*zs)[0]}
+        else:
+            functions = {name: cx.complex_function(tree, inputs) for name, tree in trees.items()}
+        function = cx.real_map(functions, inputs, {n: o.is_real for n, o in complex_outputs.items()})
+        torch_dtype = autodiff.DTYPES[fmt.name]
+        primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
+                   for point in points]
+        backend = options.compile or case.compile
+        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
+                    complex_outputs, functions)
+
+
+def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
+    """Numbers rounded to the parts' format, as torch receives them."""
+    if isinstance(node, Num):
+        return Num(constant_value(node, fmt))
+    if isinstance(node, Call):
+        return Call(node.op, tuple(_fold_numbers(a, fmt) for a in node.args), node.keywords)
+    return node
+
+
+def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
+    inputs = [spec.name for spec in case.inputs]
+    if case.target is None:
+        return autodiff.build_function(trees, inputs)
+    if not options.allow_targets:
+        raise HarnessError(f"case uses target {case.target!r}: imports of user code need --allow-target")
+    module_name, attr = case.target.split(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise HarnessError(f"cannot import target {case.target!r}: {exc}") from None
+    return autodiff.wrap_target(target, len(trees))
+
+
+def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
+    """Each point's inputs rounded to the dtype, as float64 arrays (every dtype's values are doubles)."""
+    n = case.n_points
+    points = []
+    for p in range(n):
+        point = {}
+        for spec in case.inputs:
+            nodes = spec.points[p if len(spec.points) > 1 else 0]
+            point[spec.name] = rounded(nodes, fmt).reshape(spec.shape)
+        points.append(point)
+    return points
+
+
+def rounded(nodes: Sequence[Node], fmt: FloatFormat) -> np.ndarray:
+    if all(isinstance(node, Num) for node in nodes):  # sampled inputs: numbers, mostly doubles already
+        values = round_numbers([node.value for node in nodes], fmt)  # type: ignore[attr-defined]
+        if np.isfinite(values).all():
+            return values
+    return np.array([float(constant_value(node, fmt)) for node in nodes], dtype=np.float64)
