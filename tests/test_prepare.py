@@ -1,0 +1,59 @@
+"""Preparing a case: targets need permission, devices, torch.compile."""
+
+import shutil
+
+import pytest
+
+
+def statuses(results):
+    return [r.status for r in results]
+
+
+def test_targets_need_permission(run_case):
+    text = """
+        name: t
+        inputs: {x: 0.5}
+        expr: sin(x)
+        target: meta_functions:sin_correct
+        checks: [value]
+    """
+    (refused,) = run_case(text, allow_targets=False)
+    assert refused.status == "error" and "--allow-target" in refused.message
+    assert statuses(run_case(text)) == ["pass"]
+
+def test_a_cuda_case_without_a_gpu_is_a_clear_error(run_case):
+    import torch
+
+    results = run_case("""
+        name: on-gpu
+        inputs: {x: 0.5}
+        expr: exp(x)
+        checks: [value, grad]
+        device: [cpu, cuda]
+    """)
+    assert [(r.device, r.status) for r in results][0] == ("cpu", "pass")
+    if not torch.cuda.is_available():
+        assert results[1].status == "error" and "device 'cuda' is not available here" in results[1].message
+    else:
+        assert results[1].status == "pass"
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor needs a C++ compiler")
+def test_compile_true_uses_inductor(run_case):
+    (result,) = run_case("""
+        name: c
+        inputs: {x: {shape: [8], sample: {uniform: [-2, 2]}}}
+        expr: tanh(x) * exp(x)
+        checks: [value, vjp]
+        compile: true
+    """)
+    assert result.status == "pass", result.message
+    assert any("[torch.compile inductor]" in c.path for c in result.comparisons)
+
+def test_the_command_line_compiles_every_case(tmp_path):
+    from harness.cli import main
+
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x) * sin(x)\nchecks: [value, grad]\n")
+    assert main(["run", str(case), "--compile", "aot_eager", "--no-cache", "--reports", str(tmp_path / "r")]) == 0
+    report = (tmp_path / "r" / "report.json").read_text()
+    assert "y.backward() -> .grad [torch.compile aot_eager]" in report
