@@ -393,6 +393,11 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
         rest = parts[1:]
         return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
+    if cls in (sympy.Heaviside, sympy.DiracDelta):  # from |w| and sign(w) of real parts
+        step, inner = cls is sympy.Heaviside, parts[0]
+        at_zero = parts[1] if step and len(parts) > 1 else None
+        return lambda b: [_step(x, at_zero(b)[k] if at_zero else None) if step else _delta(x)
+                          for k, x in enumerate(inner(b))]
     if cls in (sympy.sin, sympy.cos):  # one Arb call gives both: sin' = cos
         pick, (inner,) = int(cls is sympy.cos), parts
         return lambda b: [pair[pick] for pair in _sin_cos(b, inner)]
@@ -406,6 +411,20 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         fnn = _NARY[cls]
         return lambda b: [fnn(list(t)) for t in zip(*(p(b) for p in parts))]
     raise HarnessError(f"the reference cannot evaluate {cls.__name__} (in {expr})")
+
+
+def _step(x: arb, at_zero: arb | None) -> arb:
+    """Heaviside: 0 below 0, 1 above, SymPy's H0 (1/2) at 0."""
+    if x > 0 or x < 0:
+        return arb(int(bool(x > 0)))
+    if x.is_exact():
+        return at_zero if at_zero is not None else arb(1) / 2
+    return arb.union(ZERO, arb(1))
+
+
+def _delta(x: arb) -> arb:
+    """DiracDelta (and its derivatives): 0 away from 0, not a number at 0."""
+    return ZERO if x > 0 or x < 0 else arb.nan()
 
 
 def _sin_cos(b: Batch, inner: BatchForm) -> list[tuple[arb, arb]]:
@@ -992,6 +1011,8 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
         constant = closed(expr, symbols)
         return lambda b: (_abs(constant(b)), {}, {})
+    if isinstance(expr, sympy.Piecewise):
+        return _memo(_jet_piecewise(expr, symbols, fmt))
     parts = [compile_jets(arg, symbols, fmt) for arg in expr.args]
     values = [_values(compile_modelled(arg, symbols, fmt)) for arg in expr.args]
     if expr.is_Add:
@@ -1041,6 +1062,26 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
             return _gather(b, groups, parts.__getitem__)
         return _memo(extreme)
     return _memo(_jet_function(expr, parts, values))
+
+
+def _jet_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> JetFn:
+    """Each member takes the jets of its branch: the first whose condition holds or is undecided."""
+    branches = [compile_jets(e, symbols, fmt) for e, _ in expr.args]
+    decisions = [_relation(c, symbols) for _, c in expr.args]
+
+    def piecewise(b: Batch) -> Jet:
+        chosen = [None] * b.n
+        for i, decide in enumerate(decisions):
+            for k, d in enumerate(decide(b)):
+                if chosen[k] is None and d is not False:
+                    chosen[k] = i
+        groups: dict[object, list[int]] = {}
+        for k, i in enumerate(chosen):
+            if i is not None:
+                groups.setdefault(i, []).append(k)
+        return _gather(b, groups, branches.__getitem__)
+
+    return piecewise
 
 
 def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:

@@ -1,10 +1,12 @@
 """Complex inputs: a complex case checked as the real map of real and imaginary parts.
 
 A complex input z stands for two real inputs, z.re and z.im; a complex output y for two real
-outputs, y.re and y.im (one, y, when the output is real: abs, angle). SymPy builds the output with
-z = x + i*y over real symbols and splits it (log z = log|z| + i*atan2(y, x), principal branches
-as torch's), so the exact reference, derivatives, error model and every check of the real
-pipeline apply unchanged.
+outputs, y.re and y.im (one, y, when the output is real: abs, angle). The parts are built op by op
+as real SymPy expressions of the parts' symbols (log w = log|w| + i*atan2(im w, re w): principal
+branches, as torch's), following torch's types: abs, angle, real and imag give real tensors, and
+on real tensors log, sqrt and non-integer powers are the real functions (nan below 0, not
+complex). So the exact reference, derivatives, error model and every check of the real pipeline
+apply unchanged.
 
 The torch side runs the complex expression on complex tensors: f(z.re, z.im) = (real(y),
 imag(y)) with z = torch.complex(z.re, z.im). Autograd through that map is exactly torch's
@@ -37,46 +39,82 @@ from harness.symbolic import SymbolicOutput, Term
 IMAG_UNIT = sympy.I
 
 
+Parts = tuple[sympy.Expr, sympy.Expr]  # (real part, imaginary part), real expressions
+
+
+def _mul(w: Parts, v: Parts) -> Parts:
+    (a, b), (c, d) = w, v
+    return a * c - b * d, a * d + b * c
+
+
+def _div(w: Parts, v: Parts) -> Parts:
+    (a, b), (c, d) = w, v
+    size = c**2 + d**2
+    return (a * c + b * d) / size, (b * c - a * d) / size
+
+
+def _modulus(w: Parts) -> sympy.Expr:
+    return sympy.sqrt(w[0] ** 2 + w[1] ** 2)
+
+
+def _exp(w: Parts) -> Parts:
+    a, b = w
+    return sympy.exp(a) * sympy.cos(b), sympy.exp(a) * sympy.sin(b)
+
+
+def _log(w: Parts) -> Parts:  # the principal branch: the argument in (-pi, pi]
+    return sympy.log(_modulus(w)), sympy.atan2(w[1], w[0])
+
+
+def _sqrt(w: Parts) -> Parts:
+    r, theta = _modulus(w), sympy.atan2(w[1], w[0])
+    return sympy.sqrt(r) * sympy.cos(theta / 2), sympy.sqrt(r) * sympy.sin(theta / 2)
+
+
+def _pow(w: Parts, v: Parts, exponent: Node) -> Parts:
+    if isinstance(exponent, Num) and exponent.value.denominator == 1:  # an integer power: products
+        n = int(exponent.value)
+        power: Parts = (sympy.S.One, sympy.S.Zero)
+        for _ in range(abs(n)):
+            power = _mul(power, w)
+        return _div((sympy.S.One, sympy.S.Zero), power) if n < 0 else power
+    return _exp(_mul(v, _log(w)))  # the principal branch, as torch.pow
+
+
 @dataclass(frozen=True)
 class ComplexOp:
+    """An op on complex tensors: torch's function, and its real and imaginary parts from its
+    arguments' (the principal branch where there is a choice)."""
+
     name: str
     arity: int
     torch: Callable[..., torch.Tensor]
-    exact: Callable[..., sympy.Expr]
-
-
-def _angle(a: sympy.Expr) -> sympy.Expr:
-    return sympy.arg(a)
-
-
-def _pow(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-    if b.is_Integer:
-        return a**b
-    return sympy.exp(b * sympy.log(a))  # the principal branch, as torch.pow
+    parts: Callable[..., Parts]
 
 
 _OPS = [
-    ComplexOp("add", 2, torch.add, lambda a, b: a + b),
-    ComplexOp("sub", 2, torch.sub, lambda a, b: a - b),
-    ComplexOp("mul", 2, torch.mul, lambda a, b: a * b),
-    ComplexOp("div", 2, torch.div, lambda a, b: a / b),
-    ComplexOp("neg", 1, torch.neg, lambda a: -a),
+    ComplexOp("add", 2, torch.add, lambda w, v: (w[0] + v[0], w[1] + v[1])),
+    ComplexOp("sub", 2, torch.sub, lambda w, v: (w[0] - v[0], w[1] - v[1])),
+    ComplexOp("mul", 2, torch.mul, _mul),
+    ComplexOp("div", 2, torch.div, _div),
+    ComplexOp("neg", 1, torch.neg, lambda w: (-w[0], -w[1])),
     ComplexOp("pow", 2, torch.pow, _pow),
-    ComplexOp("square", 1, torch.square, lambda a: a**2),
-    ComplexOp("reciprocal", 1, torch.reciprocal, lambda a: 1 / a),
-    ComplexOp("exp", 1, torch.exp, sympy.exp),
-    ComplexOp("log", 1, torch.log, sympy.log),
-    ComplexOp("sqrt", 1, torch.sqrt, sympy.sqrt),
-    ComplexOp("sin", 1, torch.sin, sympy.sin),
-    ComplexOp("cos", 1, torch.cos, sympy.cos),
-    ComplexOp("abs", 1, torch.abs, sympy.Abs),
-    ComplexOp("angle", 1, torch.angle, _angle),
-    ComplexOp("sgn", 1, torch.sgn, lambda a: a / sympy.Abs(a)),
-    ComplexOp("conj", 1, torch.conj, sympy.conjugate),
-    ComplexOp("real", 1, torch.real, sympy.re),
-    ComplexOp("imag", 1, torch.imag, sympy.im),
+    ComplexOp("square", 1, torch.square, lambda w: _mul(w, w)),
+    ComplexOp("reciprocal", 1, torch.reciprocal, lambda w: _div((sympy.S.One, sympy.S.Zero), w)),
+    ComplexOp("exp", 1, torch.exp, _exp),
+    ComplexOp("log", 1, torch.log, _log),
+    ComplexOp("sqrt", 1, torch.sqrt, _sqrt),
+    ComplexOp("sin", 1, torch.sin, lambda w: (sympy.sin(w[0]) * sympy.cosh(w[1]), sympy.cos(w[0]) * sympy.sinh(w[1]))),
+    ComplexOp("cos", 1, torch.cos, lambda w: (sympy.cos(w[0]) * sympy.cosh(w[1]), -sympy.sin(w[0]) * sympy.sinh(w[1]))),
+    ComplexOp("abs", 1, torch.abs, lambda w: (_modulus(w), sympy.S.Zero)),
+    ComplexOp("angle", 1, torch.angle, lambda w: (sympy.atan2(w[1], w[0]), sympy.S.Zero)),
+    ComplexOp("sgn", 1, torch.sgn, lambda w: (w[0] / _modulus(w), w[1] / _modulus(w))),
+    ComplexOp("conj", 1, torch.conj, lambda w: (w[0], -w[1])),
+    ComplexOp("real", 1, torch.real, lambda w: (w[0], sympy.S.Zero)),
+    ComplexOp("imag", 1, torch.imag, lambda w: (w[1], sympy.S.Zero)),
 ]
 OPS: dict[str, ComplexOp] = {op.name: op for op in _OPS}
+REAL_RESULTS = {"abs", "angle", "real", "imag"}  # torch returns a real tensor
 
 
 def part_names(name: str) -> tuple[str, str]:
@@ -85,95 +123,68 @@ def part_names(name: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- exact
 
+# A subexpression is a complex tensor in torch, a real one (abs, angle, real, imag, and what is
+# computed from real ones alone), or a Python number. On a real tensor torch applies the real
+# functions: log and sqrt of a negative number are nan, not complex; so are non-integer powers.
+COMPLEX, REAL, NUMBER = "complex", "real", "number"
 
-def _expression(node: Node, env: dict[str, sympy.Expr]) -> sympy.Expr:
+
+def _real_semantics(name: str, args: list[Parts], nodes: tuple[Node, ...]) -> Parts | None:
+    r = args[0][0]
+    if name == "log":
+        return sympy.Piecewise((sympy.log(r), r > 0), (sympy.nan, True)), sympy.S.Zero
+    if name == "sqrt":
+        return sympy.Piecewise((sympy.sqrt(r), r >= 0), (sympy.nan, True)), sympy.S.Zero
+    if name == "pow" and not (isinstance(nodes[1], Num) and nodes[1].value.denominator == 1):
+        return sympy.Piecewise((r ** args[1][0], r >= 0), (sympy.nan, True)), sympy.S.Zero
+    return None
+
+
+def _build(node: Node, env: dict[str, Parts]) -> tuple[Parts, str]:
     if isinstance(node, Num):
-        return sympy.Rational(node.value.numerator, node.value.denominator)
+        return (sympy.Rational(node.value.numerator, node.value.denominator), sympy.S.Zero), NUMBER
     if isinstance(node, Name):
-        return env[node.id]
-    if isinstance(node, Call) and node.op in OPS:
-        op = OPS[node.op]
-        if len(node.args) != op.arity:
-            raise HarnessError(f"{node.op}() takes {op.arity} argument(s), got {len(node.args)}")
-        return op.exact(*(_expression(a, env) for a in node.args))
-    raise HarnessError(f"{getattr(node, 'op', node)!r} is not supported on complex inputs")
+        return env[node.id], COMPLEX
+    if not isinstance(node, Call) or node.op not in OPS:
+        raise HarnessError(f"{getattr(node, 'op', node)!r} is not supported on complex inputs")
+    op = OPS[node.op]
+    if len(node.args) != op.arity:
+        raise HarnessError(f"{node.op}() takes {op.arity} argument(s), got {len(node.args)}")
+    built = [_build(a, env) for a in node.args]
+    args, kinds = [b[0] for b in built], {b[1] for b in built}
+    # a Python number takes the other operand's type; numbers alone become complex tensors here
+    kind = REAL if node.op in REAL_RESULTS or kinds in ({REAL}, {REAL, NUMBER}) else COMPLEX
+    if kind == REAL and node.op not in REAL_RESULTS:
+        real = _real_semantics(node.op, args, node.args)
+        if real is not None:
+            return real, REAL
+    if node.op == "pow":
+        return _pow(args[0], args[1], node.args[1]), kind
+    return op.parts(*args), kind
 
 
 @dataclass(frozen=True)
 class ComplexOutput:
-    """The exact output as a complex expression, and its real and imaginary parts."""
+    """One output: its real and imaginary parts over the inputs' real and imaginary symbols."""
 
     name: str
-    value: sympy.Expr
     parts: tuple[sympy.Expr, sympy.Expr]
     symbols: dict[str, tuple[sympy.Symbol, sympy.Symbol]]  # input -> (re, im) symbols
+    real: bool  # torch returns a real tensor
+
+    @property
+    def value(self) -> sympy.Expr:
+        return self.parts[0] + IMAG_UNIT * self.parts[1]
 
     @property
     def is_real(self) -> bool:
-        return self.parts[1] == 0
+        return self.real or self.parts[1] == 0
 
 
 def build(name: str, tree: Node, inputs: list[str]) -> ComplexOutput:
     symbols = {x: tuple(sympy.Symbol(p, real=True) for p in part_names(x)) for x in inputs}
-    env = {x: re + IMAG_UNIT * im for x, (re, im) in symbols.items()}
-    value = _expression(tree, env)
-    re, im = split(value)
-    return ComplexOutput(name, value, (re, im), symbols)  # type: ignore[arg-type]
-
-
-Parts = tuple[sympy.Expr, sympy.Expr]
-
-
-def split(e: sympy.Expr) -> Parts:
-    """(re e, im e) as real expressions of the real symbols; principal branches (as torch's)."""
-    if e == IMAG_UNIT:
-        return sympy.S.Zero, sympy.S.One
-    if e.is_Symbol or e.is_Number or e.is_NumberSymbol:
-        return e.as_real_imag() if e.is_Number else (e, sympy.S.Zero)
-    if e.is_Add:
-        parts = [split(a) for a in e.args]
-        return sympy.Add(*(p[0] for p in parts)), sympy.Add(*(p[1] for p in parts))
-    if e.is_Mul:
-        re, im = split(e.args[0])
-        for factor in e.args[1:]:
-            c, d = split(factor)
-            re, im = re * c - im * d, re * d + im * c
-        return sympy.expand(re), sympy.expand(im)
-    if e.is_Pow:
-        (a, b), n = split(e.base), e.exp
-        if n.is_Integer:
-            power: Parts = (sympy.S.One, sympy.S.Zero)
-            for _ in range(abs(int(n))):
-                power = (power[0] * a - power[1] * b, power[0] * b + power[1] * a)
-            if n < 0:  # 1/(c + i d) = (c - i d)/(c^2 + d^2)
-                size = power[0] ** 2 + power[1] ** 2
-                power = (power[0] / size, -power[1] / size)
-            return sympy.expand(power[0]), sympy.expand(power[1])
-        if b == 0 and a.is_nonnegative:
-            return a**n, sympy.S.Zero
-        r, theta = sympy.sqrt(a**2 + b**2), sympy.atan2(b, a)
-        return r**n * sympy.cos(n * theta), r**n * sympy.sin(n * theta)
-    if len(e.args) != 1 and not isinstance(e, sympy.atan2):
-        raise HarnessError(f"cannot split {e} into real and imaginary parts")
-    if isinstance(e, sympy.atan2):
-        return e, sympy.S.Zero  # of real parts already
-    a, b = split(e.args[0])
-    table: dict[type, Callable[[], Parts]] = {
-        sympy.exp: lambda: (sympy.exp(a) * sympy.cos(b), sympy.exp(a) * sympy.sin(b)),
-        sympy.log: lambda: (sympy.log(sympy.sqrt(a**2 + b**2)), sympy.atan2(b, a)),
-        sympy.sin: lambda: (sympy.sin(a) * sympy.cosh(b), sympy.cos(a) * sympy.sinh(b)),
-        sympy.cos: lambda: (sympy.cos(a) * sympy.cosh(b), -sympy.sin(a) * sympy.sinh(b)),
-        sympy.Abs: lambda: (sympy.sqrt(a**2 + b**2), sympy.S.Zero),
-        sympy.conjugate: lambda: (a, -b),
-        sympy.re: lambda: (a, sympy.S.Zero),
-        sympy.im: lambda: (b, sympy.S.Zero),
-        sympy.arg: lambda: (sympy.atan2(b, a), sympy.S.Zero),
-    }
-    if type(e) not in table:
-        raise HarnessError(f"cannot split {e} into real and imaginary parts")
-    if b == 0 and type(e) not in (sympy.log, sympy.arg):  # a real function of a real argument
-        return (e.func(a), sympy.S.Zero) if type(e) is not sympy.conjugate else (a, sympy.S.Zero)
-    return table[type(e)]()
+    (re, im), kind = _build(tree, {x: pair for x, pair in symbols.items()})  # type: ignore[misc]
+    return ComplexOutput(name, (re, im), symbols, kind == REAL)  # type: ignore[arg-type]
 
 
 def real_outputs(out: ComplexOutput, shapes: dict[str, tuple[int, ...]]) -> dict[str, SymbolicOutput]:

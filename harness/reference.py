@@ -322,13 +322,18 @@ class PointReference:
     def _derivative(self, group: Group, expr: sympy.Expr, values: list[Exact], magnitudes: list[arb] | None,
                     factor: arb) -> list[Exact]:
         """A partial derivative at each member: undefined where the function is (the 0*expr pitfall),
-        its bound floored by the magnitudes of the terms torch's chain rule adds."""
+        its bound floored by the magnitudes of the terms torch's chain rule adds. Where the function
+        is not finite yet below the last precision, the derivative is not certified either (a nan
+        ball), so the point goes on to the precision that decides whether it is defined."""
         fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
             found, bounds, kinks = fn(group.batch)
             out = []
             for pos, (v, e) in enumerate(zip(found, bounds)):
-                undefined = (self.final and not v.is_finite()) or values[group.members[pos]].undefined
+                value = values[group.members[pos]]
+                if not self.final and not value.ball.is_finite():
+                    v = arb.nan()
+                undefined = (self.final and not v.is_finite()) or value.undefined
                 if magnitudes is not None and magnitudes[pos].is_finite() and e.is_finite():
                     e = arb.max(e, factor * magnitudes[pos])
                 out.append(Exact(v, e, bool(kinks and kinks[pos]), undefined))

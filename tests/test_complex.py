@@ -104,3 +104,19 @@ def test_show_prints_parts_wirtinger_derivatives_and_holomorphy():
     text = show_case(case)
     assert "re = exp(z.re)*cos(z.im)" in text and "dy/dz-bar = 0" in text
     assert "holomorphic (Cauchy-Riemann holds)" in text and "[complex128] pass" in text
+
+
+def test_real_tensors_follow_real_semantics(run_case):
+    # abs, real and imag give real tensors in torch: log, sqrt and non-integer powers of a negative
+    # one are nan there (undefined), not the complex principal values
+    (result,) = run_case("""
+        name: c
+        inputs: {z: {points: [{re: 1, im: 2}, {re: 3, im: 4}]}}
+        outputs: {s: sqrt(abs(z) - 3), l: log(real(z) - 2), p: "pow(imag(z) - 3, 0.5)", q: sqrt(z * conj(z) - 9)}
+        checks: [value, vjp, grad2]
+        dtype: complex128
+    """)
+    assert result.status == "undefined", result.message
+    assert not any(c.status in ("fail", "error") for c in result.comparisons)
+    undefined = {c.part for c in result.comparisons if c.status == "undefined" and c.check == "value"}
+    assert {"s", "l", "p"} <= undefined  # at z = 1 + 2i (and q: z * conj(z) is complex in torch: no nan)
