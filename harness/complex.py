@@ -109,7 +109,7 @@ _OPS = [
     ComplexOp("abs", 1, torch.abs, lambda w: (_modulus(w), sympy.S.Zero)),
     ComplexOp("angle", 1, torch.angle, lambda w: (sympy.atan2(w[1], w[0]), sympy.S.Zero)),
     ComplexOp("sgn", 1, torch.sgn, lambda w: (w[0] / _modulus(w), w[1] / _modulus(w))),
-    ComplexOp("conj", 1, torch.conj, lambda w: (w[0], -w[1])),
+    ComplexOp("conj", 1, torch.conj_physical, lambda w: (w[0], -w[1])),  # a lazy conj view breaks vmap
     ComplexOp("real", 1, torch.real, lambda w: (w[0], sympy.S.Zero)),
     ComplexOp("imag", 1, torch.imag, lambda w: (w[1], sympy.S.Zero)),
 ]
@@ -165,12 +165,15 @@ def _build(node: Node, env: dict[str, Parts]) -> tuple[Parts, str]:
 
 @dataclass(frozen=True)
 class ComplexOutput:
-    """One output: its real and imaginary parts over the inputs' real and imaginary symbols."""
+    """One output: its real and imaginary parts over the inputs' real and imaginary symbols, and the
+    same parts unevaluated (the terms torch computes, for the error model: z/z is 1 to SymPy, but
+    (x*x + y*y)/(x*x + y*y) in floating point)."""
 
     name: str
     parts: tuple[sympy.Expr, sympy.Expr]
     symbols: dict[str, tuple[sympy.Symbol, sympy.Symbol]]  # input -> (re, im) symbols
     real: bool  # torch returns a real tensor
+    trees: tuple[sympy.Expr, sympy.Expr] | None = None
 
     @property
     def value(self) -> sympy.Expr:
@@ -183,8 +186,11 @@ class ComplexOutput:
 
 def build(name: str, tree: Node, inputs: list[str]) -> ComplexOutput:
     symbols = {x: tuple(sympy.Symbol(p, real=True) for p in part_names(x)) for x in inputs}
-    (re, im), kind = _build(tree, {x: pair for x, pair in symbols.items()})  # type: ignore[misc]
-    return ComplexOutput(name, (re, im), symbols, kind == REAL)  # type: ignore[arg-type]
+    env = {x: pair for x, pair in symbols.items()}
+    (re, im), kind = _build(tree, env)  # type: ignore[arg-type]
+    with sympy.evaluate(False):
+        trees, _ = _build(tree, env)  # type: ignore[arg-type]
+    return ComplexOutput(name, (re, im), symbols, kind == REAL, trees)  # type: ignore[arg-type]
 
 
 def real_outputs(out: ComplexOutput, shapes: dict[str, tuple[int, ...]]) -> dict[str, SymbolicOutput]:
@@ -194,8 +200,9 @@ def real_outputs(out: ComplexOutput, shapes: dict[str, tuple[int, ...]]) -> dict
     input_shapes = {name: shapes[name] for name in symbols.values()}
     shape = tuple(np.broadcast_shapes(*input_shapes.values())) if input_shapes else ()
     names = (out.name,) if out.is_real else part_names(out.name)
-    return {n: SymbolicOutput(n, shape, True, input_shapes, symbols, (Term(e, e),))  # type: ignore[arg-type]
-            for n, e in zip(names, out.parts)}
+    trees = out.trees or out.parts
+    return {n: SymbolicOutput(n, shape, True, input_shapes, symbols, (Term(t, e),))  # type: ignore[arg-type]
+            for n, t, e in zip(names, trees, out.parts)}
 
 
 def wirtinger(out: ComplexOutput, x: str) -> tuple[sympy.Expr, sympy.Expr]:

@@ -120,3 +120,16 @@ def test_real_tensors_follow_real_semantics(run_case):
     assert not any(c.status in ("fail", "error") for c in result.comparisons)
     undefined = {c.part for c in result.comparisons if c.status == "undefined" and c.check == "value"}
     assert {"s", "l", "p"} <= undefined  # at z = 1 + 2i (and q: z * conj(z) is complex in torch: no nan)
+
+
+def test_cancelling_terms_and_conjugate_views(run_case):
+    # z/z is 1 to SymPy but (x*x + y*y)/(x*x + y*y) to torch: the unevaluated parts give the floor;
+    # imag(conj(z / w)) needs a physical conjugate for torch.func.vmap
+    (result,) = run_case("""
+        name: c
+        inputs: {z: {shape: [8], sample: {uniform: [-2, 2]}}, w: {shape: [8], sample: {uniform: [-2, 2]}}}
+        outputs: {a: "reciprocal(2 / w + z / z)", b: imag(conj(z / w))}
+        checks: [value, vjp, wirtinger]
+        dtype: [complex128]
+    """)
+    assert result.status == "pass", result.message
