@@ -58,8 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument("--max-examples", type=int, default=100)
     fz.add_argument("--ops", help="comma-separated ops (default: the accurate elementwise set)")
-    fz.add_argument("--dtype", action="append", choices=["float64", "float32", "float16", "bfloat16"],
-                    help="repeatable (default float32 and float64)")
+    fz.add_argument("--dtype", action="append",
+                    choices=["float64", "float32", "float16", "bfloat16", "complex64", "complex128"],
+                    help="repeatable (default float32 and float64; complex ones draw complex expressions)")
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")

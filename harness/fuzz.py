@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from harness.cases import Case
+from harness.errors import HarnessError
 from harness.report import write_atomic
 from harness.results import CaseResult
 from harness.run import Options, check_case
-from harness.strategies import CHECKS, case_yaml, cases
+from harness.strategies import CHECKS, COMPLEX_CHECKS, case_yaml, cases, complex_cases
 
 
 class Falsified(AssertionError):
@@ -51,8 +52,16 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
     """Run one campaign; on a failure, shrink it and save the minimal case under `save`."""
     report = FuzzReport()
     last: dict[str, object] = {}
-    strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
-                     min_value=min_value, max_value=max_value, edge_probability=edge_probability)
+    from harness.cases import COMPLEX_DTYPES
+
+    if any(d in COMPLEX_DTYPES for d in dtypes):  # complex expressions over complex inputs
+        if not all(d in COMPLEX_DTYPES for d in dtypes):
+            raise HarnessError("fuzz either complex dtypes (complex64, complex128) or real ones, not both")
+        strategy = complex_cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes,
+                                 checks=COMPLEX_CHECKS if tuple(checks) == CHECKS else checks)
+    else:
+        strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
+                         min_value=min_value, max_value=max_value, edge_probability=edge_probability)
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
@@ -87,14 +96,20 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
 
 def save_case(case: Case, folder: Path, seed: int) -> Path:
     """Write the (shrunk) case as a file that `harness run` replays."""
+    from harness.cases import COMPLEX_ONLY
     from harness.expr import parse
     from harness.ops import OPS
 
     (name, text), = case.sources
     spec = case.inputs
     names = {i.name for i in spec}
-    expr = parse(text, ops=set(OPS), names=names)
-    points = [{i.name: float(i.points[p][0].value) for i in spec} for p in range(case.n_points)]  # type: ignore[union-attr]
+    expr = parse(text, ops=set(OPS) | COMPLEX_ONLY, names=names)
+
+    def value(i: object, p: int) -> float | complex:
+        re = float(i.points[p][0].value)  # type: ignore[attr-defined]
+        return complex(re, float(i.imag[p][0].value)) if i.imag else re  # type: ignore[attr-defined]
+
+    points = [{i.name: value(i, p) for i in spec} for p in range(case.n_points)]
     stem = f"fuzz-seed{seed}-{abs(hash((text, tuple(map(tuple, (sorted(p.items()) for p in points)))))) % 10**8:08d}"
     checks = [c.kind for c in case.checks]
     body = case_yaml(stem, expr, points, dtype=case.dtypes[0], checks=checks,

@@ -293,8 +293,26 @@ class PointReference:
                 symbols = tuple(group.symbols[i] for i in at)
                 if symbols not in columns:
                     columns[symbols] = [self._floored(ZERO_EXACT, m, factor) if m != 0 else None for m in column]
+            self._poison_zeros(group, values, columns, order)
             group.columns[key] = columns
         return group.columns[key]
+
+    def _poison_zeros(self, group: Group, values: list[Exact], columns: dict, order: int) -> None:
+        """A partial that is 0 as an expression (y / (x - x) in x) is still undefined where the
+        function is: such members get an undefined 0 (not certified below the last precision), in
+        place of nothing or of the floor of the terms that cancelled."""
+        broken = [not values[k].ball.is_finite() for k in group.members]
+        if not any(broken):
+            return
+        poisoned = Exact(ZERO, ZERO, False, True) if self.final else Exact(arb.nan(), ZERO)
+        pairs = [(s,) for s in group.symbols] if order == 1 else \
+            [(s, t) for i, s in enumerate(group.symbols) for t in group.symbols[i:]]
+        for symbols in pairs:
+            column = columns.setdefault(symbols, [None] * len(group.members))
+            for pos, bad in enumerate(broken):
+                entry = column[pos]
+                if bad and (entry is None or (entry.ball.is_finite() and not entry.undefined)):
+                    column[pos] = poisoned
 
     def _jets(self, name: str, group: Group) -> tuple[dict, dict, arb]:
         """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree."""

@@ -16,7 +16,7 @@ Arguments are keyword-only and validated when the strategy is built.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from functools import lru_cache
 
@@ -79,9 +79,12 @@ def expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
     """
     chosen, names = _check_ops(ops), _check_inputs(inputs)
     _check_int("max_depth", max_depth, 1, 8)
+    return _trees(names, [n for n in chosen if OPS[n].arity == 1], [n for n in chosen if OPS[n].arity == 2],
+                  max_depth)
+
+
+def _trees(names: tuple[str, ...], unary: list[str], binary: list[str], max_depth: int) -> st.SearchStrategy[Node]:
     leaves = st.one_of(st.sampled_from([Name(n) for n in names]), st.sampled_from([Num(c) for c in _CONSTANTS]))
-    unary = [n for n in chosen if OPS[n].arity == 1]
-    binary = [n for n in chosen if OPS[n].arity == 2]
 
     def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
         options = []
@@ -187,12 +190,16 @@ def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bo
     return not any(r.undefined for r in results)
 
 
-def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float]], *, dtype: str,
+def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float | complex]], *, dtype: str,
               checks: Sequence[str], doc: str = "") -> str:
     """A case file (YAML text) for this expression and these points; `harness run` replays it."""
     names = sorted(names_in(expr))
+
+    def shown(v: float | complex) -> float | dict[str, float]:
+        return {"re": v.real, "im": v.imag} if isinstance(v, complex) else v
+
     document = {"name": name, "doc": doc or "found by harness fuzz", "dtype": dtype,
-                "inputs": {n: {"points": [p[n] for p in point_list]} for n in names},
+                "inputs": {n: {"points": [shown(p[n]) for p in point_list]} for n in names},
                 "expr": unparse(expr), "checks": list(checks)}
     return yaml.safe_dump(document, sort_keys=False, width=1000)
 
@@ -202,28 +209,79 @@ def cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, inputs: Seque
           max_points: int = 2, min_value: float = -10.0, max_value: float = 10.0,
           edge_probability: float = 0.15, min_magnitude: float = 0.0) -> st.SearchStrategy[Case]:
     """Whole cases: an expression, points in its domain, one dtype, the checks; loaded from YAML."""
-    names = _check_inputs(inputs)
-    for dtype in dtypes:
-        if dtype not in FORMATS:
-            raise HarnessError(f"dtypes= takes {', '.join(FORMATS)}, got {dtype!r}")
-    for check in checks:
-        if check not in CHECKS:
-            raise HarnessError(f"checks= takes {', '.join(CHECKS)}, got {check!r}")
-    _check_int("max_points", max_points, 1, 16)
+    names = _check_case_args(inputs, dtypes, tuple(FORMATS), checks, CHECKS, max_points)
     trees = expressions(ops=ops, max_depth=max_depth, inputs=names)
     points(Num(Fraction(0)), min_value=min_value, max_value=max_value, edge_probability=edge_probability,
            min_magnitude=min_magnitude)
+
+    def point(expr: Node, dtype: str) -> st.SearchStrategy[dict[str, float | complex]]:
+        return points(expr, dtype=dtype, min_value=min_value, max_value=max_value,
+                      edge_probability=edge_probability, min_magnitude=min_magnitude)  # type: ignore[return-value]
+
+    return _cases(trees, dtypes, checks, max_points, point)
+
+
+def _check_case_args(inputs: Sequence[str], dtypes: Sequence[str], known_dtypes: Sequence[str],
+                     checks: Sequence[str], known_checks: Sequence[str], max_points: int) -> tuple[str, ...]:
+    for dtype in dtypes:
+        if dtype not in known_dtypes:
+            raise HarnessError(f"dtypes= takes {', '.join(known_dtypes)}, got {dtype!r}")
+    for check in checks:
+        if check not in known_checks:
+            raise HarnessError(f"checks= takes {', '.join(known_checks)}, got {check!r}")
+    _check_int("max_points", max_points, 1, 16)
+    return _check_inputs(inputs)
+
+
+def _cases(trees: st.SearchStrategy[Node], dtypes: Sequence[str], checks: Sequence[str], max_points: int,
+           point: Callable[[Node, str], st.SearchStrategy[dict[str, float | complex]]]) -> st.SearchStrategy[Case]:
+    """An expression, one dtype, 1 to max_points points: a case file's text, loaded."""
 
     @st.composite
     def build(draw: st.DrawFn) -> Case:
         expr = draw(trees)
         dtype = draw(st.sampled_from(list(dtypes)))
-        count = draw(st.integers(1, max_points))
-        point_list = [draw(points(expr, dtype=dtype, min_value=min_value, max_value=max_value,
-                                  edge_probability=edge_probability, min_magnitude=min_magnitude))
-                      for _ in range(count)]
+        point_list = [draw(point(expr, dtype)) for _ in range(draw(st.integers(1, max_points)))]
         loaded = load_text(case_yaml("fuzz", expr, point_list, dtype=dtype, checks=checks), "<fuzz>")
         assume(len(loaded) == 1 and isinstance(loaded[0], Case))
         return loaded[0]  # type: ignore[return-value]
 
     return build()
+
+
+# ---------------------------------------------------------------- complex inputs
+
+COMPLEX_OPS = ("exp", "log", "sqrt", "sin", "cos", "square", "reciprocal", "sgn", "conj", "abs", "angle",
+               "add", "sub", "mul", "div")
+COMPLEX_CHECKS = ("value", "vjp", "wirtinger")
+
+
+def complex_expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
+                        inputs: Sequence[str] = ("z",)) -> st.SearchStrategy[Node]:
+    """Expression trees over complex inputs from the ops with complex semantics (harness.complex)."""
+    from harness.complex import OPS as CX
+
+    chosen, names = tuple(ops) if ops is not None else COMPLEX_OPS, _check_inputs(inputs)
+    unknown = [o for o in chosen if o not in CX]
+    if unknown or not chosen:
+        raise HarnessError(f"ops= takes ops with complex semantics ({', '.join(sorted(CX))}), got {unknown or 'none'}")
+    _check_int("max_depth", max_depth, 1, 8)
+    return _trees(names, [n for n in chosen if CX[n].arity == 1], [n for n in chosen if CX[n].arity == 2],
+                  max_depth)
+
+
+def complex_cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, inputs: Sequence[str] = ("z",),
+                  dtypes: Sequence[str] = ("complex64", "complex128"), checks: Sequence[str] = COMPLEX_CHECKS,
+                  max_points: int = 2, max_modulus: float = 4.0) -> st.SearchStrategy[Case]:
+    """Whole complex cases: an expression, genuinely complex points, one dtype, the checks."""
+    from harness.cases import CHECKS as KNOWN
+    from harness.cases import COMPLEX_DTYPES
+
+    names = _check_case_args(inputs, dtypes, tuple(COMPLEX_DTYPES), checks, KNOWN, max_points)
+    trees = complex_expressions(ops=ops, max_depth=max_depth, inputs=names)
+    complex_points(max_modulus=max_modulus)  # validates the range now
+
+    def point(expr: Node, dtype: str) -> st.SearchStrategy[dict[str, float | complex]]:
+        return st.fixed_dictionaries({n: complex_points(dtype=dtype, max_modulus=max_modulus) for n in names})
+
+    return _cases(trees, dtypes, checks, max_points, point)

@@ -71,3 +71,16 @@ def test_compile_runs_the_compiled_paths_beside_eager(run_case):
     compiled = {(c.check, c.path) for c in result.comparisons if "[torch.compile aot_eager]" in c.path}
     assert {check for check, _ in compiled} == {"value", "grad", "vjp"}  # no double backward under compile
     assert len(compiled) == 1 + 2 + 3
+
+
+def test_a_partial_that_is_zero_as_an_expression_is_undefined_where_the_function_is(run_case):
+    # y / (x - x): SymPy's partial in x is 0, but the function is undefined there, and so is torch's
+    # derivative (nan); the comparison is undefined, not a failure
+    results = run_case("""
+        name: c
+        inputs: {x: 1.0, y: 2.0}
+        expr: y / (x - x)
+        checks: [value, grad, grad2, hessian]
+    """)
+    assert [r.status for r in results] == ["undefined"], results[0].message
+    assert any(c.status == "undefined" and c.check == "grad" and c.part == "x" for c in results[0].comparisons)

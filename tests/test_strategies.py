@@ -90,3 +90,30 @@ def test_fuzz_finds_shrinks_and_saves_a_replayable_failure(tmp_path):
     again = fuzz(seed=3, max_examples=60, ops=["softplus", "add"], dtypes=("float64",), max_depth=2,
                  inputs=("x",), save=None, min_value=0, max_value=40)
     assert again.failure is not None and again.failure.sources == report.failure.sources  # same seed, same run
+
+
+def test_complex_cases_are_valid_complex_cases_with_genuinely_complex_points():
+    from hypothesis import given, settings
+
+    from harness.strategies import complex_cases
+
+    @settings(max_examples=25, deadline=None)
+    @given(complex_cases(max_depth=2, inputs=("z", "w")))
+    def check(case):
+        assert case.dtypes[0] in ("complex64", "complex128")
+        for spec in case.inputs:
+            assert all(n.value != 0 for p in spec.points for n in p)
+            assert all(n.value != 0 for p in spec.imag for n in p)
+
+    check()
+
+
+def test_a_complex_fuzz_campaign_runs_and_replays(tmp_path):
+    from harness.cases import load_file
+    from harness.fuzz import fuzz
+
+    report = fuzz(seed=6, max_examples=15, dtypes=("complex128",), save=tmp_path)
+    assert report.examples >= 15 and set(report.statuses) <= {"pass", "fail", "kink", "undefined", "error"}
+    if report.saved is not None:  # a saved failure replays with the same verdict
+        (case,) = load_file(report.saved)
+        assert check_case(case)[0].status == report.failure_results[0].status
