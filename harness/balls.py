@@ -494,10 +494,6 @@ def _ratio(num: arb, den: arb) -> tuple[arb, bool]:
     return num / den, False
 
 
-def _integer_power(x: arb, n: int) -> arb:
-    return x**n if n >= 0 else 1 / x ** (-n)
-
-
 def _powers(column: Column, n: int) -> Column:
     if n == 2:
         return [x * x for x in column]

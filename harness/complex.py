@@ -71,9 +71,14 @@ def _sqrt(w: Parts) -> Parts:
     return sympy.sqrt(r) * sympy.cos(theta / 2), sympy.sqrt(r) * sympy.sin(theta / 2)
 
 
-def _pow(w: Parts, v: Parts, exponent: Node) -> Parts:
-    if isinstance(exponent, Num) and exponent.value.denominator == 1:  # an integer power: products
-        n = int(exponent.value)
+def _integer(v: Parts) -> int | None:
+    """The exponent as an integer, when it is one (a literal: torch gets a Python int)."""
+    return int(v[0]) if v[0].is_Integer and v[1] == 0 else None
+
+
+def _pow(w: Parts, v: Parts) -> Parts:
+    n = _integer(v)
+    if n is not None:  # an integer power: products
         power: Parts = (sympy.S.One, sympy.S.Zero)
         for _ in range(abs(n)):
             power = _mul(power, w)
@@ -129,13 +134,13 @@ def part_names(name: str) -> tuple[str, str]:
 COMPLEX, REAL, NUMBER = "complex", "real", "number"
 
 
-def _real_semantics(name: str, args: list[Parts], nodes: tuple[Node, ...]) -> Parts | None:
+def _real_semantics(name: str, args: list[Parts]) -> Parts | None:
     r = args[0][0]
     if name == "log":
         return sympy.Piecewise((sympy.log(r), r > 0), (sympy.nan, True)), sympy.S.Zero
     if name == "sqrt":
         return sympy.Piecewise((sympy.sqrt(r), r >= 0), (sympy.nan, True)), sympy.S.Zero
-    if name == "pow" and not (isinstance(nodes[1], Num) and nodes[1].value.denominator == 1):
+    if name == "pow" and _integer(args[1]) is None:
         return sympy.Piecewise((r ** args[1][0], r >= 0), (sympy.nan, True)), sympy.S.Zero
     return None
 
@@ -155,11 +160,9 @@ def _build(node: Node, env: dict[str, Parts]) -> tuple[Parts, str]:
     # a Python number takes the other operand's type; numbers alone become complex tensors here
     kind = REAL if node.op in REAL_RESULTS or kinds in ({REAL}, {REAL, NUMBER}) else COMPLEX
     if kind == REAL and node.op not in REAL_RESULTS:
-        real = _real_semantics(node.op, args, node.args)
+        real = _real_semantics(node.op, args)
         if real is not None:
             return real, REAL
-    if node.op == "pow":
-        return _pow(args[0], args[1], node.args[1]), kind
     return op.parts(*args), kind
 
 

@@ -292,7 +292,7 @@ class PointReference:
             for at, column in magnitudes.items():
                 symbols = tuple(group.symbols[i] for i in at)
                 if symbols not in columns:
-                    columns[symbols] = [self._floored(ZERO_EXACT, m, factor) if m != 0 else None for m in column]
+                    columns[symbols] = [Exact(ZERO, _floored(ZERO, m, factor)) if m != 0 else None for m in column]
             self._poison_zeros(group, values, columns, order)
             group.columns[key] = columns
         return group.columns[key]
@@ -329,13 +329,6 @@ class PointReference:
             group.jets[key] = (m1, m2, factor)
         return group.jets[key]
 
-    @staticmethod
-    def _floored(x: Exact, magnitude: arb | None, factor: arb) -> Exact:
-        """The error bound can be no smaller than the terms torch's chain rule adds, times u."""
-        if magnitude is None or not finite(magnitude):
-            return x
-        floor = factor * magnitude
-        return Exact(x.ball, arb.max(x.bound, floor) if finite(x.bound) else x.bound, x.kink, x.undefined)
 
     def _derivative(self, group: Group, expr: sympy.Expr, values: list[Exact], magnitudes: list[arb] | None,
                     factor: arb) -> list[Exact]:
@@ -352,8 +345,8 @@ class PointReference:
                 if not self.final and not value.ball.is_finite():
                     v = arb.nan()
                 undefined = (self.final and not v.is_finite()) or value.undefined
-                if magnitudes is not None and magnitudes[pos].is_finite() and e.is_finite():
-                    e = arb.max(e, factor * magnitudes[pos])
+                if magnitudes is not None:
+                    e = _floored(e, magnitudes[pos], factor)
                 out.append(Exact(v, e, bool(kinks and kinks[pos]), undefined))
         return out
 
@@ -369,6 +362,13 @@ class Group:
     variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
+
+
+def _floored(bound: arb, magnitude: arb, factor: arb) -> arb:
+    """An error bound no smaller than the terms torch's chain rule adds (their magnitude) times u."""
+    if magnitude.is_finite() and bound.is_finite():
+        return arb.max(bound, factor * magnitude)
+    return bound
 
 
 def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:

@@ -190,7 +190,6 @@ class _ComplexSquare(torch.autograd.Function):
     mistake of leaving out the conjugate."""
 
     generate_vmap_rule = True
-    conjugate = True
 
     @staticmethod
     def forward(z: torch.Tensor) -> torch.Tensor:
@@ -202,7 +201,7 @@ class _ComplexSquare(torch.autograd.Function):
 
 
 def _complex_square(name: str, conjugate: bool) -> type[torch.autograd.Function]:
-    cls = type(name, (_ComplexSquare,), {"conjugate": conjugate})
+    cls = type(name, (_ComplexSquare,), {})
 
     def backward(ctx, grad):  # type: ignore[no-untyped-def]
         (z,) = ctx.saved_tensors
