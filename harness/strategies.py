@@ -86,25 +86,52 @@ def expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
 def _trees(names: tuple[str, ...], unary: list[str], binary: list[str], max_depth: int) -> st.SearchStrategy[Node]:
     leaves = st.one_of(st.sampled_from([Name(n) for n in names]), st.sampled_from([Num(c) for c in _CONSTANTS]))
 
-    def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
-        options = []
+    def at_most(depth: int) -> st.SearchStrategy[Node]:  # calls nest at most `depth` deep, by construction
+        if depth == 0:
+            return leaves
+        children = at_most(depth - 1)
+        options = [leaves]
         if unary:
             options.append(st.builds(_unary, st.sampled_from(unary), children))
         if binary:
             options.append(st.builds(lambda op, a, b: Call(op, (a, b)), st.sampled_from(binary), children, children))
         return st.one_of(options)
 
-    trees = st.recursive(leaves, extend, max_leaves=2 ** max_depth).filter(lambda t: _depth(t) <= max_depth)
-    return trees.filter(lambda t: names_in(t) >= set(names))
+    # a tree that leaves an input out gets it in place of a constant or a repeated input (only a
+    # tree with too few leaves for every input is drawn again)
+    return at_most(max_depth).map(lambda t: _with_names(t, names)).filter(lambda t: names_in(t) >= set(names))
+
+
+def _with_names(tree: Node, names: tuple[str, ...]) -> Node:
+    missing = [n for n in names if n not in names_in(tree)]
+    if not missing:
+        return tree
+    uses: dict[str, int] = {}
+    _count_names(tree, uses)
+
+    def swap(node: Node) -> Node:
+        if isinstance(node, Call):
+            return Call(node.op, tuple(swap(a) for a in node.args), node.keywords)
+        if missing and (isinstance(node, Num) or (isinstance(node, Name) and uses.get(node.id, 0) > 1)):
+            if isinstance(node, Name):
+                uses[node.id] -= 1
+            return Name(missing.pop(0))
+        return node
+
+    return swap(tree)
+
+
+def _count_names(node: Node, uses: dict[str, int]) -> None:
+    if isinstance(node, Name):
+        uses[node.id] = uses.get(node.id, 0) + 1
+    elif isinstance(node, Call):
+        for a in node.args:
+            _count_names(a, uses)
 
 
 def _unary(op: str, a: Node) -> Node:
     """As the parser reads it: minus a literal is a negative literal."""
     return Num(-a.value) if op == "neg" and isinstance(a, Num) else Call(op, (a,))
-
-
-def _depth(node: Node) -> int:
-    return 1 + max((_depth(a) for a in node.args), default=0) if isinstance(node, Call) else 0
 
 
 @st.composite
