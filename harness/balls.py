@@ -111,16 +111,30 @@ def _where(mask: Sequence[bool]) -> list[int]:
 
 
 def _sum(columns: Sequence[Column]) -> Column:
-    total = columns[0]
-    for c in columns[1:]:
-        total = [x + y for x, y in zip(total, c)]
+    """Left to right, as ((a + b) + c) + d; up to four terms in one pass over the members."""
+    total, rest = columns[0], columns[1:]
+    while rest:
+        if len(rest) >= 3:
+            total = [a + b + c + d for a, b, c, d in zip(total, *rest[:3])]
+        elif len(rest) == 2:
+            total = [a + b + c for a, b, c in zip(total, *rest)]
+        else:
+            total = [a + b for a, b in zip(total, rest[0])]
+        rest = rest[3:]
     return total
 
 
 def _prod(columns: Sequence[Column]) -> Column:
-    total = columns[0]
-    for c in columns[1:]:
-        total = [x * y for x, y in zip(total, c)]
+    """Left to right, as ((a * b) * c) * d; up to four factors in one pass over the members."""
+    total, rest = columns[0], columns[1:]
+    while rest:
+        if len(rest) >= 3:
+            total = [a * b * c * d for a, b, c, d in zip(total, *rest[:3])]
+        elif len(rest) == 2:
+            total = [a * b * c for a, b, c in zip(total, *rest)]
+        else:
+            total = [a * b for a, b in zip(total, rest[0])]
+        rest = rest[3:]
     return total
 
 
@@ -139,10 +153,13 @@ def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
 # ---------------------------------------------------------------- small ball functions
 
 HUGE = arb(2) ** 20  # |exponent| beyond which exp's value is far outside every float format
+MODERATE = 2.0**19
 
 
 def _exp(a: arb) -> arb:
     """exp, without computing astronomically large or small values digit by digit."""
+    if -MODERATE < float(a) < MODERATE:  # the midpoint: the ball is neither above HUGE nor below -HUGE
+        return a.exp()
     if a > HUGE:
         return arb.pos_inf()
     if a < -HUGE:
@@ -866,7 +883,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         flags = _kinks([a[2] for a in args])
         if kinks:
             values, flags = _kinked(cls, order, kinks, inner, values, flags)
-        if is_op and cls.op.arity == 1 and not all(finite(v) for v in values):
+        if is_op and cls.op.arity == 1 and not all(map(arb.is_finite, values)):  # (a nan is not finite)
             values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
                       for k, v in enumerate(values)]
         size = _abs(values)

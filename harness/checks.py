@@ -32,8 +32,11 @@ from harness.reference import (
     PointReference,
     as_floats,
     combine,
+    concat,
     evaluate_certified,
-    scale,
+    scale_column,
+    scaled_floats,
+    zero_floats,
 )
 from harness.results import Comparison, Expected, Tolerance
 from harness.stationary import stationary_point
@@ -89,12 +92,12 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     for point in range(len(ctx.points)):
         with stage("reference"):
-            exacts, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
+            _, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
                                                     lambda bits, final, pt=point: ctx.reference(pt, bits, final),
                                                     ctx.fmt)
         split = np.cumsum([0, *sizes])
-        wanted = [_expected(exacts[split[i]:split[i + 1]], part.shape, 0 if ok else sizes[i], floats,
-                            slice(split[i], split[i + 1])) for i, part in enumerate(parts)]
+        wanted = [_expected(None, part.shape, 0 if ok else sizes[i], floats, slice(split[i], split[i + 1]))
+                  for i, part in enumerate(parts)]
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
@@ -122,10 +125,10 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     return out
 
 
-def _expected(exacts: list[Exact], shape: tuple[int, ...], uncertified: int, floats: Floats | None = None,
+def _expected(exacts: list[Exact] | None, shape: tuple[int, ...], uncertified: int, floats: Floats | None = None,
               part: slice = slice(None)) -> Expected:
     """One part of the reference as arrays (`floats`, when given, covers all parts; `part` picks this one)."""
-    floats = floats if floats is not None else as_floats(exacts)
+    floats = floats if floats is not None else as_floats(exacts or [])
     return Expected(
         hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
         kink=floats.kink[part].reshape(shape), undefined=floats.undefined[part].reshape(shape),
@@ -242,48 +245,46 @@ def _aligned(ctx: Prepared, output: str) -> dict[str, sympy.Symbol] | None:
     return {name: s for s, name in out.symbols.items()}  # type: ignore[misc]
 
 
-def _vjp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb]) -> list[Exact]:
-    """sum_k w_k dy_k/dx for every input element. Aligned elementwise outputs go column by column
-    (one term per element); the same sums as `_collect(_gradient_by_input(...))`, which does the rest."""
+def _vjp_exacts(ctx: Prepared, ref: PointReference, output: str, v: np.ndarray) -> list[Exact] | Floats:
+    """sum_k v_k dy_k/dx for every input element. Aligned elementwise outputs go column by column
+    (one term per element, as floats); the same sums as `_collect(_gradient_by_input(...))`, which
+    does the rest."""
     symbols = _aligned(ctx, output)
     if symbols is None:
-        return _collect(ctx, ref, _gradient_by_input(ctx, ref, output, weights))
+        return _collect(ctx, ref, _gradient_by_input(ctx, ref, output, _weights(v)))
     columns = ref.first_columns(output)
-    result: list[Exact] = []
+    parts = []
     for x in ctx.inputs:
         column = columns.get(symbols.get(x))  # type: ignore[arg-type]
-        if column is None:
-            result += [ZERO_EXACT] * len(weights)
-        else:
-            result += [scale(w, d, ref.u) if d is not None else ZERO_EXACT for w, d in zip(weights, column)]
-    return result
+        parts.append(zero_floats(v.size) if column is None else scaled_floats(column, [v], ref.u))
+    return concat(parts)
 
 
-def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, weights: list[arb],
-                tangent: dict[str, np.ndarray]) -> list[Exact]:
-    """(sum_k w_k d2y_k) t for every input element: the Hessian of w.y times the tangent t."""
+def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, v: np.ndarray,
+                tangent: dict[str, np.ndarray]) -> list[Exact] | Floats:
+    """(sum_k v_k d2y_k) t for every input element: the Hessian of v.y times the tangent t."""
     symbols = _aligned(ctx, output)
     if symbols is None:
-        h, weight = _hessian_terms(ref, output, weights), _tangent_weights(tangent)
+        h, weight = _hessian_terms(ref, output, _weights(v)), _tangent_weights(tangent)
         rows: dict[Variable, list[tuple[arb, Exact]]] = {}
         for (a, b), entry in h.items():
             rows.setdefault(a, []).append((weight[b], entry))
         return _collect(ctx, ref, rows)
-    # element i: H[s, t]_i = w_i * d2y_i/ds dt; row s of (H t)_i sums H[s, t]_i * t_i over t, in the
+    # element i: H[s, t]_i = v_i * d2y_i/ds dt; row s of (H t)_i sums H[s, t]_i * t_i over t, in the
     # order the entries come (the generic path's order)
     inputs = {s: x for x, s in symbols.items()}
-    tangents = {x: _weights(tangent[x]) for x in ctx.inputs}
     u = ref.u
-    entries = [((s, t), [scale(w, d, u) if d is not None else None for w, d in zip(weights, column)])
-               for (s, t), column in ref.second_columns(output).items()]
+    seconds = ref.second_columns(output)
+    if len(ctx.inputs) == 1:  # one input: one term per element, v * d2y * t
+        (x,) = ctx.inputs
+        column = seconds.get((symbols[x], symbols[x])) if x in symbols else None
+        return zero_floats(v.size) if column is None else scaled_floats(column, [v, tangent[x]], u)
+    weights, tangents = _weights(v), {x: _weights(tangent[x]) for x in ctx.inputs}
+    entries = [((s, t), scale_column(weights, column, u, missing=None)) for (s, t), column in seconds.items()]
     result: list[Exact] = []
     for x in ctx.inputs:
         s = symbols.get(x)
         mine = [(tangents[inputs[b if a == s else a]], column) for (a, b), column in entries if s in (a, b)]
-        if len(mine) == 1:  # one input: one term per element
-            ((t, column),) = mine
-            result += [scale(w, h, u) if h is not None else ZERO_EXACT for w, h in zip(t, column)]
-            continue
         for i in range(len(weights)):
             terms = [(t[i], column[i]) for t, column in mine if column[i] is not None]
             result.append(combine(terms, u) if terms else ZERO_EXACT)
@@ -362,7 +363,7 @@ def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list
     paths = _and_compiled(ctx, make, ["y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
                                       "(y * v).sum().backward()"])
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
-                          lambda p, ref: _vjp_exacts(ctx, ref, name, _weights(vs[p])))
+                          lambda p, ref: _vjp_exacts(ctx, ref, name, vs[p]))
 
 
 def check_jvp(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
@@ -436,7 +437,7 @@ def _grad2(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> li
     v = [_tensor(ctx, x) for x in vs]
 
     def expected(p: int, ref: PointReference) -> list[Exact]:
-        return _hvp_exacts(ctx, ref, name, _weights(vs[p]), tangents[p])
+        return _hvp_exacts(ctx, ref, name, vs[p], tangents[p])
 
     f, primals = ctx.function, ctx.primals
     paths = {"autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)":

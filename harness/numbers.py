@@ -113,13 +113,10 @@ def round_numbers(values: list[Fraction], fmt: FloatFormat) -> np.ndarray:
     """Exact numbers rounded to `fmt`, as float64 (+-inf on overflow); quick when they are doubles."""
     doubles = []
     for q in values:
-        try:
-            f = float(q)
-        except OverflowError:
-            break
-        if f.as_integer_ratio() != (q.numerator, q.denominator):
-            break
-        doubles.append(f)
+        n, d = q.numerator, q.denominator
+        if d & (d - 1) or n.bit_length() > 53 or d.bit_length() > 1075:
+            break  # not a double: a denominator not a power of two, too many digits, or below 2**-1074
+        doubles.append(n / d)  # exact (subnormals included: a multiple of 2**-1074)
     else:
         return round_doubles(np.array(doubles, dtype=np.float64), fmt)
     return np.array([float(round_to_format(q, fmt)) for q in values], dtype=np.float64)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -48,7 +48,9 @@ CERTIFY_BITS = 12  # radius must be 2**-12 of the tolerance scale
 
 
 def start_precision(fmt: FloatFormat) -> int:
-    return 2 * fmt.precision + 20
+    """The first working precision: 32 bits beyond the format's, room for 20 bits of cancellation
+    over the 12 a certificate asks for. Most values certify there; the rest go on up the ladder."""
+    return fmt.precision + 32
 
 
 # ---------------------------------------------------------------- exact scalars and their sums
@@ -64,6 +66,8 @@ class Exact(NamedTuple):
 
 
 ZERO_EXACT = Exact(ZERO, ZERO)
+NAN = arb.nan()
+_new = tuple.__new__  # an Exact from its fields, without NamedTuple's Python-level __new__
 
 
 def scale(w: arb, x: Exact, s_u: arb) -> Exact:
@@ -72,6 +76,22 @@ def scale(w: arb, x: Exact, s_u: arb) -> Exact:
         return ZERO_EXACT
     p = w * x.ball
     return Exact(p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)
+
+
+def scale_column(weights: Sequence[arb], column: Sequence[Exact | None], s_u: arb,
+                 missing: Exact | None = ZERO_EXACT) -> list:
+    """`scale` member by member (`missing` where the column has no entry)."""
+    out: list[Exact | None] = []
+    for w, x in zip(weights, column):
+        if x is None:
+            out.append(missing)
+            continue
+        if w.is_zero():
+            out.append(ZERO_EXACT)
+            continue
+        p = w * x.ball
+        out.append(_new(Exact, (p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)))
+    return out
 
 
 def combine(terms: Sequence[tuple[arb, Exact]], s_u: arb) -> Exact:
@@ -119,18 +139,93 @@ class Floats:
 
 
 def as_floats(exacts: Sequence[Exact]) -> Floats:
+    balls = [x.ball for x in exacts]
+    hi = [float(b) for b in balls]  # the midpoint, to nearest
     with precision(max(flint.ctx.prec, 4096)):  # mid - hi exactly
-        rows = np.array([_row(*x) for x in exacts], dtype=np.float64).reshape(len(exacts), 7)
-    hi, lo, rad, bound = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-    finites, undefined, kink = rows[:, 4] != 0, rows[:, 5] != 0, rows[:, 6] != 0
-    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finites, undefined, kink, undefined & ~finites)
+        lo = [float(b - h) if -math.inf < h < math.inf else 0.0 for b, h in zip(balls, hi)]
+    rad = np.array([float(b.rad()) for b in balls], dtype=np.float64)
+    bound = np.array([float(x.bound.upper()) if x.bound.is_finite() else math.inf for x in exacts], dtype=np.float64)
+    finites = np.array([b.is_finite() for b in balls], dtype=bool)  # (a nan ball is not finite)
+    undefined = np.array([x.undefined for x in exacts], dtype=bool)
+    kink = np.array([x.kink for x in exacts], dtype=bool)
+    h = np.array(hi, dtype=np.float64)
+    return Floats(h, np.array(lo, dtype=np.float64), rad, np.abs(h) + rad, bound, finites, undefined, kink,
+                  undefined & ~finites)
 
 
-def _row(ball: arb, bound: arb, kink: bool, undefined: bool) -> tuple[float, ...]:
-    h = float(ball)  # the midpoint, to nearest
-    lo = float(ball - h) if math.isfinite(h) else 0.0
-    upper = float(bound.upper()) if bound.is_finite() else math.inf
-    return h, lo, float(ball.rad()), upper, ball.is_finite(), undefined, kink  # (a nan ball is not finite)
+def concat(parts: Sequence[Floats]) -> Floats:
+    return Floats(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Floats)))
+
+
+def zero_floats(n: int) -> Floats:
+    z, no = np.zeros(n), np.zeros(n, dtype=bool)
+    return Floats(z, z, z, z, z, np.ones(n, dtype=bool), no, no, no)
+
+
+_SPLIT = 134217729.0  # 2**27 + 1: Dekker's splitting constant
+_RANGE = 2.0**450  # factors in [2**-450, 2**450]: every partial product below is a normal double
+
+
+def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a * b = p + e exactly (Dekker), for factors in range."""
+    p = a * b
+    c, d = _SPLIT * a, _SPLIT * b
+    ah, bh = c - (c - a), d - (d - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _in_range(a: np.ndarray) -> np.ndarray:
+    m = np.abs(a)
+    return (m == 0) | ((m >= 1 / _RANGE) & (m <= _RANGE))
+
+
+def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray], s_u: arb) -> Floats:
+    """`scale_column` by each weight vector in turn, as floats: an elementwise VJP (w * dy/dx) or
+    Hessian-vector product (w * d2y * t) without a ball per product. The column is converted once;
+    each product w * (hi + lo) is formed exactly (hi' + lo' = w*hi + w*lo, Dekker's product) but for
+    two roundings, which the radius covers with the input's radius times |w|. Members out of that
+    range (huge, tiny, not finite) go through the balls, as do entries a weight of 0 or no entry
+    make 0 (exact zeros, like `scale`)."""
+    n = len(column)
+    f = as_floats([x if x is not None else ZERO_EXACT for x in column])
+    hi, lo, rad, bound = f.hi, f.lo, f.rad, f.bound
+    zero = np.array([x is None for x in column], dtype=bool)
+    slow = ~(np.isfinite(hi) & np.isfinite(lo) & np.isfinite(rad) & np.isfinite(bound))
+    u = float(s_u)
+    with np.errstate(all="ignore"):
+        for w in weights:
+            w = np.asarray(w, dtype=np.float64).ravel()
+            zero |= w == 0
+            p, e = _two_product(w, hi)
+            q = w * lo
+            s = e + q  # |s| <= 2**-51 |p|: the sum below is exact (Fast2Sum)
+            h2 = p + s
+            l2 = (p - h2) + s
+            slow |= ~(np.isfinite(w) & _in_range(w) & _in_range(hi)) | ((q != 0) & (np.abs(q) < 2.0**-1000))
+            # q and s each rounded once (2**-53 of each); lo's own rounding (2**-106 of hi) too
+            r2 = (np.abs(w) * rad * (1 + 2.0**-51) + (np.abs(q) + np.abs(s)) * 2.0**-52
+                  + np.abs(h2) * 2.0**-104) * (1 + 2.0**-50)
+            b2 = (np.abs(w) * bound + u * (np.abs(h2) + r2)) * (1 + 2.0**-50)
+            hi, lo, rad, bound = h2, l2, r2, b2
+    finite, undefined, kink = f.finite.copy(), f.undefined.copy(), f.kink.copy()
+    for array in (hi, lo, rad, bound):
+        array[zero] = 0.0
+    finite[zero], undefined[zero], kink[zero] = True, False, False
+    redo = np.flatnonzero(slow & ~zero)
+    if redo.size:
+        exacts = []
+        for k in redo.tolist():
+            x = column[k]
+            for w in weights:
+                x = scale_column([arb(float(np.asarray(w).ravel()[k]))], [x], s_u)[0]
+            exacts.append(x)
+        g = as_floats(exacts)
+        for name, array in (("hi", hi), ("lo", lo), ("rad", rad), ("bound", bound), ("finite", finite),
+                            ("undefined", undefined), ("kink", kink)):
+            array[redo] = getattr(g, name)
+    assert hi.size == n
+    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finite, undefined, kink, undefined & ~finite)
 
 
 # ---------------------------------------------------------------- one point
@@ -183,10 +278,9 @@ class PointReference:
         fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
             values, bounds, kinks = fn(group.batch)
-        final = self.final
-        if not kinks:
-            return [Exact(v, e, False, final and not v.is_finite()) for v, e in zip(values, bounds)]
-        return [Exact(v, e, k, final and not v.is_finite()) for v, e, k in zip(values, bounds, kinks)]
+        undefined = [not v.is_finite() for v in values] if self.final else [False] * len(values)
+        flags = [bool(k) for k in kinks] if kinks else [False] * len(values)
+        return list(map(Exact._make, zip(values, bounds, flags, undefined)))
 
     def values(self, name: str) -> list[Exact]:
         if name not in self._values:
@@ -339,16 +433,17 @@ class PointReference:
         fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
             found, bounds, kinks = fn(group.batch)
-            out = []
-            for pos, (v, e) in enumerate(zip(found, bounds)):
-                value = values[group.members[pos]]
-                if not self.final and not value.ball.is_finite():
-                    v = arb.nan()
-                undefined = (self.final and not v.is_finite()) or value.undefined
-                if magnitudes is not None:
-                    e = _floored(e, magnitudes[pos], factor)
-                out.append(Exact(v, e, bool(kinks and kinks[pos]), undefined))
-        return out
+            mine = [values[k] for k in group.members]
+            if self.final:
+                undefined = [x.undefined or not v.is_finite() for v, x in zip(found, mine)]
+            else:
+                found = [v if x.ball.is_finite() else NAN for v, x in zip(found, mine)]
+                undefined = [x.undefined for x in mine]
+            if magnitudes is not None:  # _floored, member by member
+                bounds = [arb.max(e, factor * m) if e.is_finite() and m.is_finite() else e
+                          for e, m in zip(bounds, magnitudes)]
+        flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
+        return list(map(Exact._make, zip(found, bounds, flags, undefined)))
 
 
 @dataclass(eq=False)
@@ -366,7 +461,7 @@ class Group:
 
 def _floored(bound: arb, magnitude: arb, factor: arb) -> arb:
     """An error bound no smaller than the terms torch's chain rule adds (their magnitude) times u."""
-    if magnitude.is_finite() and bound.is_finite():
+    if bound.is_finite() and magnitude.is_finite():
         return arb.max(bound, factor * magnitude)
     return bound
 
@@ -386,24 +481,29 @@ def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:
     return m1, m2
 
 
-def evaluate_certified(compute: Callable[[PointReference], list[Exact]],
+def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Floats],
                        make: Callable[[int, bool], PointReference],
-                       fmt: FloatFormat) -> tuple[list[Exact], Floats, bool]:
-    """Run `compute` at rising precision until every result is certified.
+                       fmt: FloatFormat) -> tuple[Sequence[Exact] | Floats, Floats, bool]:
+    """Run `compute` at rising precision until every result is certified. `compute` gives balls, or
+    floats made from them (elementwise VJPs: `scaled_floats`).
 
     Returns (results, their floats, ok)."""
     bits = start_precision(fmt)
     while True:
-        final = bits * 2 > MAX_PRECISION
+        final = bits >= MAX_PRECISION
         with precision(bits):  # sums and products of the exact values (VJPs, Hessians) at this precision too
             results = compute(make(bits, final))
-        floats = as_floats(results)
+            floats = results if isinstance(results, Floats) else as_floats(results)
         if floats.certified(fmt).all():
             return results, floats, True
         if final:
+            if isinstance(results, Floats):
+                undefined = results.undefined | ~results.finite
+                results = floats = replace(results, undefined=undefined, strict=undefined & ~results.finite)
+                return results, floats, False
             results = [x if is_finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
             return results, as_floats(results), False
-        bits *= 2
+        bits = min(2 * bits, MAX_PRECISION)
 
 
 # ---------------------------------------------------------------- literals and constants

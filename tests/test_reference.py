@@ -47,7 +47,12 @@ def test_value_at_the_exact_binary_input():
 
     mpmath.mp.prec = 200
     exact = mpmath.sin(mpmath.mpf(0.1))  # at the double 0.1, not the decimal
-    assert abs(mpmath.mpf(hi) + mpmath.mpf(lo) - exact) < mpmath.mpf(2) ** -100
+    # hi + lo is the exact value to within the certificate: 2**-12 of an ulp of float64 (and hi + lo
+    # holds the ball's midpoint to 2**-106, so the radius and lo's rounding cover the distance)
+    rad = as_floats([value]).rad[0]
+    assert rad <= 2.0**-12 * 2.0**-56  # sin(0.1) is in [2**-4, 2**-3): an ulp is 2**-56
+    assert abs(mpmath.mpf(hi) + mpmath.mpf(lo) - exact) <= mpmath.mpf(rad) + abs(mpmath.mpf(hi)) * mpmath.mpf(2) ** -105
+    assert lo != 0 and abs(lo) <= 2.0**-57  # more than the nearest double: the rest, under half an ulp
     assert to_float_pair(grad)[0] == float(mpmath.cos(mpmath.mpf(0.1)))
 
 
@@ -93,3 +98,46 @@ def test_constant_value_rounds_once():
         constant_value(parse("exp(100)", ops=set(OPS), names=set()), F32)
     with pytest.raises(HarnessError, match="not a finite real"):
         constant_value(parse("log(-1)", ops=set(OPS), names=set()), F64)
+
+
+def test_scaled_floats_agree_with_the_balls():
+    """Elementwise VJPs and Hessian-vector products are scaled as floats (Dekker's exact product);
+    the result must enclose the same value as scaling the balls, with the same flags, and fall back
+    to the balls where the floats would not be exact (huge, tiny, not finite)."""
+    from flint import arb
+
+    from harness.balls import precision
+    from harness.reference import Exact, scale_column, scaled_floats
+
+    rng = np.random.default_rng(7)
+    n = 600
+    with precision(85):
+        column = []
+        for i in range(n):
+            v = float(rng.uniform(-3, 3))
+            kind = i % 8
+            column.append(None if kind == 0 else
+                          Exact(arb(v).sin(), arb(1e-17), i % 3 == 0, False) if kind == 1 else
+                          Exact(arb.nan(), arb(0), False, True) if kind == 2 else
+                          Exact(arb(v) * arb(2) ** -1000, arb(0)) if kind == 3 else
+                          Exact(arb(v) * arb(2) ** 600, arb(1)) if kind == 4 else
+                          Exact(arb(0), arb(0)) if kind == 5 else
+                          Exact(arb(v), arb(0)) if kind == 6 else
+                          Exact(arb(v).exp() / 3, arb(2) ** -60))
+        w = rng.uniform(-2, 2, n) * 2.0 ** rng.integers(-30, 30, n)
+        w[::17], w[5], w[7], w[9] = 0.0, 1e-300, np.inf, 1e300
+        t = rng.uniform(-2, 2, n)
+        u = arb(2) ** -53
+        fast = scaled_floats(column, [w, t], u)
+        slow = as_floats(scale_column([arb(float(q)) for q in t],
+                                      scale_column([arb(float(q)) for q in w], column, u), u))
+    for name in ("finite", "undefined", "kink", "strict"):
+        assert (getattr(fast, name) == getattr(slow, name)).all(), name
+    both = np.isfinite(slow.hi)
+    assert (np.isnan(fast.hi) == np.isnan(slow.hi)).all() and (fast.hi[both] == slow.hi[both]).all()
+    with np.errstate(invalid="ignore"):
+        apart = np.abs((fast.hi - slow.hi) + (fast.lo - slow.lo))
+        assert (apart[both] <= (fast.rad + slow.rad + np.abs(fast.hi) * 2.0**-104)[both]).all()
+        assert (fast.bound[both] >= slow.bound[both] * (1 - 2.0**-40)).all()  # never a smaller tolerance
+        assert (fast.bound[both] <= slow.bound[both] * (1 + 2.0**-40) + 1e-300).all()
+    assert (fast.certified(FORMATS["float64"]) == slow.certified(FORMATS["float64"])).all()
