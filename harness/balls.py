@@ -68,7 +68,7 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions", "_children")
+    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions", "_children", "_abs")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
@@ -76,6 +76,7 @@ class Batch:
         self.conventions = conventions or {}
         self.memo: dict[object, object] = {}
         self._children: dict[tuple[int, ...], Batch] = {}
+        self._abs: dict[int, tuple[Column, Column]] = {}
 
     @classmethod
     def point(cls, args: Sequence[arb]) -> Batch:
@@ -94,6 +95,15 @@ class Batch:
         if child is None:
             child = self._children[key] = Batch(columns, self.n, self.u, self.fmt, self.conventions)
         return child
+
+
+    def abs_of(self, column: Column) -> Column:
+        """|column|, once per column (held with it, so its id stays unique): the error model asks
+        for the magnitude of a value in every product and sum that uses it."""
+        hit = self._abs.get(id(column))
+        if hit is None or hit[0] is not column:
+            hit = self._abs[id(column)] = (column, [abs(x) for x in column])
+        return hit[1]
 
 
 def _memo(fn: Callable[[Batch], object]) -> Callable[[Batch], object]:
@@ -376,6 +386,9 @@ def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
     constant = _constant(expr)
     if constant is not None:
         return _memo(lambda b: [constant()] * b.n)
+    if symbols and not expr.free_symbols:  # a number made of numbers (1/sqrt(pi)): once per batch
+        alone = closed(expr, ())
+        return _memo(lambda b: alone(Batch([], 1, b.u, b.fmt, b.conventions)) * b.n)
     if isinstance(expr, sympy.Piecewise):
         return _memo(_closed_piecewise(expr, symbols))
     parts = [closed(arg, symbols) for arg in expr.args]
@@ -512,8 +525,12 @@ def _ratio(num: arb, den: arb) -> tuple[arb, bool]:
 
 
 def _powers(column: Column, n: int) -> Column:
+    if n == 1:
+        return column
     if n == 2:
         return [x * x for x in column]
+    if n == 3:
+        return [x * x * x for x in column]
     if n == -1:
         return [1 / x for x in column]
     if n == -2:
@@ -521,9 +538,20 @@ def _powers(column: Column, n: int) -> Column:
     return [x**n for x in column] if n >= 0 else [1 / x ** (-n) for x in column]
 
 
+def _reciprocal(b: Batch, base: BatchForm) -> Column:
+    key = ("reciprocal", base)
+    found = b.memo.get(key)
+    if found is None:
+        found = b.memo[key] = [1 / x for x in base(b)]
+    return found  # type: ignore[return-value]
+
+
 def _closed_pow(expr: sympy.Pow, parts: list[BatchForm]) -> BatchForm:
     base, exponent = parts
     e = expr.exp
+    if e.is_Integer and e < 0:  # one reciprocal per base, its powers by products (x^-1, x^-2, x^-3 of one x)
+        n = -int(e)
+        return lambda b: _powers(_reciprocal(b, base), n)
     if e.is_Integer:
         n = int(e)
         return lambda b: _powers(base(b), n)
@@ -663,7 +691,7 @@ def _rounded(v: Column, b: Batch) -> ModelResult:
 
 def _add(terms: list[ModelResult], b: Batch, shared: Shared) -> ModelResult:
     value = shared(b, terms) or _sum([t[0] for t in terms])
-    size = _sum([_abs(t[0]) for t in terms])
+    size = _sum([b.abs_of(t[0]) for t in terms])
     charge = (len(terms) - 1) * b.u
     bound = [e + charge * s for e, s in zip(_sum([t[1] for t in terms]), size)]
     return value, bound, _kinks([t[2] for t in terms])
@@ -672,15 +700,32 @@ def _add(terms: list[ModelResult], b: Batch, shared: Shared) -> ModelResult:
 def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared) -> ModelResult:
     value = shared(b, factors) or _prod([f[0] for f in factors])
     charge = roundings * b.u
-    bound = [charge * abs(v) for v in value]
-    carrying = [i for i, f in enumerate(factors) if any(x != 0 for x in f[1])]
+    bound = [charge * a for a in b.abs_of(value)] if roundings else [ZERO] * b.n
+    carrying = [i for i, f in enumerate(factors) if any(x != ZERO for x in f[1])]
     if carrying:  # each factor's error times the magnitudes of the others
-        sizes = [_abs(f[0]) for f in factors]
-        for i in carrying:
-            rest = [sizes[j] for j in range(len(factors)) if j != i]
-            others = _prod(rest) if rest else [ONE] * b.n
-            bound = [bd + x * o if x != 0 else bd for bd, x, o in zip(bound, factors[i][1], others)]
+        sizes = [b.abs_of(f[0]) for f in factors]
+        for i, others in zip(carrying, _all_but(sizes, carrying)):
+            bound = [bd + x * o if x != ZERO else bd for bd, x, o in zip(bound, factors[i][1], others)]
     return value, bound, _kinks([f[2] for f in factors])
+
+
+def _all_but(sizes: list[Column], wanted: list[int]) -> list[Column]:
+    """For each wanted i, the product of every column but the i-th (from prefix and suffix
+    products: linear in the number of factors, not quadratic)."""
+    k = len(sizes)
+    if k == 1:
+        return [[ONE] * len(sizes[0])]
+    prefix: list[Column | None] = [None] * k  # product of sizes[:i]
+    for i in range(1, max(wanted) + 1):
+        prefix[i] = sizes[0] if i == 1 else [x * y for x, y in zip(prefix[i - 1], sizes[i - 1])]  # type: ignore[arg-type]
+    suffix: list[Column | None] = [None] * k  # product of sizes[i + 1:]
+    for i in range(k - 2, min(wanted) - 1, -1):
+        suffix[i] = sizes[k - 1] if i == k - 2 else [x * y for x, y in zip(sizes[i + 1], suffix[i + 1])]  # type: ignore[arg-type]
+    out = []
+    for i in wanted:
+        before, after = prefix[i], suffix[i]
+        out.append(after if before is None else before if after is None else [x * y for x, y in zip(before, after)])
+    return out
 
 
 def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Modelled:
@@ -694,10 +739,14 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Mod
             x, ex, kinks = found = base(b)
             values = shared(b, [found, exponent(b)]) or _powers(x, n)
             charge = roundings * b.u
-            bound = [charge * abs(v) for v in values]
-            for k in _where([y != 0 for y in ex]):
-                slope = x[k] ** (n - 1) if n >= 1 else 1 / x[k] ** (1 - n)
-                bound[k] = bound[k] + abs(n) * abs(slope) * ex[k]
+            bound = [charge * a for a in b.abs_of(values)] if roundings else [ZERO] * b.n
+            index = _where([y != ZERO for y in ex])
+            if index:  # the input's error times |n x^(n-1)|
+                xs = [x[k] for k in index]
+                slopes = _powers(xs, n - 1) if n >= 1 else [1 / p for p in _powers(xs, 1 - n)]
+                weight = arb(abs(n))
+                for k, slope in zip(index, slopes):
+                    bound[k] = bound[k] + weight * abs(slope) * ex[k]
             return values, bound, kinks
 
         return integer_power
@@ -715,9 +764,9 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Mod
             values = [_power(v, w) for v, w in zip(x, y)]
         bound = [2 * b.u * abs(v) for v in values]
         for k in range(b.n):
-            if ex[k] != 0:
+            if ex[k] != ZERO:
                 bound[k] = bound[k] + abs(y[k] * values[k] / x[k]) * ex[k]
-            if ey[k] != 0:
+            if ey[k] != ZERO:
                 bound[k] = bound[k] + abs(values[k] * x[k].log()) * ey[k]
         return values, bound, _kinks([kx, ky])
 
@@ -886,7 +935,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         if is_op and cls.op.arity == 1 and not all(map(arb.is_finite, values)):  # (a nan is not finite)
             values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
                       for k, v in enumerate(values)]
-        size = _abs(values)
+        size = b.abs_of(values)
         if relative is not None:
             size = [s * (1 + abs(r)) for s, r in zip(size, relative(inner))]
         if floor is not None:
@@ -894,7 +943,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         charge = 2 * ulps * b.u
         bound = [charge * s for s in size]
         for d, (_, e, _) in zip(partials, args):
-            index = _where([x != 0 for x in e])
+            index = _where([x != ZERO for x in e])
             if index:
                 slopes = d(inner.subset(index) if len(index) < b.n else inner)
                 for k, slope in zip(index, slopes):
@@ -1020,15 +1069,17 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
     Argument values are the error model's (memoized in the batch: the tree's value has them)."""
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda b: (_abs(b.columns[i]), {i: [ONE] * b.n}, {})
+        return lambda b: (b.abs_of(b.columns[i]), {i: [ONE] * b.n}, {})
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
         constant = closed(expr, symbols)
-        return lambda b: (_abs(constant(b)), {}, {})
+        return lambda b: (b.abs_of(constant(b)), {}, {})
     if isinstance(expr, sympy.Piecewise):
         return _memo(_jet_piecewise(expr, symbols, fmt))
     parts = [compile_jets(arg, symbols, fmt) for arg in expr.args]
     values = [_values(compile_modelled(arg, symbols, fmt)) for arg in expr.args]
     if expr.is_Add:
+        own = _values(compile_modelled(expr, symbols, fmt))
+
         def add(b: Batch) -> Jet:
             m1: dict = {}
             m2: dict = {}
@@ -1036,7 +1087,7 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
                 _, a1, a2 = p(b)
                 _acc(m1, a1)
                 _acc(m2, a2)
-            return _abs(_sum([v(b) for v in values])), m1, m2
+            return b.abs_of(own(b)), m1, m2
         return _memo(add)
     if expr.is_Mul:
         def mul(b: Batch) -> Jet:
@@ -1049,9 +1100,11 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
             return acc
         return _memo(mul)
     if expr.is_Pow:
+        if expr.exp.is_Integer:
+            return _memo(_jet_integer_power(int(expr.exp), parts[0], values[0]))
         return _memo(_jet_power(parts, values))
     if isinstance(expr, no_grad):
-        return lambda b: (_abs(values[0](b)), {}, {})
+        return lambda b: (b.abs_of(values[0](b)), {}, {})
     if isinstance(expr, select):
         mode = int(expr.args[3])
         branch = {True: parts[1], False: parts[2]}
@@ -1097,6 +1150,21 @@ def _jet_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt
     return piecewise
 
 
+def _jet_integer_power(n: int, part: JetFn, base: BatchForm) -> JetFn:
+    """x**n for a constant integer n: |x^n|, |n x^(n-1)| and |n (n-1) x^(n-2)|, column by column."""
+    first, second = arb(n), arb(n * (n - 1))
+
+    def power(b: Batch) -> Jet:
+        xs = base(b)
+        vs = _powers(xs, n)
+        db = [abs(first * v / x) if x != ZERO else abs(first * x ** (n - 1)) if n >= 1 else arb.pos_inf()
+              for v, x in zip(vs, xs)]
+        d2b = [abs(second * v / (x * x)) if x != ZERO else ZERO for v, x in zip(vs, xs)]
+        return _chain(b.abs_of(vs), [part(b)], [db], [[d2b]])
+
+    return power
+
+
 def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     base, exponent = values
     bj, ej = parts
@@ -1110,8 +1178,8 @@ def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
             else:
                 v = _power(x, e)
             value.append(abs(v))
-            db.append(abs(e * v / x) if x != 0 else abs(e * x ** (e - 1)) if e >= 1 else arb.pos_inf())
-            d2b.append(abs(e * (e - 1) * v / (x * x)) if x != 0 else ZERO)
+            db.append(abs(e * v / x) if x != ZERO else abs(e * x ** (e - 1)) if e >= 1 else arb.pos_inf())
+            d2b.append(abs(e * (e - 1) * v / (x * x)) if x != ZERO else ZERO)
             if variable_exponent:
                 de.append(abs(v * x.log()))
                 cross.append(abs(v / x) * (1 + abs(e * x.log())))
@@ -1140,7 +1208,7 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
             return _chain(norms, args, first, None)
         first = [usable(d(inner)) for d in partials]
         hess = [[usable(f(inner)) for f in row] for row in second] if second is not None else None
-        return _chain(_abs(value_form(inner)), args[: len(first)], first, hess)
+        return _chain(inner.abs_of(value_form(inner)), args[: len(first)], first, hess)
 
     return function
 
