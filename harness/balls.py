@@ -992,8 +992,18 @@ Jet = tuple[Column, dict[int, Column], dict[tuple[int, int], Column]]  # |value|
 JetFn = Callable[[Batch], Jet]
 
 
+class _Ones(list):
+    """A column of ones (a symbol's own jet, the start of a product): products with it are skipped."""
+
+
+def _times(x: Column, y: Column) -> Column:
+    if isinstance(x, _Ones):
+        return y
+    return x if isinstance(y, _Ones) else [p * q for p, q in zip(x, y)]
+
+
 def _scale(m: dict, c: Column) -> dict:
-    return {k: [x * y for x, y in zip(v, c)] for k, v in m.items()}
+    return {k: _times(v, c) for k, v in m.items()}
 
 
 def _acc(into: dict, m: dict) -> None:
@@ -1006,7 +1016,7 @@ def _outer(a: dict[int, Column], b: dict[int, Column], c: Column) -> dict[tuple[
     for i, x in a.items():
         for j, y in b.items():
             key = (i, j) if i <= j else (j, i)
-            _acc(out, {key: [p * q * r for p, q, r in zip(c, x, y)]})
+            _acc(out, {key: _times(_times(c, x), y)})
     return out
 
 
@@ -1069,7 +1079,7 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
     Argument values are the error model's (memoized in the batch: the tree's value has them)."""
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda b: (b.abs_of(b.columns[i]), {i: [ONE] * b.n}, {})
+        return lambda b: (b.abs_of(b.columns[i]), {i: _Ones([ONE] * b.n)}, {})
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
         constant = closed(expr, symbols)
         return lambda b: (b.abs_of(constant(b)), {}, {})
@@ -1091,11 +1101,11 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
         return _memo(add)
     if expr.is_Mul:
         def mul(b: Batch) -> Jet:
-            ones = [ONE] * b.n
+            ones = _Ones([ONE] * b.n)
             acc: Jet = (ones, {}, {})
             for p in parts:
                 f = p(b)
-                product = [x * y for x, y in zip(acc[0], f[0])]
+                product = _times(acc[0], f[0])
                 acc = _chain(product, [acc, f], [f[0], acc[0]], [[None, ones], [None, None]])
             return acc
         return _memo(mul)
@@ -1197,7 +1207,7 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
     second = _second_partials(cls)
 
     def usable(column: Column) -> Column:
-        return [abs(x) if finite(x) else ZERO for x in column]
+        return [abs(x) if x.is_finite() else ZERO for x in column]  # (a nan is not finite)
 
     def function(b: Batch) -> Jet:
         inner = b.of([v(b) for v in values])

@@ -7,8 +7,9 @@ raised: only the CLI and the pytest plugin turn them into exit codes and test fa
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,32 +52,62 @@ class Elementwise:
     exact: np.ndarray  # the exact value (or convention) as float64
 
 
+@dataclass(frozen=True, eq=False)
+class _Target:
+    """What every torch path compared with one Expected shares (flat arrays)."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    undefined: np.ndarray
+    overflow: np.ndarray
+    expected_inf: np.ndarray
+    scale: np.ndarray  # an ulp of the exact value
+    allowed: np.ndarray  # the allowed absolute error
+    magnitude: np.ndarray
+    finite_expected: np.ndarray  # defined and not past the format's range: torch must be finite
+    strict: np.ndarray  # undefined, and torch must not be finite
+    kink: np.ndarray  # a defined kink
+    exact: np.ndarray
+
+
+_TARGETS: weakref.WeakKeyDictionary[Expected, dict[tuple, _Target]] = weakref.WeakKeyDictionary()
+
+
+def _target(expected: Expected, fmt: FloatFormat, tol: Tolerance) -> _Target:
+    mine = _TARGETS.setdefault(expected, {})
+    key = (fmt, tol)
+    if key not in mine:
+        hi, lo = expected.hi.ravel(), expected.lo.ravel()
+        undefined = expected.undefined.ravel()
+        largest = float(fmt.largest) * (1 + 2.0 ** -(fmt.precision + 1))
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            overflow = ~undefined & (np.abs(hi) >= largest)
+            expected_inf = np.sign(hi) * np.inf
+            scale = ulp(np.where(overflow | undefined, 0.0, hi), fmt)
+            allowed = np.maximum.reduce([tol.ulps * scale, tol.model * expected.bound.ravel(),
+                                         np.full(hi.size, tol.atol)])
+        mine[key] = _Target(hi, lo, undefined, overflow, expected_inf, scale, allowed, np.abs(hi),
+                            ~undefined & ~overflow, undefined & expected.strict.ravel(),
+                            ~undefined & expected.kink.ravel(), np.where(overflow, expected_inf, hi + lo))
+    return mine[key]
+
+
 def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Tolerance) -> Elementwise:
     """Compare torch's array with the reference, element by element."""
+    g = _target(expected, fmt, tol)
     t = np.asarray(actual, dtype=np.float64).ravel()
-    hi, lo = expected.hi.ravel(), expected.lo.ravel()
-    undefined, strict = expected.undefined.ravel(), expected.strict.ravel()
-    n = t.size
-    largest = float(fmt.largest) * (1 + 2.0 ** -(fmt.precision + 1))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        overflow = ~undefined & (np.abs(hi) >= largest)
-        expected_inf = np.sign(hi) * np.inf
-        scale = ulp(np.where(overflow | undefined, 0.0, hi), fmt)
-        error = np.abs((t - hi) - lo)
-        error = np.where(overflow, np.where(t == expected_inf, 0.0, np.inf), error)
-        error = np.where(~np.isfinite(t) & ~undefined & ~overflow, np.inf, error)
-        error = np.where(undefined, 0.0, error)
-        allowed = np.maximum.reduce([tol.ulps * scale, tol.model * expected.bound.ravel(),
-                                     np.full(n, tol.atol)])
-        ulps = error / scale
-        magnitude = np.abs(hi)
-        rel = np.where(magnitude > 0, error / magnitude, np.where(error > 0, np.inf, 0.0))
-        fail = error > allowed
-        fail |= undefined & strict & np.isfinite(t)
-    kink = ~fail & ~undefined & expected.kink.ravel()
-    status = np.where(fail, "fail", np.where(undefined, "undefined", np.where(kink, "kink", "pass")))
-    exact = np.where(overflow, expected_inf, hi + lo)
-    return Elementwise(status, fail, kink, undefined & ~fail, error, ulps, rel, allowed, exact)
+        error = np.abs((t - g.hi) - g.lo)
+        error = np.where(g.overflow, np.where(t == g.expected_inf, 0.0, np.inf), error)
+        error = np.where(~np.isfinite(t) & g.finite_expected, np.inf, error)
+        error = np.where(g.undefined, 0.0, error)
+        ulps = error / g.scale
+        rel = np.where(g.magnitude > 0, error / g.magnitude, np.where(error > 0, np.inf, 0.0))
+        fail = error > g.allowed
+        fail |= g.strict & np.isfinite(t)
+    kink = ~fail & g.kink
+    status = np.where(fail, "fail", np.where(g.undefined, "undefined", np.where(kink, "kink", "pass")))
+    return Elementwise(status, fail, kink, g.undefined & ~fail, error, ulps, rel, g.allowed, g.exact)
 
 
 def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: FloatFormat,
@@ -105,12 +136,16 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         undefined += int(np.count_nonzero(e.undefined))
         uncertified += piece.expected.uncertified
         defined = ~e.undefined
-        point_ulps.append(float(np.max(e.ulps[defined])) if np.any(defined) else 0.0)
         compared.append((piece, e))
-        if np.any(defined):
-            max_ulps = max(max_ulps, float(np.max(e.ulps[defined])))
-            max_abs = max(max_abs, float(np.max(e.error[defined])))
-            max_rel = max(max_rel, float(np.max(e.rel[defined])))
+        if defined.any():
+            everywhere = bool(defined.all())
+            worst_ulps = float(np.max(e.ulps if everywhere else e.ulps[defined]))
+            point_ulps.append(worst_ulps)
+            max_ulps = max(max_ulps, worst_ulps)
+            max_abs = max(max_abs, float(np.max(e.error if everywhere else e.error[defined])))
+            max_rel = max(max_rel, float(np.max(e.rel if everywhere else e.rel[defined])))
+        else:
+            point_ulps.append(0.0)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ratio = np.where(e.failed, np.inf, np.where(defined, e.error / e.allowed, -1.0))
             ratio = np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
@@ -168,8 +203,6 @@ def _worst(piece: Piece, e: Elementwise, i: int, fmt: FloatFormat) -> Worst:
 
 
 def _with_message(c: Comparison, breadcrumb: str) -> Comparison:
-    from dataclasses import replace
-
     return replace(c, message=describe(c, breadcrumb))
 
 
