@@ -68,11 +68,13 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "fmt", "conventions", "_children", "_abs")
+    __slots__ = ("columns", "n", "memo", "u", "eta", "normal", "fmt", "conventions", "_children", "_abs")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
         self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
+        # a rounding to a subnormal result errs by up to half the smallest subnormal (see _underflow)
+        self.eta, self.normal = _underflow_scales(fmt)
         self.conventions = conventions or {}
         self.memo: dict[object, object] = {}
         self._children: dict[tuple[int, ...], Batch] = {}
@@ -104,6 +106,12 @@ class Batch:
         if hit is None or hit[0] is not column:
             hit = self._abs[id(column)] = (column, [abs(x) for x in column])
         return hit[1]
+
+
+@cache
+def _underflow_scales(fmt: FloatFormat | None) -> tuple[arb, arb]:
+    """Half the smallest subnormal, and the smallest normal number."""
+    return (ZERO, ZERO) if fmt is None else (arb(2) ** (fmt.emin - fmt.precision), arb(2) ** fmt.emin)
 
 
 def _memo(fn: Callable[[Batch], object]) -> Callable[[Batch], object]:
@@ -630,32 +638,42 @@ Modelled = Callable[[Batch], ModelResult]
 
 
 @cache
-def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> Modelled:
-    """Value and error-model bound of a harness tree or derivative expression, over a batch."""
+def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat,
+                     forward: frozenset[sympy.Expr] | None = None) -> Modelled:
+    """Value and error-model bound of a harness tree or derivative expression, over a batch.
+
+    A rounding to a subnormal is charged its absolute error (`_underflow`) where torch evaluates
+    the node as written: everywhere in a function's own tree (forward None), and in a derivative
+    expression only at the subexpressions of the function it differentiates (`forward`: what the
+    forward pass computes and the backward reuses, x / 0.62 in sqrt'(x / 0.62)). The other terms are
+    our derivative formula's, which torch's backward need not form (2 exp(x)^2 / exp(x)^3)."""
+    if forward is not None and expr in forward:
+        return compile_modelled(expr, symbols, fmt)
     if expr in symbols:
         i = symbols.index(expr)
         return lambda b: (b.columns[i], [ZERO] * b.n, None)
     if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
         infinite = closed(expr, symbols)
         return lambda b: (infinite(b), [ZERO] * b.n, None)
+    under = forward is None  # see _underflow
     if expr.is_Number or expr.is_NumberSymbol:
         value = closed(expr, symbols)
         if expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt):
             return lambda b: (value(b), [ZERO] * b.n, None)
-        return lambda b: _rounded(value(b), b)
+        return lambda b: _rounded(value(b), b, under)
     if isinstance(expr, sympy.Piecewise):
-        return _memo(_modelled_piecewise(expr, symbols, fmt))
-    parts = [compile_modelled(arg, symbols, fmt) for arg in expr.args]
+        return _memo(_modelled_piecewise(expr, symbols, fmt, forward))
+    parts = [compile_modelled(arg, symbols, fmt, forward) for arg in expr.args]
     shared = _shared(expr, symbols)
     if expr.is_Add:
-        return _memo(lambda b: _add([p(b) for p in parts], b, shared))
+        return _memo(lambda b: _add([p(b) for p in parts], b, shared, under))
     if expr.is_Mul:
         roundings = max(0, sum(1 for f in expr.args if not _is_power_of_two(f)) - 1)
-        return _memo(lambda b: _mul([p(b) for p in parts], roundings, b, shared))
+        return _memo(lambda b: _mul([p(b) for p in parts], roundings, b, shared, under))
     if expr.is_Pow:
-        return _memo(_modelled_pow(expr, parts, shared))
-    special = _modelled_special(expr, parts)
-    return _memo(special if special is not None else _modelled_function(expr, parts, fmt))
+        return _memo(_modelled_pow(expr, parts, shared, under))
+    special = _modelled_special(expr, parts, under)
+    return _memo(special if special is not None else _modelled_function(expr, parts, fmt, under))
 
 
 Shared = Callable[[Batch, list[ModelResult]], Column | None]
@@ -685,19 +703,31 @@ def _is_power_of_two(x: sympy.Expr) -> bool:
     return p & (p - 1) == 0 and q & (q - 1) == 0
 
 
-def _rounded(v: Column, b: Batch) -> ModelResult:
-    return v, [b.u * abs(x) for x in v], None
+def _rounded(v: Column, b: Batch, under: bool) -> ModelResult:
+    return v, _underflow([b.u * a for a in b.abs_of(v)], v, b, under), None
 
 
-def _add(terms: list[ModelResult], b: Batch, shared: Shared) -> ModelResult:
+def _underflow(bound: Column, values: Column, b: Batch, roundings: float) -> Column:  # roundings 0: none
+    """Add each rounding's absolute error where the result may be subnormal: fl(x op y) =
+    (x op y)(1 + d) + e, |e| <= half the smallest subnormal, and e = 0 unless the result is below the
+    normal range. x / 0.62 at x = 2e-311 errs by 7e-14 of itself, and sqrt passes half of it on.
+    An exact 0 with no error coming in stays exact (0 * y, x - x of exact inputs)."""
+    if not roundings or b.fmt is None:
+        return bound
+    tiny, normal = roundings * b.eta, b.normal
+    return [e + tiny if not a >= normal and (e != ZERO or not a.is_zero()) else e
+            for e, a in zip(bound, b.abs_of(values))]
+
+
+def _add(terms: list[ModelResult], b: Batch, shared: Shared, under: bool) -> ModelResult:
     value = shared(b, terms) or _sum([t[0] for t in terms])
     size = _sum([b.abs_of(t[0]) for t in terms])
     charge = (len(terms) - 1) * b.u
     bound = [e + charge * s for e, s in zip(_sum([t[1] for t in terms]), size)]
-    return value, bound, _kinks([t[2] for t in terms])
+    return value, _underflow(bound, value, b, under * (len(terms) - 1)), _kinks([t[2] for t in terms])
 
 
-def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared) -> ModelResult:
+def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared, under: bool) -> ModelResult:
     value = shared(b, factors) or _prod([f[0] for f in factors])
     charge = roundings * b.u
     bound = [charge * a for a in b.abs_of(value)] if roundings else [ZERO] * b.n
@@ -706,7 +736,7 @@ def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared) -
         sizes = [b.abs_of(f[0]) for f in factors]
         for i, others in zip(carrying, _all_but(sizes, carrying)):
             bound = [bd + x * o if x != ZERO else bd for bd, x, o in zip(bound, factors[i][1], others)]
-    return value, bound, _kinks([f[2] for f in factors])
+    return value, _underflow(bound, value, b, under * roundings), _kinks([f[2] for f in factors])
 
 
 def _all_but(sizes: list[Column], wanted: list[int]) -> list[Column]:
@@ -728,7 +758,7 @@ def _all_but(sizes: list[Column], wanted: list[int]) -> list[Column]:
     return out
 
 
-def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Modelled:
+def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared, under: bool) -> Modelled:
     base, exponent = parts
     e = expr.exp
     if e.is_Integer:
@@ -747,7 +777,7 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Mod
                 weight = arb(abs(n))
                 for k, slope in zip(index, slopes):
                     bound[k] = bound[k] + weight * abs(slope) * ex[k]
-            return values, bound, kinks
+            return values, _underflow(bound, values, b, under * roundings), kinks
 
         return integer_power
 
@@ -768,13 +798,14 @@ def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared) -> Mod
                 bound[k] = bound[k] + abs(y[k] * values[k] / x[k]) * ex[k]
             if ey[k] != ZERO:
                 bound[k] = bound[k] + abs(values[k] * x[k].log()) * ey[k]
-        return values, bound, _kinks([kx, ky])
+        return values, _underflow(bound, values, b, under * 2), _kinks([kx, ky])
 
     return real_power
 
 
-def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> Modelled:
-    values = [compile_modelled(e, symbols, fmt) for e, _ in expr.args]
+def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat,
+                        forward: frozenset[sympy.Expr] | None) -> Modelled:
+    values = [compile_modelled(e, symbols, fmt, forward) for e, _ in expr.args]
     decisions = [_relation(c, symbols) for _, c in expr.args]
 
     def evaluate(i: int, sub: Batch) -> tuple:
@@ -798,7 +829,7 @@ def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]
     return piecewise
 
 
-def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | None:
+def _modelled_special(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled | None:
     """The harness's own marker functions: kinks, where, ratios, shares, stop-gradients."""
     cls = type(expr)
     if isinstance(expr, KinkFunction):
@@ -855,7 +886,7 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | Non
                 values.append(value)
                 hits.append(hit)
                 bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
-            return values, bounds, _kinks([kn, kd, hits if any(hits) else None])
+            return values, _underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
 
         return quotient
     if isinstance(expr, no_grad):
@@ -899,7 +930,7 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled]) -> Modelled | Non
                     bound = bound + sum((abs(v / value) * e for v, e in pairs if e != 0), ZERO)
                 values.append(value)
                 bounds.append(bound)
-            return values, bounds, _kinks([t[2] for t in terms])
+            return values, _underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
 
         return length
     return None
@@ -915,7 +946,7 @@ def _unzip(rows: list) -> ModelResult:
     return values, bounds, kinks if any(kinks) else None
 
 
-def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFormat) -> Modelled:
+def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFormat, under: bool) -> Modelled:
     cls = type(expr)
     value_form, partials = closed_form(cls, len(expr.args))
     is_op = issubclass(cls, OpFunction)
@@ -948,7 +979,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
                 slopes = d(inner.subset(index) if len(index) < b.n else inner)
                 for k, slope in zip(index, slopes):
                     bound[k] = bound[k] + abs(slope) * e[k]
-        return values, bound, flags
+        return values, _underflow(bound, values, b, under * 2 * ulps), flags
 
     return function
 

@@ -353,10 +353,10 @@ class PointReference:
         if d == 0:
             return None
         values = self.values(name)
-        atomic = self._derivative(group, d, values, None, ZERO)
+        atomic = self._derivative(name, group, d, values, None, ZERO)
         written_out = stored_diff(expand_ops(expr), *[symbol] * order)
         try:
-            terms = self._derivative(group, written_out, values, None, ZERO)
+            terms = self._derivative(name, group, written_out, values, None, ZERO)
         except HarnessError:  # a closed form the reference cannot evaluate: the atomic bound alone
             return atomic
         return [Exact(a.ball, arb.max(a.bound, t.bound) if a.bound.is_finite() and t.bound.is_finite() else a.bound,
@@ -380,7 +380,7 @@ class PointReference:
                 [((s, t), d) for s, t, d in out.hessian(first)]
             magnitudes = {(i,): m for i, m in m1.items()} if order == 1 else m2
             index = {s: i for i, s in enumerate(group.symbols)}
-            columns: dict = {symbols: self._derivative(group, d, values,
+            columns: dict = {symbols: self._derivative(name, group, d, values,
                                                        magnitudes.get(tuple(sorted(index[s] for s in symbols))), factor)
                              for symbols, d in partials}
             for at, column in magnitudes.items():
@@ -424,13 +424,13 @@ class PointReference:
         return group.jets[key]
 
 
-    def _derivative(self, group: Group, expr: sympy.Expr, values: list[Exact], magnitudes: list[arb] | None,
-                    factor: arb) -> list[Exact]:
+    def _derivative(self, name: str, group: Group, expr: sympy.Expr, values: list[Exact],
+                    magnitudes: list[arb] | None, factor: arb) -> list[Exact]:
         """A partial derivative at each member: undefined where the function is (the 0*expr pitfall),
         its bound floored by the magnitudes of the terms torch's chain rule adds. Where the function
         is not finite yet below the last precision, the derivative is not certified either (a nan
         ball), so the point goes on to the precision that decides whether it is defined."""
-        fn = compile_modelled(expr, group.symbols, self.fmt)
+        fn = compile_modelled(expr, group.symbols, self.fmt, self._forward(name, group))
         with precision(self.bits):
             found, bounds, kinks = fn(group.batch)
             mine = [values[k] for k in group.members]
@@ -446,6 +446,13 @@ class PointReference:
         return list(map(Exact._make, zip(found, bounds, flags, undefined)))
 
 
+    def _forward(self, name: str, group: Group) -> frozenset[sympy.Expr]:
+        """The subexpressions of the function a group's derivatives differentiate (see compile_modelled)."""
+        if group.forward is None:
+            group.forward = frozenset(sympy.preorder_traversal(self.outputs[name].term(group.members[0]).expr))
+        return group.forward
+
+
 @dataclass(eq=False)
 class Group:
     """Output elements that share one expression, their batch of input balls, and which input
@@ -457,6 +464,7 @@ class Group:
     variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
+    forward: frozenset | None = None
 
 
 def _floored(bound: arb, magnitude: arb, factor: arb) -> arb:

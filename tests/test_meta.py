@@ -90,3 +90,14 @@ def test_higher_derivatives_by_repeated_backward(run_case, target, failing, dtyp
     # by it, since torch differentiates that backward again
     assert failed == failing, [c.message for c in result.comparisons if c.status == "fail"]
     assert any(c.check == "hvp" for c in result.comparisons)
+
+
+@pytest.mark.parametrize("target, failing", [("sin_correct", set()), ("sin_wrong_first", {"vjp", "jvp"})])
+def test_subnormal_inputs_still_catch_a_wrong_first_derivative(run_case, target, failing):
+    """Roundings to subnormals are charged their absolute error; that must not hide a derivative
+    that is 1e-12 off at subnormal inputs (where sin(x) is subnormal and cos(x) is 1)."""
+    case = CASE.format(inputs="x: {points: [[1.0e-310, -3.0e-315, 2.5e-320, 4.9e-324]]}", expr="sin(x)",
+                       target=target, dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, jvp, grad2]", "checks: [value, vjp, jvp]"))
+    failed = {c.check for c in result.comparisons if c.status == "fail"}
+    assert failed == failing, [c.message for c in result.comparisons if c.status != "pass"]

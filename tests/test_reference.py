@@ -141,3 +141,21 @@ def test_scaled_floats_agree_with_the_balls():
         assert (fast.bound[both] >= slow.bound[both] * (1 - 2.0**-40)).all()  # never a smaller tolerance
         assert (fast.bound[both] <= slow.bound[both] * (1 + 2.0**-40) + 1e-300).all()
     assert (fast.certified(FORMATS["float64"]) == slow.certified(FORMATS["float64"])).all()
+
+
+def test_a_rounding_to_a_subnormal_is_charged_its_absolute_error():
+    """x / 0.62 at x = 2.2e-311 is subnormal: its rounding errs by up to 2^-1075 absolutely, 7e-14
+    relatively, and sqrt passes half of that on. The bound must cover what float64 does there,
+    and stay at the usual few ulps where every value is normal."""
+    import math
+
+    text = "sqrt(x / sigmoid(0.5))"
+    c = float(constant_value(parse("sigmoid(0.5)", ops=set(OPS), names=set()), F64))
+    for x, smallest, largest in ((2.225073858507e-311, 50, 1e-12), (0.3, 0, 1e-15)):
+        (value, _), ok = value_and_grad(text, {"x": x})
+        assert ok
+        floats = as_floats([value])
+        error = abs(math.sqrt(x / c) - (floats.hi[0] + floats.lo[0]))  # what float64 does
+        assert error >= smallest * math.ulp(floats.hi[0])  # at the subnormal: far past a few ulps
+        assert floats.bound[0] >= error
+        assert floats.bound[0] < largest * floats.hi[0]  # the subnormal spacing's worth, no more
