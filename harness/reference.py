@@ -587,5 +587,7 @@ def _constant_expr(node: Node, constants: dict[str, Fraction]) -> sympy.Expr:
         args = [_constant_expr(a, constants) for a in node.args]
         kws = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else as_sympy(k)
                for k in keywords]
-        return op.exact(*args) if op.kind == "arithmetic" else op.exact(*args, *kws)
+        # unevaluated all the way down: SymPy 1.14's Add(2, Pow(1/10, 2, evaluate=False)) loops
+        # forever inside evaluate(False), eating memory (2 + square(0.1), found by drawing cases)
+        return op.exact(*args, evaluate=False) if op.kind == "arithmetic" else op.exact(*args, *kws)
     raise HarnessError("indexing is not allowed in a constant")

@@ -100,6 +100,29 @@ def test_constant_value_rounds_once():
         constant_value(parse("log(-1)", ops=set(OPS), names=set()), F64)
 
 
+@pytest.mark.parametrize("text, exact", [
+    ("2 + square(0.1)", Fraction(201, 100)), ("(3 + 1) - (2 + square(0.1))", Fraction(199, 100)),
+    ("2 * square(0.5) - 1 / square(2)", Fraction(1, 4)), ("2 * 3", Fraction(6)), ("2 - 3", Fraction(-1)),
+    ("0.1 - 1", Fraction(-9, 10)), ("neg(2) + 1", Fraction(-1)), ("exp(0) - 2", Fraction(-1)),
+    ("pow(2, 3) / 4", Fraction(2))])
+def test_constant_arithmetic_folds_to_its_value(text, exact):
+    """Constant subtrees are folded to one rounded number, which both torch and the reference get.
+    Inside sympy.evaluate(False), SymPy 1.14 builds Mul(2, 3, evaluate=True) as 1*3 (2 - 3 became 5,
+    0.1 - 1 became 0.1: a case tested another function than it wrote, with torch agreeing), and
+    loops forever, eating memory, on Add(2, Pow(1/10, 2)). Constants are now built unevaluated all
+    the way down. Each is also run as a case with a timeout, so that the loop fails here instead
+    of hanging the tests, and its value is checked against the expression as written."""
+    from harness.cases import load_text
+    from harness.run import Options, check_case
+
+    (case,) = load_text(f"name: c\ninputs: {{x: 0.5}}\nexpr: x + ({text})\nchecks: [value, grad]\n")
+    (result,) = check_case(case, Options(timeout=20))
+    assert result.status == "pass", result.message
+    (value,) = [c for c in result.comparisons if c.check == "value" and c.path == "forward"]
+    assert value.exact_values == (float(Fraction(1, 2) + Fraction(float(exact))),)
+    assert constant_value(parse(text, ops=set(OPS), names=set()), F64) == Fraction(float(exact))
+
+
 def test_scaled_floats_agree_with_the_balls():
     """Elementwise VJPs and Hessian-vector products are scaled as floats (Dekker's exact product);
     the result must enclose the same value as scaling the balls, with the same flags, and fall back
