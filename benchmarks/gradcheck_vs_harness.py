@@ -4,7 +4,7 @@ For two elementwise functions over n float64 inputs (sin, and a composite of log
 tanh and erf): wall time of gradcheck + gradgradcheck (full and fast mode) and of the harness's
 first- and second-order check (value, vjp, grad2: every autograd path, against the certified
 reference with its error bounds), and the smallest relative error in sin's backward each one
-flags. Times are the best of 3 runs (1 at n = 10000); the symbolic cache is off.
+flags. Times are the best of 5 runs (1 at n = 10000); the symbolic cache is off.
 
     python benchmarks/gradcheck_vs_harness.py [n ...]
 """
@@ -62,14 +62,14 @@ def timed(fn, repeat: int) -> float:
 def gradcheck_time(fn, n: int, fast: bool) -> float:
     x = torch.linspace(-3, 3, n, dtype=torch.float64, requires_grad=True)
     return timed(lambda: (torch.autograd.gradcheck(fn, (x,), fast_mode=fast),
-                          torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)), repeat=1 if n > 1000 else 3)
+                          torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)), repeat=1 if n > 1000 else 5)
 
 
 def harness_time(expr: str, n: int) -> float:
     (case,) = load_text(CASE.format(n=n, expr=expr, target=""))
     (result,) = check_case(case)
     assert result.status == "pass", result.message
-    return timed(lambda: check_case(case), repeat=1 if n > 1000 else 3)
+    return timed(lambda: check_case(case), repeat=1 if n > 1000 else 5)
 
 
 def smallest_flagged_by_gradcheck() -> float:
@@ -117,7 +117,7 @@ def smallest_flagged_by_harness() -> float:
 
 def main(sizes: list[int]) -> None:
     cache.use(None)
-    print(f"torch {torch.__version__}, float64, n inputs in [-3, 3]; seconds, best of 3 (1 at n > 1000)")
+    print(f"torch {torch.__version__}, float64, n inputs in [-3, 3]; seconds, best of 5 (1 at n > 1000)")
     print("| function | n | gradcheck + gradgradcheck, full | fast | harness: value, vjp, grad2 |"
           " full / harness | harness / fast |")
     print("|---|---|---|---|---|---|---|")

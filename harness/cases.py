@@ -42,6 +42,9 @@ class InputSpec:
     shape: tuple[int, ...]
     points: tuple[tuple[Node, ...], ...]
     imag: tuple[tuple[Node, ...], ...] = ()  # complex inputs: the imaginary parts, point by point
+    # sampled points as the doubles they were drawn as (None where edges replaced some), so that
+    # rounding them to the dtype is one numpy cast instead of a Fraction per element
+    doubles: tuple[np.ndarray | None, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -725,15 +728,19 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     if size * count > MAX_ELEMENTS:
         raise _fail(y, f"input {name!r} has {size * count} elements (limit {MAX_ELEMENTS})")
     rng = np.random.default_rng([seed, *name.encode()])
-    points = [tuple(Num(Fraction(float(v))) for v in sampler(rng, size)) for _ in range(count)]
+    drawn = [np.asarray(sampler(rng, size), dtype=np.float64) for _ in range(count)]
+    points = [tuple(Num(Fraction(v)) for v in d.tolist()) for d in drawn]
+    doubles: list[np.ndarray | None] = list(drawn)
     edges = [_literal_scalar(e) for e in _expect(fields["edges"], "seq", "edges")] if "edges" in fields else []
     if count == 1 and shape:
         if len(edges) > size:
             raise _fail(fields["edges"], f"{len(edges)} edges do not fit in shape {list(shape)}")
         points[0] = tuple(edges) + points[0][len(edges):]
+        doubles[0] = None if edges else doubles[0]
     else:
         points += [tuple([e] * size) for e in edges]
-    return InputSpec(name, shape, tuple(points))
+        doubles += [None] * len(edges)
+    return InputSpec(name, shape, tuple(points), doubles=tuple(doubles))
 
 
 def _complex_input(name: str, y: Y, seed: int) -> InputSpec:

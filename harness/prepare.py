@@ -21,7 +21,7 @@ from harness import complex as cx
 from harness.cases import COMPLEX_DTYPES, Case
 from harness.errors import HarnessError
 from harness.expr import Call, Node, Num
-from harness.numbers import FORMATS, FloatFormat, round_numbers
+from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers
 from harness.reference import (
     PointReference,
     constant_value,
@@ -177,8 +177,12 @@ def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
     for p in range(n):
         point = {}
         for spec in case.inputs:
-            nodes = spec.points[p if len(spec.points) > 1 else 0]
-            point[spec.name] = rounded(nodes, fmt).reshape(spec.shape)
+            pick = p if len(spec.points) > 1 else 0
+            drawn = spec.doubles[pick] if spec.doubles else None
+            values = round_doubles(drawn, fmt) if drawn is not None else None
+            if values is None or not np.isfinite(values).all():  # listed values, edges, overflow
+                values = rounded(spec.points[pick], fmt)
+            point[spec.name] = values.reshape(spec.shape)
         points.append(point)
     return points
 
