@@ -171,12 +171,12 @@ def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
 # ---------------------------------------------------------------- small ball functions
 
 HUGE = arb(2) ** 20  # |exponent| beyond which exp's value is far outside every float format
-MODERATE = 2.0**19
+MODERATE = 2.0**19  # a midpoint below this in size: the ball is neither above HUGE nor below -HUGE
 
 
 def _exp(a: arb) -> arb:
     """exp, without computing astronomically large or small values digit by digit."""
-    if -MODERATE < float(a) < MODERATE:  # the midpoint: the ball is neither above HUGE nor below -HUGE
+    if -MODERATE < float(a) < MODERATE:
         return a.exp()
     if a > HUGE:
         return arb.pos_inf()

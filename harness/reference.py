@@ -7,8 +7,9 @@ point is re-evaluated at doubled precision until every quantity is, or the preci
 Alongside each value runs the error model: a bound on the rounding error a floating-point
 evaluation of the same tree (in the case's dtype) can make. It is what lets a derivative that
 is exactly 0 from cancelling terms of size 1e8 be compared against an absolute floor instead of
-4 ulps of 0. The model charges each operation its kernel's accuracy and propagates input errors
-through the partial derivatives (first-order running error analysis).
+4 ulps of 0. The model charges each operation its kernel's accuracy (and, where the result may be
+subnormal, half the smallest subnormal) and propagates input errors through the partial
+derivatives (first-order running error analysis).
 """
 
 from __future__ import annotations
@@ -185,9 +186,8 @@ def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray],
     Hessian-vector product (w * d2y * t) without a ball per product. The column is converted once;
     each product w * (hi + lo) is formed exactly (hi' + lo' = w*hi + w*lo, Dekker's product) but for
     two roundings, which the radius covers with the input's radius times |w|. Members out of that
-    range (huge, tiny, not finite) go through the balls, as do entries a weight of 0 or no entry
-    make 0 (exact zeros, like `scale`)."""
-    n = len(column)
+    range (huge, tiny, not finite) go through the balls; a weight of 0 or a missing entry makes an
+    exact 0 (like `scale`)."""
     f = as_floats([x if x is not None else ZERO_EXACT for x in column])
     hi, lo, rad, bound = f.hi, f.lo, f.rad, f.bound
     zero = np.array([x is None for x in column], dtype=bool)
@@ -224,7 +224,6 @@ def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray],
         for name, array in (("hi", hi), ("lo", lo), ("rad", rad), ("bound", bound), ("finite", finite),
                             ("undefined", undefined), ("kink", kink)):
             array[redo] = getattr(g, name)
-    assert hi.size == n
     return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finite, undefined, kink, undefined & ~finite)
 
 
@@ -444,7 +443,6 @@ class PointReference:
                           for e, m in zip(bounds, magnitudes)]
         flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
         return list(map(Exact._make, zip(found, bounds, flags, undefined)))
-
 
     def _forward(self, name: str, group: Group) -> frozenset[sympy.Expr]:
         """The subexpressions of the function a group's derivatives differentiate (see compile_modelled)."""
