@@ -502,13 +502,13 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
             floats = results if isinstance(results, Floats) else as_floats(results)
         if floats.certified(fmt).all():
             return results, floats, True
-        if final:
+        if final:  # what is not a finite ball even now is undefined (the floats are not made again)
+            undefined = floats.undefined | ~floats.finite
+            floats = replace(floats, undefined=undefined, strict=undefined & ~floats.finite)
             if isinstance(results, Floats):
-                undefined = results.undefined | ~results.finite
-                results = floats = replace(results, undefined=undefined, strict=undefined & ~results.finite)
-                return results, floats, False
+                return floats, floats, False
             results = [x if is_finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
-            return results, as_floats(results), False
+            return results, floats, False
         bits = min(2 * bits, MAX_PRECISION)
 
 
