@@ -1,0 +1,106 @@
+"""Batch evaluation in Arb balls: the shortcuts the reference takes must give the same enclosures."""
+
+import itertools
+
+import pytest
+import sympy
+from flint import arb
+
+from harness.balls import (
+    HUGE,
+    ZERO,
+    Batch,
+    _all_but,
+    _exp,
+    _Ones,
+    _prod,
+    _sum,
+    _times,
+    _underflow,
+    closed,
+    precision,
+)
+from harness.numbers import FORMATS
+
+F64 = FORMATS["float64"]
+
+
+def test_fused_sums_and_products_agree_with_one_pass_per_operand():
+    columns = [[arb(3 * k + j + 1) / 7 for k in range(5)] for j in range(9)]
+    for n in range(1, 10):
+        chosen = columns[:n]
+        total, product = chosen[0], chosen[0]
+        for c in chosen[1:]:
+            total = [x + y for x, y in zip(total, c)]
+            product = [x * y for x, y in zip(product, c)]
+        for fused, naive in ((_sum(chosen), total), (_prod(chosen), product)):  # the same operations, in order
+            assert all(a.mid() == b.mid() and a.rad() == b.rad() for a, b in zip(fused, naive))
+
+
+def test_the_product_of_all_but_one_factor_from_prefixes_and_suffixes():
+    sizes = [[arb(p) for p in (2, 3, 5)], [arb(p) for p in (7, 11, 13)], [arb(p) for p in (17, 19, 23)],
+             [arb(p) for p in (29, 31, 37)], [arb(p) for p in (41, 43, 47)]]
+    for k in range(1, 6):
+        for r in range(1, k + 1):
+            for wanted in itertools.combinations(range(k), r):
+                for i, others in zip(wanted, _all_but(sizes[:k], list(wanted))):
+                    expected = [arb(1)] * 3
+                    for j in range(k):
+                        if j != i:
+                            expected = [x * y for x, y in zip(expected, sizes[j])]
+                    assert [int(x.unique_fmpz()) for x in others] == [int(x.unique_fmpz()) for x in expected]
+
+
+def test_magnitudes_are_made_once_per_column():
+    batch = Batch([[arb(-2), arb(3)]], 2)
+    column = [arb(-1.5), arb(2)]
+    first = batch.abs_of(column)
+    assert batch.abs_of(column) is first and [float(x) for x in first] == [1.5, 2.0]
+    other = [arb(-1.5), arb(2)]  # equal values, another column: its own magnitudes
+    assert batch.abs_of(other) is not first
+
+
+def test_products_with_ones_are_skipped_not_changed():
+    c = [arb(2), arb(3)]
+    ones = _Ones([arb(1), arb(1)])
+    assert _times(ones, c) is c and _times(c, ones) is c
+    assert [float(x) for x in _times(c, c)] == [4.0, 9.0]
+
+
+def test_constants_once_per_batch_and_one_reciprocal_per_base():
+    x = sympy.Symbol("x", real=True)
+    expr = sympy.exp(-x**2) / sympy.sqrt(sympy.pi) + (x**2 + 1) ** -1 + (x**2 + 1) ** -2 + (x**2 + 1) ** -3
+    form = closed(expr, (x,))
+    points = [0.25, -1.5, 3.0]
+    with precision(200):
+        batch = Batch([[arb(v) for v in points]], 3)
+        got = form(batch)
+        constant = closed(1 / sympy.sqrt(sympy.pi), (x,))(batch)
+        assert all(c is constant[0] for c in constant)  # one ball, shared by every member
+        for v, ball in zip(points, got):
+            a = arb(v)
+            d = a * a + 1
+            want = (-(a * a)).exp() / arb.pi().sqrt() + 1 / d + 1 / (d * d) + 1 / (d * d * d)
+            assert ball.overlaps(want) and ball.rad() < arb(2) ** -150
+
+
+def test_exp_takes_the_fast_path_only_where_the_guards_would_not_fire():
+    with precision(85):
+        for v in (0.5, -700.0, 2.0**18):
+            assert _exp(arb(v)).overlaps(arb(v).exp())
+        assert _exp(HUGE * 2) == arb.pos_inf()
+        tiny = _exp(-HUGE * 2)
+        assert tiny.contains(0) and tiny.rad() < arb(2) ** -2000000
+
+
+@pytest.mark.parametrize("value, incoming, charged", [
+    (arb(3), ZERO, False),  # normal: u covers it
+    (arb(2) ** -1030, ZERO, True),  # subnormal in float64
+    (ZERO, ZERO, False),  # an exact 0 from exact inputs stays exact
+    (ZERO, arb(2) ** -1000, True),  # a 0 that carries an error may be a subnormal
+])
+def test_roundings_to_subnormals_are_charged_where_they_can_happen(value, incoming, charged):
+    batch = Batch([[ZERO]], 1, arb(2) ** -53, F64)
+    with precision(200):
+        (bound,) = _underflow([incoming], [value], batch, 1)
+        assert (bound - incoming).overlaps(arb(2) ** -1075) and bound > incoming if charged else bound is incoming
