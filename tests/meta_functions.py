@@ -132,33 +132,14 @@ def _mul_class(name: str, wrong_second: bool) -> type[torch.autograd.Function]:
 MulCorrect = _mul_class("MulCorrect", wrong_second=False)
 MulWrongSecondInput = _mul_class("MulWrongSecondInput", wrong_second=True)
 
-
-def sin_correct(x: torch.Tensor) -> torch.Tensor:
-    return SinCorrect.apply(x)
-
-
-def sin_wrong_first(x: torch.Tensor) -> torch.Tensor:
-    return SinWrongFirst.apply(x)
-
-
-def sin_wrong_second(x: torch.Tensor) -> torch.Tensor:
-    return SinWrongSecond.apply(x)
-
-
-def sin_wrong_negative(x: torch.Tensor) -> torch.Tensor:
-    return SinWrongNegative.apply(x)
-
-
-def sin_ignores_cotangent(x: torch.Tensor) -> torch.Tensor:
-    return SinIgnoresCotangent.apply(x)
-
-
-def mul_correct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return MulCorrect.apply(a, b)
-
-
-def mul_wrong_second_input(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return MulWrongSecondInput.apply(a, b)
+# the targets the meta-test cases name (meta_functions:sin_correct, ...)
+sin_correct = SinCorrect.apply
+sin_wrong_first = SinWrongFirst.apply
+sin_wrong_second = SinWrongSecond.apply
+sin_wrong_negative = SinWrongNegative.apply
+sin_ignores_cotangent = SinIgnoresCotangent.apply
+mul_correct = MulCorrect.apply
+mul_wrong_second_input = MulWrongSecondInput.apply
 
 
 class _SinCompiledWrong(torch.autograd.Function):
@@ -180,9 +161,7 @@ class _SinCompiledWrong(torch.autograd.Function):
         factor = 1 + _eps(x) if torch.compiler.is_compiling() else 1.0
         return grad * torch.cos(x) * factor
 
-
-def sin_wrong_when_compiled(x: torch.Tensor) -> torch.Tensor:
-    return _SinCompiledWrong.apply(x)
+sin_wrong_when_compiled = _SinCompiledWrong.apply
 
 
 class _ComplexSquare(torch.autograd.Function):
@@ -215,10 +194,5 @@ def _complex_square(name: str, conjugate: bool) -> type[torch.autograd.Function]
 ComplexSquareCorrect = _complex_square("ComplexSquareCorrect", conjugate=True)
 ComplexSquareUnconjugated = _complex_square("ComplexSquareUnconjugated", conjugate=False)
 
-
-def complex_square_correct(z: torch.Tensor) -> torch.Tensor:
-    return ComplexSquareCorrect.apply(z)
-
-
-def complex_square_unconjugated(z: torch.Tensor) -> torch.Tensor:
-    return ComplexSquareUnconjugated.apply(z)
+complex_square_correct = ComplexSquareCorrect.apply
+complex_square_unconjugated = ComplexSquareUnconjugated.apply
