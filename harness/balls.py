@@ -324,14 +324,6 @@ def _branches(b: Batch, decisions: Sequence[Callable[[Batch], Decision]],
     return candidates
 
 
-def _scatter(n: int, pieces: Sequence[tuple[Sequence[int], Column]], fill: arb) -> Column:
-    out = [fill] * n
-    for index, values in pieces:
-        for i, v in zip(index, values):
-            out[i] = v
-    return out
-
-
 # ---------------------------------------------------------------- closed forms, ball only
 
 _UNARY: dict[type, Callable[[arb], arb]] = {

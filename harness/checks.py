@@ -96,7 +96,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                                                     lambda bits, final, pt=point: ctx.reference(pt, bits, final),
                                                     ctx.fmt)
         split = np.cumsum([0, *sizes])
-        wanted = [_expected(None, part.shape, 0 if ok else sizes[i], floats, slice(split[i], split[i + 1]))
+        wanted = [_expected_part(floats, part.shape, 0 if ok else sizes[i], slice(split[i], split[i + 1]))
                   for i, part in enumerate(parts)]
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
@@ -125,10 +125,12 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     return out
 
 
-def _expected(exacts: list[Exact] | None, shape: tuple[int, ...], uncertified: int, floats: Floats | None = None,
-              part: slice = slice(None)) -> Expected:
-    """One part of the reference as arrays (`floats`, when given, covers all parts; `part` picks this one)."""
-    floats = floats if floats is not None else as_floats(exacts or [])
+def _expected(exacts: Sequence[Exact], shape: tuple[int, ...], uncertified: int) -> Expected:
+    return _expected_part(as_floats(exacts), shape, uncertified)
+
+
+def _expected_part(floats: Floats, shape: tuple[int, ...], uncertified: int, part: slice = slice(None)) -> Expected:
+    """One part of the reference as arrays (`floats` may cover several parts; `part` picks this one)."""
     return Expected(
         hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
         kink=floats.kink[part].reshape(shape), undefined=floats.undefined[part].reshape(shape),
@@ -289,10 +291,6 @@ def _hvp_exacts(ctx: Prepared, ref: PointReference, output: str, v: np.ndarray,
             terms = [(t[i], column[i]) for t, column in mine if column[i] is not None]
             result.append(combine(terms, u) if terms else ZERO_EXACT)
     return result
-
-
-def _undefined_values(ref: PointReference, output: str) -> bool:
-    return any(v.undefined for v in ref.values(output))
 
 
 def _input_parts(ctx: Prepared, prefix: str) -> list[Part]:
@@ -579,13 +577,13 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
     values = {x: np.array([Fraction(float(v)) for v in a.ravel()], dtype=object).reshape(ctx.shapes[x])
               for x, a in zip(ctx.inputs, final)}
     name = next(iter(ctx.outputs))
-    exacts, floats, ok = evaluate_certified(
+    _, floats, ok = evaluate_certified(
         lambda ref: ref.values(name),
         lambda bits, last: PointReference(ctx.outputs, values, ctx.fmt, bits, last), ctx.fmt)
     primals = tuple(torch.tensor(a, dtype=autodiff.DTYPES[ctx.fmt.name], device=ctx.device) for a in final)
     torch_value = autodiff.value(ctx.function, primals)[0]
     label = f"after step {steps}"
-    want = _expected(exacts, ctx.outputs[name].shape, 0 if ok else 1, floats)
+    want = _expected_part(floats, ctx.outputs[name].shape, 0 if ok else 1)
     out = [summarize("minimize", f"f at the last iterate (point {point})", name,
                      [Piece(steps, label, torch_value, want)],
                      ctx.fmt, default_tolerance(0), ctx.breadcrumb)]

@@ -189,7 +189,6 @@ def _at(value: Any) -> Callable[..., sympy.Expr]:
     return lambda *kw: as_sympy(value)
 
 
-ZERO_KINK = Kink("x = 0", "torch's derivative is 0 there", at=_at(0))
 SELU_ALPHA = sympy.Rational("1.6732632423543772848170429916717")
 SELU_SCALE = sympy.Rational("1.0507009873554804934193349852946")
 INF = sympy.oo

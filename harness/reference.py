@@ -14,6 +14,7 @@ derivatives (first-order running error analysis).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -214,11 +215,12 @@ def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray],
     finite[zero], undefined[zero], kink[zero] = True, False, False
     redo = np.flatnonzero(slow & ~zero)
     if redo.size:
+        flat = [np.asarray(w, dtype=np.float64).ravel() for w in weights]
         exacts = []
         for k in redo.tolist():
             x = column[k]
-            for w in weights:
-                x = scale_column([arb(float(np.asarray(w).ravel()[k]))], [x], s_u)[0]
+            for w in flat:
+                x = scale_column([arb(float(w[k]))], [x], s_u)[0]
             exacts.append(x)
         g = as_floats(exacts)
         for name, array in (("hi", hi), ("lo", lo), ("rad", rad), ("bound", bound), ("finite", finite),
@@ -446,9 +448,7 @@ class PointReference:
 
     def _forward(self, name: str, group: Group) -> frozenset[sympy.Expr]:
         """The subexpressions of the function a group's derivatives differentiate (see compile_modelled)."""
-        if group.forward is None:
-            group.forward = frozenset(sympy.preorder_traversal(self.outputs[name].term(group.members[0]).expr))
-        return group.forward
+        return _subexpressions(self.outputs[name].term(group.members[0]).expr)
 
 
 @dataclass(eq=False)
@@ -462,7 +462,12 @@ class Group:
     variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
-    forward: frozenset | None = None
+
+
+@functools.cache
+def _subexpressions(expr: sympy.Expr) -> frozenset[sympy.Expr]:
+    """One set per expression (the same object each time: compile_modelled's cache key)."""
+    return frozenset(sympy.preorder_traversal(expr))
 
 
 def _floored(bound: arb, magnitude: arb, factor: arb) -> arb:
