@@ -112,10 +112,6 @@ def combine(terms: Sequence[tuple[arb, Exact]], s_u: arb) -> Exact:
     return Exact(value, bound, any(x.kink for _, x in terms), any(x.undefined for _, x in terms))
 
 
-def is_finite(b: arb) -> bool:
-    return finite(b)
-
-
 @dataclass(frozen=True, eq=False)
 class Floats:
     """Exact values as float64 arrays: the midpoint as hi + lo (hi nearest, lo the remainder), the
@@ -512,7 +508,7 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
             floats = replace(floats, undefined=undefined, strict=undefined & ~floats.finite)
             if isinstance(results, Floats):
                 return floats, floats, False
-            results = [x if is_finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
+            results = [x if finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
             return results, floats, False
         bits = min(2 * bits, MAX_PRECISION)
 
@@ -557,7 +553,7 @@ def constant_value(node: Node, fmt: FloatFormat, constants: dict[str, Fraction] 
     while bits <= MAX_PRECISION:
         with precision(bits):
             ball = form([])
-            if not is_finite(ball):
+            if not finite(ball):
                 raise HarnessError(f"constant {expr} is not a finite real number")
             lo, hi = (round_to_format(_fraction(b), fmt) for b in (ball.lower(), ball.upper()))
         if lo == hi:
