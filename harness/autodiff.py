@@ -7,7 +7,11 @@ computed, as float64 numpy arrays (exact: every float32 is a float64).
 
 from __future__ import annotations
 
+import os
+import re
+import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -83,27 +87,104 @@ def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.as_tensor(value, dtype=dtype, device=first.device if first is not None else None)
 
 
-def wrap_target(target: Callable[..., object], n_outputs: int) -> Function:
-    """A user's callable as f(*primals) -> tuple of tensors."""
+def as_outputs(result: object, n_outputs: int) -> tuple[torch.Tensor, ...]:
+    """What a user's callable returned (a tensor, a tuple, a dict), as one tensor per output."""
+    if isinstance(result, dict):
+        result = tuple(result.values())
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    result = tuple(result)  # type: ignore[arg-type]
+    if len(result) != n_outputs:
+        raise ValueError(f"target returned {len(result)} outputs, the case declares {n_outputs}")
+    return result
 
-    def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        result = target(*primals)
-        if isinstance(result, dict):
-            result = tuple(result.values())
-        if isinstance(result, torch.Tensor):
-            result = (result,)
-        result = tuple(result)  # type: ignore[arg-type]
-        if len(result) != n_outputs:
-            raise ValueError(f"target returned {len(result)} outputs, the case declares {n_outputs}")
-        return result
 
-    return function
+# ------------------------------------------------------------------ paths a target cannot run
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A torch exception that says a path is not supported by the Function by construction."""
+
+    kind: type[BaseException]
+    message: re.Pattern[str]
+    needs: str
+    docs: str
+
+
+_FUNC_DOCS = "https://pytorch.org/docs/stable/notes/extending.func.html"
+_EXTENDING = "https://pytorch.org/docs/stable/notes/extending.html"
+UNSUPPORTED_RULES = (
+    _Rule(RuntimeError, re.compile(r"In order to use an autograd\.Function with functorch transforms .*"
+                                   r"must override the setup_context staticmethod"),
+          "torch.func transforms need a setup_context staticmethod (and forward without ctx)", _FUNC_DOCS),
+    _Rule(RuntimeError, re.compile(r"You tried to vmap over \w+, but it does not have vmap support"),
+          "vmap needs a vmap staticmethod or generate_vmap_rule = True", _FUNC_DOCS),
+    _Rule(NotImplementedError, re.compile(r"To use autograd\.Function with vmap, you must either override the "
+                                          r"vmap staticmethod or set generate_vmap_rule=True"),
+          "vmap needs a vmap staticmethod or generate_vmap_rule = True", _FUNC_DOCS),
+    _Rule(NotImplementedError, re.compile(r"You must implement the jvp function for custom autograd\.Function "
+                                          r"to use it with forward mode AD"),
+          "forward mode needs a jvp staticmethod", _EXTENDING + "#forward-mode-ad"),
+    _Rule(RuntimeError, re.compile(r"trying to differentiate twice a function that was marked with "
+                                   r"@once_differentiable"),
+          "double backward needs a differentiable backward (this one is @once_differentiable)", _EXTENDING),
+)
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def unsupported(exc: BaseException, function: str | None = None) -> str | None:
+    """Why a path cannot run by construction, when torch itself raised one of the errors that say
+    so (matched by type, by message and by being raised inside torch); None for anything else,
+    which stays an error of the user's code. `function` names the Function when torch's frames
+    do not (a @once_differentiable backward's delayed error)."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    raised_by_torch = bool(frames) and (frames[-1].filename.startswith(_TORCH_DIR) or (
+        frames[-1].filename == __file__ and frames[-1].name == "_raise_delayed"))  # torch's node, run here
+    if not raised_by_torch:
+        return None
+    for rule in UNSUPPORTED_RULES:
+        if type(exc) is rule.kind and rule.message.search(str(exc)):
+            named = _function_named(exc) or function
+            return f"{named or 'an autograd.Function'}: {rule.needs} (see {rule.docs})"
+    return None
+
+
+def _function_named(exc: BaseException) -> str | None:
+    """The autograd.Function torch was applying when it raised: a local of one of its frames."""
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            cls = getattr(value, "_forward_cls", value)
+            if isinstance(cls, type) and issubclass(cls, torch.autograd.Function) and cls.__module__ != (
+                    "torch.autograd.function"):
+                return cls.__qualname__
+    return None
+
+
+def _raise_delayed(grads: Sequence[torch.Tensor | None]) -> None:
+    """A gradient computed by a @once_differentiable backward carries torch's delayed-error node
+    instead of a graph; torch raises its error only when a backward pass reaches that node, and
+    autograd.grad never does. Run the node, so that torch raises what it would."""
+    for g in grads:
+        if g is not None and g.grad_fn is not None and type(g.grad_fn).__name__ == "Error":
+            g.grad_fn(torch.ones_like(g))
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     if t._is_zerotensor():  # abs's double backward returns torch's lazy ZeroTensor
         return np.zeros(tuple(t.shape))
     return t.detach().resolve_conj().resolve_neg().to("cpu", torch.float64).numpy().copy()
+
+
+def _differentiable(t: torch.Tensor) -> torch.Tensor:
+    """A cotangent or tangent that requires grad, so that a @once_differentiable backward it is fed
+    to marks its result (see _raise_delayed); it changes no value."""
+    return t.detach().clone().requires_grad_(True)
 
 
 def _leaves(primals: Primals) -> Primals:
@@ -215,8 +296,9 @@ def grad2_double_backward(f: Function, primals: Primals, output: int, v: torch.T
                           w: Primals) -> list[np.ndarray]:
     """g = autograd.grad(v.y, x, create_graph=True); then autograd.grad(g, x, grad_outputs=w)."""
     leaves = _leaves(primals)
-    loss = _loss(f, output, v)(*leaves)
+    loss = _loss(f, output, _differentiable(v))(*leaves)
     (g,) = [torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)]
+    _raise_delayed(g)
     pairs = [(gi, wi) for gi, wi in zip(g, w) if gi is not None and gi.requires_grad]
     if not pairs:
         return [np.zeros(p.shape) for p in leaves]
@@ -234,7 +316,8 @@ def nth_derivative_backward(f: Function, primals: Primals, output: int, index: i
     for _ in range(order):
         if not g.requires_grad:
             return [np.zeros(tuple(x.shape))]
-        (g,) = torch.autograd.grad(g, x, torch.ones_like(g), create_graph=True, allow_unused=True)
+        (g,) = torch.autograd.grad(g, x, _differentiable(torch.ones_like(g)), create_graph=True, allow_unused=True)
+        _raise_delayed([g])
         if g is None:
             return [np.zeros(tuple(x.shape))]
     return [to_numpy(g)]
@@ -270,7 +353,9 @@ def hessian_func(f: Function, primals: Primals, output: int, v: torch.Tensor) ->
 def hessian_double_backward(f: Function, primals: Primals, output: int, v: torch.Tensor) -> list[list[np.ndarray]]:
     """The full Hessian of v.y, one double-backward per gradient element (create_graph=True)."""
     leaves = _leaves(primals)
-    g = torch.autograd.grad(_loss(f, output, v)(*leaves), leaves, create_graph=True, allow_unused=True)
+    g = torch.autograd.grad(_loss(f, output, _differentiable(v))(*leaves), leaves, create_graph=True,
+                            allow_unused=True)
+    _raise_delayed(g)
     blocks = [[np.zeros(tuple(a.shape) + tuple(b.shape)) for b in leaves] for a in leaves]
     for i, gi in enumerate(g):
         if gi is None or not gi.requires_grad:

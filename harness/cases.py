@@ -8,6 +8,7 @@ no objects) and walked by hand, so every value keeps its line and every number s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.errors import HarnessError
 from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
 from harness.numbers import FORMATS
 from harness.ops import OPS
+from harness.paths import FAMILIES, Selection, all_names, known, paths_of
 from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
@@ -30,7 +32,7 @@ CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", 
           "wirtinger")
 MAX_DERIVATIVE_ORDER = 8
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
-             "xfail", "target", "seed", "conventions", "device", "compile")
+             "xfail", "target", "seed", "conventions", "device", "compile", "paths")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
 
 
@@ -85,6 +87,12 @@ class CheckSpec:
     tolerance: ToleranceSpec | None = None
     xfail: Xfail | None = None
     options: tuple[tuple[str, Any], ...] = ()  # minimize: optimizer, steps and hyper-parameters
+    paths: Selection = field(default_factory=Selection)  # which of its torch paths run (harness.paths)
+
+    @property
+    def order(self) -> int:
+        """The derivative order its path names carry (`derivative`), else 1."""
+        return int(dict(self.options).get("order", 1))
 
 
 @dataclass(frozen=True)
@@ -101,13 +109,14 @@ class Case:
     constants: tuple[tuple[str, Node], ...] = ()
     tolerance: ToleranceSpec | None = None
     xfail: Xfail | None = None
-    target: str | None = None
+    target: str | Callable[..., object] | None = None  # 'module:attr', or a callable (the Python API)
     seed: int = 0
     doc: str = ""
     sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
     conventions: tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...] = ()  # op -> (order, torch's value)
     devices: tuple[str, ...] = ("cpu",)
     compile: str | None = None  # a torch.compile backend: the checks also run through the compiled function
+    paths: Selection = field(default_factory=Selection)  # which torch paths run, in every check
 
     @property
     def n_points(self) -> int:
@@ -265,6 +274,39 @@ def _load_one(node: Y, file: str, index: int) -> Case | BadCase:
         return BadCase(name, file, exc.line or node.line, str(exc.at(file, node.line)))
 
 
+def case_from_data(data: dict[str, Any], file: str, line: int) -> Case:
+    """One case from Python values (the Python API), validated exactly as a file's: numbers are
+    exact (a float is its binary value), every error names `file:line` (the caller's)."""
+    try:
+        return _case(_from_python(data, line), file)
+    except HarnessError as exc:
+        raise exc.at(file, line) from None
+
+
+def _from_python(value: Any, line: int) -> Y:
+    if isinstance(value, bool):
+        return Y(value, line, "bool")
+    if isinstance(value, int | Fraction):
+        return Y(Fraction(value), line, "num")
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise HarnessError(f"non-finite number {value!r} is not allowed", line=line)
+        return Y(Fraction(value), line, "num")
+    if isinstance(value, str):
+        return Y(value, line, "str")
+    if value is None:
+        return Y(None, line, "null")
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise HarnessError("mapping keys must be names (strings)", line=line)
+        return Y({k: _from_python(v, line) for k, v in value.items()}, line, "map")
+    if isinstance(value, list | tuple):
+        return Y([_from_python(v, line) for v in value], line, "seq")
+    if isinstance(value, np.ndarray | np.generic):
+        return _from_python(value.tolist(), line)
+    raise HarnessError(f"cannot read a {type(value).__name__} here (numbers, lists, mappings and text)", line=line)
+
+
 def load_paths(paths: list[str]) -> list[Case | BadCase]:
     """Every case under the given files and folders (*.yaml, *.yml, sorted), names made unique."""
     files: list[Path] = []
@@ -343,9 +385,12 @@ def _case(node: Y, file: str) -> Case:
             if used:
                 raise _fail(fields.get("expr") or fields["outputs"],
                             f"{used[0]}() needs a complex dtype (complex64, complex128)")
+    checks = _checks(fields.get("checks"), node)
+    paths = _paths(fields["paths"], [(c.kind, c.order) for c in checks]) if "paths" in fields else Selection()
+    _check_paths_left(paths, checks, fields.get("paths") or node)
     return Case(
-        name=name, file=file, line=node.line, inputs=inputs, outputs=outputs,
-        checks=_checks(fields.get("checks"), node), dtypes=dtypes, constants=constants,
+        name=name, file=file, line=node.line, inputs=inputs, outputs=outputs, paths=paths,
+        checks=checks, dtypes=dtypes, constants=constants,
         tolerance=_tolerance(fields["tolerance"]) if "tolerance" in fields else None,
         xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,
         target=_target(fields["target"]) if "target" in fields else None,
@@ -571,10 +616,43 @@ def _xfail(y: Y) -> Xfail:
 
 
 def _target(y: Y) -> str:
+    """`module:function`, `module:Class` (an autograd.Function), `module:Class.apply`, `module:obj.attr`."""
     text = _expect(y, "str", "target")
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", text):
-        raise _fail(y, f"target must be 'package.module:function', got {text!r}")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", text):
+        raise _fail(y, f"target must be 'package.module:function' (or module:Class, module:obj.attr), got {text!r}")
     return text
+
+
+def _paths(y: Y, kinds: list[tuple[str, int]]) -> Selection:
+    """`paths: [name or family, ...]` (only these), or `{only: [...], skip: [...]}`."""
+    if y.kind == "seq":
+        return Selection(only=_path_terms(y, kinds, "paths"))
+    fields = _expect(y, "map", "paths")
+    for key, value in fields.items():
+        if key not in ("only", "skip"):
+            raise _fail(value, f"paths takes 'only:' and 'skip:', not {key!r}{did_you_mean(key, ['only', 'skip'])}")
+    return Selection(*(_path_terms(fields[k], kinds, f"paths {k}") if k in fields else () for k in ("only", "skip")))
+
+
+def _path_terms(y: Y, kinds: list[tuple[str, int]], what: str) -> tuple[str, ...]:
+    items = [y] if y.kind == "str" else _expect(y, "seq", what)
+    terms = []
+    for item in items:
+        term = _expect(item, "str", "a path name or family")
+        if not known(term, kinds):
+            names = [*FAMILIES, *all_names(kinds)]
+            raise _fail(item, f"{what}: {term!r} is no torch path of {', '.join(dict.fromkeys(k for k, _ in kinds))}"
+                              f" nor a family{did_you_mean(term, names)} (families: {', '.join(FAMILIES)};"
+                              f" `harness ops --paths` lists the paths)")
+        terms.append(term)
+    return tuple(terms)
+
+
+def _check_paths_left(case_paths: Selection, checks: tuple[CheckSpec, ...], where: Y) -> None:
+    """A case's own selection may not leave a check with no torch path to run."""
+    for check in checks:
+        if not any(case_paths.keeps(p) and check.paths.keeps(p) for p in paths_of(check.kind, check.order)):
+            raise HarnessError(f"paths: check {check.kind} has no torch path left to run", line=check.line)
 
 
 # ---------------------------------------------------------------- checks
@@ -606,7 +684,7 @@ def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
         return _minimize(options, line)
     if kind == "derivative":
         return _derivative(options, line)
-    allowed = {"tolerance", "xfail"} | ({"v"} if kind in ("vjp", "grad2", "hvp", "hessian") else set()) | (
+    allowed = {"tolerance", "xfail", "paths"} | ({"v"} if kind in ("vjp", "grad2", "hvp", "hessian") else set()) | (
         {"tangent"} if kind in ("jvp", "grad2", "hvp") else set())
     for key, value in options.items():
         if key not in allowed:
@@ -616,16 +694,17 @@ def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
         cotangent=_vector(options["v"], "v") if "v" in options else Vector(random=kind == "vjp"),
         tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random=kind == "jvp"),
         tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
-        xfail=_xfail(options["xfail"]) if "xfail" in options else None)
+        xfail=_xfail(options["xfail"]) if "xfail" in options else None,
+        paths=_paths(options["paths"], [(kind, 1)]) if "paths" in options else Selection())
 
 
 def _derivative(options: dict[str, Y], line: int) -> CheckSpec:
     """`derivative: {order: n, input: x}`: the n-th derivative by repeated backward (every input
     when `input:` is not given)."""
     for key, value in options.items():
-        if key not in ("order", "input", "tolerance", "xfail"):
+        if key not in ("order", "input", "tolerance", "xfail", "paths"):
             raise _fail(value, f"check derivative has no option {key!r}"
-                               f"{did_you_mean(key, ['order', 'input', 'tolerance', 'xfail'])}")
+                               f"{did_you_mean(key, ['order', 'input', 'tolerance', 'xfail', 'paths'])}")
     if "order" not in options:
         raise _fail(Y(None, line, "null"), "derivative needs an order, as {derivative: {order: 3}}")
     order = _integer(options["order"], "order")
@@ -634,7 +713,8 @@ def _derivative(options: dict[str, Y], line: int) -> CheckSpec:
     chosen = (("input", _expect(options["input"], "str", "input")),) if "input" in options else ()
     return CheckSpec("derivative", line, tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
                      xfail=_xfail(options["xfail"]) if "xfail" in options else None,
-                     options=(("order", order), *chosen))
+                     options=(("order", order), *chosen),
+                     paths=_paths(options["paths"], [("derivative", order)]) if "paths" in options else Selection())
 
 
 def _minimize(options: dict[str, Y], line: int) -> CheckSpec:
@@ -650,14 +730,15 @@ def _minimize(options: dict[str, Y], line: int) -> CheckSpec:
         raise _fail(options["steps"], f"steps must be from 1 to 10000, got {steps}")
     hyper: list[tuple[str, Any]] = [("optimizer", name), ("steps", steps)]
     for key, value in options.items():
-        if key in ("optimizer", "steps", "tolerance", "xfail"):
+        if key in ("optimizer", "steps", "tolerance", "xfail", "paths"):
             continue
         if key not in DEFAULTS[name]:
             raise _fail(value, f"{name} has no hyper-parameter {key!r}{did_you_mean(key, list(DEFAULTS[name]))}")
         kind = "bool" if isinstance(DEFAULTS[name][key], bool) else "num"
         hyper.append((key, _expect(value, kind, key)))
     return CheckSpec("minimize", line, tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
-                     xfail=_xfail(options["xfail"]) if "xfail" in options else None, options=tuple(hyper))
+                     xfail=_xfail(options["xfail"]) if "xfail" in options else None, options=tuple(hyper),
+                     paths=_paths(options["paths"], [("minimize", 1)]) if "paths" in options else Selection())
 
 
 def _vector(y: Y, what: str) -> Vector:

@@ -23,6 +23,7 @@ from harness.cases import CheckSpec, ToleranceSpec, Vector
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError, unexpected
 from harness.numbers import round_doubles, round_to_format
+from harness.paths import COMPILABLE, COMPILED, lookup
 from harness.prepare import Prepared, rounded
 from harness.reference import (
     ZERO,
@@ -51,8 +52,8 @@ MAX_HESSIAN_ELEMENTS = 256
 PathFn = Callable[[int], list[np.ndarray]]
 
 
-def _and_compiled(ctx: Prepared, make: Callable[[autodiff.Function], dict[str, PathFn]],
-                  compilable: Sequence[str]) -> dict[str, PathFn]:
+def _and_compiled(ctx: Prepared, kind: str,
+                  make: Callable[[autodiff.Function], dict[str, PathFn]]) -> dict[str, PathFn]:
     """The eager paths, and with `compile:` the same paths through the compiled function, labelled
     with the backend so a difference is attributed to it. Only paths torch.compile compiles are
     repeated: forward and backward graphs (not double backward, forward mode or torch.func
@@ -60,7 +61,7 @@ def _and_compiled(ctx: Prepared, make: Callable[[autodiff.Function], dict[str, P
     paths = make(ctx.function)
     if ctx.compiled is not None:
         compiled = make(ctx.compiled)
-        paths.update({f"{name} [torch.compile {ctx.backend}]": compiled[name] for name in compilable})
+        paths.update({f"{name}{COMPILED}{ctx.backend}]": compiled[name] for name in COMPILABLE[kind]})
     return paths
 
 
@@ -87,8 +88,12 @@ def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
 def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
                    expected: Callable[[int, PointReference], list[Exact]]) -> list[Comparison]:
     """Evaluate the reference for every point (certified), run each torch path, compare."""
+    paths = {name: fn for name, fn in paths.items() if ctx.selects(check, lookup(check.kind, name, check.order))}
+    if not paths:
+        return []
     pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
     errors: dict[str, str] = {}
+    cannot: dict[str, str] = {}  # paths the callable does not support by construction: why
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     for point in range(len(ctx.points)):
         with stage("reference"):
@@ -101,19 +106,27 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
-            if name in errors:
+            if name in errors or name in cannot:
                 continue
             try:
                 with stage("torch"):
                     arrays = path(point)
-            except Exception as exc:  # torch raised: that path is an error, the others go on
-                errors[name] = unexpected(exc)
+            except Exception as exc:  # torch raised: that path is unsupported or an error, the others go on
+                reason = autodiff.unsupported(exc, ctx.target_name)
+                if reason is not None:
+                    cannot[name] = reason
+                else:
+                    errors[name] = unexpected(exc)
                 continue
             for part, want, got, (components, abscissa) in zip(parts, wanted, arrays, labels):
                 pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
     tol = _tolerance(ctx, check)
     out = []
     for name in paths:
+        if name in cannot:
+            out.append(Comparison(check.kind, name, "", "unsupported",
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: unsupported: {cannot[name]}"))
+            continue
         if name in errors:
             out.append(Comparison(check.kind, name, "", "error",
                                   message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}"))
@@ -314,8 +327,8 @@ def check_value(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]
             batched.extend(autodiff.value_vmap(ctx.function, ctx.primals))
         return batched[p]
 
-    paths = _and_compiled(ctx, lambda f: {"forward": lambda p: autodiff.value(f, ctx.primals[p]),
-                                          "torch.func.vmap over the points": vmapped}, ["forward"])
+    paths = _and_compiled(ctx, "value", lambda f: {"forward": lambda p: autodiff.value(f, ctx.primals[p]),
+                                                   "torch.func.vmap over the points": vmapped})
     return _compare_paths(ctx, check, parts, paths, lambda p, ref: [x for n in names for x in ref.values(n)])
 
 
@@ -336,7 +349,7 @@ def _grad(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> lis
         return {"y.backward() -> .grad": lambda p: autodiff.grad_backward(f, ctx.primals[p], o),
                 "autograd.grad(y, inputs)": lambda p: autodiff.grad_autograd(f, ctx.primals[p], o)}
 
-    paths = _and_compiled(ctx, make, ["y.backward() -> .grad", "autograd.grad(y, inputs)"])
+    paths = _and_compiled(ctx, "grad", make)
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
                           lambda p, ref: _collect(ctx, ref, _gradient_by_input(ctx, ref, name, [arb(1)])))
 
@@ -358,8 +371,7 @@ def _vjp(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> list
             "torch.func.vjp": lambda p: autodiff.vjp_func(f, primals[p], o, v[p]),
         }
 
-    paths = _and_compiled(ctx, make, ["y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
-                                      "(y * v).sum().backward()"])
+    paths = _and_compiled(ctx, "vjp", make)
     return _compare_paths(ctx, check, _input_parts(ctx, _single_output_prefix(ctx, name)), paths,
                           lambda p, ref: _vjp_exacts(ctx, ref, name, vs[p]))
 
@@ -500,6 +512,8 @@ def check_minimize(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparis
     stationary point."""
     if len(ctx.outputs) != 1 or next(iter(ctx.outputs.values())).size != 1:
         raise HarnessError("minimize needs exactly one scalar output")
+    if not ctx.selects(check, lookup("minimize", "optimizer.step()")):
+        return []
     options = dict(check.options)
     steps, name = int(options.pop("steps")), str(options.pop("optimizer"))
     optimizer = replay.make(name, options, lambda q: arb(float(round_to_format(q, ctx.fmt))))

@@ -14,6 +14,7 @@ from rich.progress import Progress
 
 from harness import __version__, cache
 from harness.cases import COMPILE_BACKENDS, BadCase, Case, load_paths
+from harness.paths import Selection
 from harness.report import jsonfile, write_atomic
 from harness.report.console import print_report
 from harness.results import CaseResult
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", help="only cases whose name matches this (substring or glob)")
     run.add_argument("--reports", default="reports", help="folder for report.json (default: reports)")
     run.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
+    _path_options(run)
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's message")
     run.add_argument("--baseline", help="fail only on regressions against this report.json")
     run.add_argument("--baseline-factor", type=float, default=2.0, help="allowed growth of an error in ulps")
@@ -65,11 +67,35 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")
     _cache_options(fz)
-    sub.add_parser("ops", help="list the op catalogue")
+    ops = sub.add_parser("ops", help="list the op catalogue")
+    ops.add_argument("--paths", action="store_true", help="list each check's torch paths and their families")
     show = sub.add_parser("show", help="print a case's exact derivatives")
     show.add_argument("path", help="a case file")
     show.add_argument("-k", dest="keyword", help="only cases whose name matches this")
+    show.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
+    _path_options(show)
     return p
+
+
+def _path_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paths", action="append", default=[], metavar="NAME", dest="only_paths",
+                   help="run only torch paths of this name or family (repeatable; `harness ops --paths` lists them)")
+    p.add_argument("--skip-paths", action="append", default=[], metavar="NAME",
+                   help="do not run torch paths of this name or family (repeatable)")
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    """--paths and --skip-paths; a name that is no path of any check and no family is bad input."""
+    from harness.cases import MAX_DERIVATIVE_ORDER
+    from harness.errors import HarnessError
+    from harness.paths import FAMILIES, PATHS, known
+
+    kinds = [(kind, 1) for kind in PATHS] + [("derivative", n) for n in range(2, MAX_DERIVATIVE_ORDER + 1)]
+    for term in [*args.only_paths, *args.skip_paths]:
+        if not known(term, kinds):
+            raise HarnessError(f"harness {args.command}: {term!r} is no torch path nor a family (families:"
+                               f" {', '.join(FAMILIES)}; `harness ops --paths` lists the paths)")
+    return Selection(tuple(args.only_paths), tuple(args.skip_paths))
 
 
 def _cache_options(p: argparse.ArgumentParser) -> None:
@@ -92,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # piped output: whole lines, never wrapped mid-word
     if args.command == "ops":
-        return _ops(console)
+        return _paths_table(console) if args.paths else _ops(console)
     if args.command == "show":
         return _show(args, console)
     _use_cache(args)
@@ -166,8 +192,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     except SystemExit:
         console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
         return EXIT_BAD_INPUT
+    try:
+        selection = _selection(args)
+    except Exception as exc:
+        console.print(str(exc), markup=False)
+        return EXIT_BAD_INPUT
     options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
-                      device=args.device, compile=args.compile)
+                      device=args.device, compile=args.compile, paths=selection)
     results = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if args.update_baseline:
@@ -236,17 +267,40 @@ def _exact_text(op: object) -> str:
     return f"{text}  ({op.doc})" if op.doc and op.doc != text else text  # type: ignore[attr-defined]
 
 
+def _paths_table(console: Console) -> int:
+    from rich.table import Table
+
+    from harness.paths import FAMILIES, PATHS
+
+    t = Table(title="torch paths by check (select with paths:, --paths, --skip-paths)")
+    for column in ("check", "path", "families"):
+        t.add_column(column, overflow="fold")
+    for kind, paths in PATHS.items():
+        for path in paths:
+            t.add_row(kind, path.name.replace("{order}", "n"), ", ".join(sorted(path.families)))
+    console.print(t)
+    for name, doc in FAMILIES.items():
+        console.print(f"{name}: {doc}", markup=False)
+    return EXIT_OK
+
+
 def _show(args: argparse.Namespace, console: Console) -> int:
     from harness.show import show_case
 
+    try:
+        selection = _selection(args)
+    except Exception as exc:
+        console.print(str(exc), markup=False)
+        return EXIT_BAD_INPUT
     cases = _selected(load_paths([args.path]), args.keyword)
     code = EXIT_OK
+    options = Options(allow_targets=args.allow_target, paths=selection)
     for case in cases:
         if isinstance(case, BadCase):
             console.print(case.message, markup=False)
             code = EXIT_BAD_INPUT
             continue
-        console.print(show_case(case), markup=False, highlight=False)
+        console.print(show_case(case, options), markup=False, highlight=False)
     return code
 
 

@@ -7,8 +7,6 @@ map of their parts.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,12 +14,13 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from harness import autodiff
+from harness import autodiff, target
 from harness import complex as cx
-from harness.cases import COMPLEX_DTYPES, Case
+from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.errors import HarnessError
 from harness.expr import Call, Node, Num
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers
+from harness.paths import Path, Selection
 from harness.reference import (
     PointReference,
     constant_value,
@@ -41,6 +40,8 @@ class Options:
     memory_mb: float = 0.0  # extra address space one case may take (0: no limit)
     device: str | None = None  # run every case on this device instead of its own
     compile: str | None = None  # run every case also through torch.compile with this backend
+    paths: Selection = Selection()  # which torch paths run, beside each case's and check's own `paths:`
+    allow_flag: str = "--allow-target"  # how the caller lets targets be imported, for the message that asks
 
 
 @dataclass(eq=False)
@@ -60,6 +61,8 @@ class Prepared:
     backend: str | None = None
     complex_outputs: dict[str, cx.ComplexOutput] | None = None  # complex cases: outputs before the split
     complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
+    run_paths: Selection = Selection()  # the run's own path selection (--paths, --skip-paths)
+    target_name: str | None = None  # the autograd.Function (or callable) under test, for messages
     _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
 
     @property
@@ -70,6 +73,10 @@ class Prepared:
     @property
     def inputs(self) -> list[str]:
         return list(self.shapes)
+
+    def selects(self, check: CheckSpec, path: Path) -> bool:
+        """Whether a torch path runs: the run's, the case's and the check's selections all keep it."""
+        return all(s.keeps(path) for s in (self.run_paths, self.case.paths, check.paths))
 
     def reference(self, point: int, bits: int, final: bool) -> PointReference:
         key = (point, bits)
@@ -96,13 +103,14 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
     with stage("symbolic"):
         outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
     with stage("torch"):
-        function = _torch_function(case, trees, options)
+        function, target_name = _torch_function(case, trees, options)
         torch_dtype = autodiff.DTYPES[dtype]
         primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
                    for point in points]
         backend = options.compile or case.compile
         compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
-    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend)
+    return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
+                    run_paths=options.paths, target_name=target_name)
 
 
 def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> Prepared:
@@ -131,9 +139,10 @@ def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> P
         if case.target is not None:
             if len(trees) != 1:
                 raise HarnessError("a complex case with a target has one output")
-            target = _torch_function(case, trees, options)
-            functions = {next(iter(trees)): lambda *zs: target(*zs)[0]}
+            user, target_name = _torch_function(case, trees, options)
+            functions = {next(iter(trees)): lambda *zs: user(*zs)[0]}
         else:
+            target_name = None
             functions = {name: cx.complex_function(tree, inputs) for name, tree in trees.items()}
         function = cx.real_map(functions, inputs, {n: o.is_real for n, o in complex_outputs.items()})
         torch_dtype = autodiff.DTYPES[fmt.name]
@@ -142,7 +151,7 @@ def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> P
         backend = options.compile or case.compile
         compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
-                    complex_outputs, functions)
+                    complex_outputs, functions, run_paths=options.paths, target_name=target_name)
 
 
 def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
@@ -154,20 +163,22 @@ def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
     return node
 
 
-def _torch_function(case: Case, trees: dict, options: Options) -> autodiff.Function:
+def _torch_function(case: Case, trees: dict, options: Options) -> tuple[autodiff.Function, str | None]:
+    """The torch side: the catalogue's ops, or the case's target; and the target's name."""
     inputs = [spec.name for spec in case.inputs]
     if case.target is None:
-        return autodiff.build_function(trees, inputs)
+        return autodiff.build_function(trees, inputs), None
+    found = load_target(case, options)
+    return target.bind(found, inputs, len(trees)), target.name(found)
+
+
+def load_target(case: Case, options: Options) -> target.Target:
+    """The case's target: a callable given to the Python API, or imported (when the run allows it)."""
+    if not isinstance(case.target, str):
+        return target.from_callable(case.target)
     if not options.allow_targets:
-        raise HarnessError(f"case uses target {case.target!r}: imports of user code need --allow-target")
-    module_name, attr = case.target.split(":")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise HarnessError(f"cannot import target {case.target!r}: {exc}") from None
-    return autodiff.wrap_target(target, len(trees))
+        raise HarnessError(f"case uses target {case.target!r}: imports of user code need {options.allow_flag}")
+    return target.resolve(case.target, case.file)
 
 
 def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:

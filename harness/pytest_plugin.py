@@ -82,7 +82,7 @@ class CaseItem(pytest.Item):
         key = (self.case.file, self.case.line)
         if key not in _RESULTS:  # one run per case serves all its items in this process
             allow = bool(self.config.getoption("harness_allow_target"))
-            _RESULTS[key] = check_case(self.case, Options(allow_targets=allow))
+            _RESULTS[key] = check_case(self.case, Options(allow_targets=allow, allow_flag="--harness-allow-target"))
         (result,) = [r for r in _RESULTS[key] if r.dtype == self.dtype]
         if result.status == "error" and not result.comparisons:
             raise CaseFailure(result.message)
@@ -96,6 +96,11 @@ class CaseItem(pytest.Item):
         if result.status == "xfail" and self.case.xfail is not None and self.case.xfail.applies(self.dtype):
             # the case's expected failure is in another check: this one is part of it, not an xpass
             pytest.xfail(f"{self.case.xfail.reason} (the case fails in another check)")
+        mine = [c for c in result.comparisons if c.check == self.check]
+        if not mine:
+            pytest.skip("no torch path of this check was selected")
+        if all(c.status == "unsupported" for c in mine):
+            pytest.skip(f"no torch path of {self.check} can run: {mine[0].message}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STATUSES = ("pass", "fail", "kink", "undefined", "error", "xfail", "xpass")
+STATUSES = ("pass", "fail", "kink", "undefined", "unsupported", "error", "xfail", "xpass")
+# unsupported: a torch path the callable under test cannot run by construction (a torch.func
+# transform on a classic autograd.Function, forward mode without jvp, ...); for a case, a check
+# none of whose paths could run. Neither a pass nor an error.
 
 
 @dataclass(frozen=True, eq=False)

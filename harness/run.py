@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -163,27 +163,38 @@ def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) ->
 
 
 def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison]) -> tuple[str, str]:
-    statuses = [c.status for c in comparisons]
-    first = next((c.message for c in comparisons if c.status in ("fail", "error")), "")
-    if "error" in statuses and xfail is None:
-        return "error", first
-    failed = "fail" in statuses or "error" in statuses
+    """A failure anywhere makes the case fail (errors are counted beside it, not instead); then
+    errors; then a check none of whose paths could run; then kinks, undefined points, xfail."""
+    failing = [c for c in comparisons if c.status == "fail"]
+    errors = [c for c in comparisons if c.status == "error"]
+    first = (failing or errors)[0].message if failing or errors else ""
     if xfail is not None:
-        if failed:
+        if failing or errors:
             return "xfail", f"{xfail.reason} ({first})"
         if xfail.strict:
             return "fail", f"{case.file}:{case.line}: strict xfail passed: {xfail.reason}"
         return "xpass", f"xfail passed: {xfail.reason}"
-    if failed:
-        return "fail", first
-    for special in ("kink", "undefined"):
-        if special in statuses:
+    if failing:
+        also = f" (and {len(errors)} error{'s' * (len(errors) > 1)}: {errors[0].message})" if errors else ""
+        return "fail", first + also
+    if errors:
+        return "error", first
+    blocked = unrunnable_checks(comparisons)
+    if blocked:
+        kind, why = blocked[0]
+        return "unsupported", f"check {kind}: no torch path could run; {why}"
+    for special in ("kink", "undefined", "xfail", "xpass"):
+        if any(c.status == special for c in comparisons):
             return special, next(c.message for c in comparisons if c.status == special)
-    if "xfail" in statuses:
-        return "xfail", next(c.message for c in comparisons if c.status == "xfail")
-    if "xpass" in statuses:
-        return "xpass", next(c.message for c in comparisons if c.status == "xpass")
     return "pass", ""
+
+
+def unrunnable_checks(comparisons: Sequence[Comparison]) -> list[tuple[str, str]]:
+    """(check, why) for each check all of whose torch paths are unsupported by the callable."""
+    by_check: dict[str, list[Comparison]] = {}
+    for c in comparisons:
+        by_check.setdefault(c.check, []).append(c)
+    return [(kind, cs[0].message) for kind, cs in by_check.items() if all(c.status == "unsupported" for c in cs)]
 
 
 __all__ = ["Options", "check_case"]

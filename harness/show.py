@@ -30,9 +30,9 @@ def _lines(name: str, out: SymbolicOutput) -> list[str]:
     return lines
 
 
-def show_case(case: Case) -> str:
+def show_case(case: Case, options: Options = Options()) -> str:
     if case.dtypes[0] in COMPLEX_DTYPES:
-        return _show_complex(case)
+        return _show_complex(case, options)
     fmt = FORMATS[case.dtypes[0]]
     constants: dict = {}
     for name, tree in case.constants:
@@ -43,10 +43,10 @@ def show_case(case: Case) -> str:
         lines.append(f"  {case.doc}")
     for name, tree in case.outputs:
         lines += _lines(name, build_output(name, fold(tree, fmt, constants), shapes, {}))
-    return "\n".join(lines + _results(case))
+    return "\n".join(lines + _results(case, options))
 
 
-def _show_complex(case: Case) -> str:
+def _show_complex(case: Case, options: Options) -> str:
     """A complex case: each output, its real and imaginary parts, Wirtinger derivatives, holomorphy."""
     lines = [f"case {case.name} ({case.file}:{case.line})"] + ([f"  {case.doc}"] if case.doc else [])
     inputs = [spec.name for spec in case.inputs]
@@ -57,12 +57,12 @@ def _show_complex(case: Case) -> str:
             dz, dzbar = cx.wirtinger(out, x)
             lines += [f"  d{name}/d{x} = {sympy.simplify(dz)}", f"  d{name}/d{x}-bar = {sympy.simplify(dzbar)}"]
         lines.append(f"  {cx.holomorphy(out)}")
-    return "\n".join(lines + _results(case))
+    return "\n".join(lines + _results(case, options))
 
 
-def _results(case: Case) -> list[str]:
+def _results(case: Case, options: Options) -> list[str]:
     lines = [""]
-    for result in check_case(case, Options(allow_targets=False)):
+    for result in check_case(case, options):
         lines.append(f"[{result.dtype}] {result.status}")
         for c in result.comparisons:
             w = c.worst

@@ -1,5 +1,6 @@
 """The pytest plugin: case files as items, failures as report text, xfail, bad files."""
 
+import sys
 import textwrap
 
 GOOD = """
@@ -34,6 +35,9 @@ def _cases(pytester, **files):
     from pathlib import Path
 
     shutil.copy(Path(__file__).parent / "meta_functions.py", pytester.path / "meta_functions.py")
+    # the copy is the module its cases name; this process's own import of it (tests/) would be
+    # another file of the same name, which the harness refuses to mix up (pytester restores it)
+    sys.modules.pop("meta_functions", None)
     return folder
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.results import STATUSES, CaseResult
+from harness.results import STATUSES, CaseResult, Comparison
 
 
 def counts(results: Sequence[CaseResult]) -> dict[str, int]:
@@ -25,8 +25,26 @@ def summary_line(results: Sequence[CaseResult]) -> str:
 
 def details_line(results: Sequence[CaseResult]) -> str:
     c = counts(results)
-    names = {"kink": "kink", "undefined": "undefined", "error": "errors", "xfail": "xfail", "xpass": "xpass"}
-    return ", ".join(f"{c[s]} {label}" for s, label in names.items())
+    names = {"kink": "kink", "undefined": "undefined", "unsupported": "unsupported", "error": "errors",
+             "xfail": "xfail", "xpass": "xpass"}
+    line = ", ".join(f"{c[s]} {label}" for s, label in names.items())
+    paths = len(unsupported_paths(results))
+    return line + (f"; {paths} torch path{'s' * (paths != 1)} unsupported by the callable" if paths else "")
+
+
+def unsupported_paths(results: Sequence[CaseResult]) -> list[tuple[CaseResult, Comparison]]:
+    """Every torch path that the callable under test cannot run by construction."""
+    return [(r, c) for r in results for c in r.comparisons if c.status == "unsupported"]
+
+
+def unsupported_by_reason(result: CaseResult) -> dict[str, list[str]]:
+    """A result's unsupported paths grouped by why: reason -> 'check > path' names."""
+    grouped: dict[str, list[str]] = {}
+    for c in result.comparisons:
+        if c.status == "unsupported":
+            reason = c.message.partition(": unsupported: ")[2] or c.message
+            grouped.setdefault(reason, []).append(f"{c.check} > {c.path}")
+    return grouped
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report import details_line, summary_line, where
+from harness.report import details_line, summary_line, unsupported_by_reason, where
 from harness.results import CaseResult, Comparison
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold red", "kink": "yellow", "undefined": "cyan",
-         "xfail": "magenta", "xpass": "magenta"}
+         "unsupported": "blue", "xfail": "magenta", "xpass": "magenta"}
 
 
 def _worst(result: CaseResult) -> Comparison | None:
@@ -46,6 +46,9 @@ def print_report(results: Sequence[CaseResult], console: Console, verbose: bool 
             for c in r.comparisons:
                 if c.status in ("fail", "error") and c.message != r.message:
                     console.print(f"  {c.message}", highlight=False, markup=False, soft_wrap=True)
+        for reason, names in unsupported_by_reason(r).items():
+            console.print(f"UNSUPPORTED {r.name} [{where(r)}]: {', '.join(names)}: {reason}", highlight=False,
+                          markup=False, soft_wrap=True)
     console.print(summary_line(results), highlight=False, markup=False)
     console.print(details_line(results), highlight=False, markup=False)
 

@@ -8,12 +8,12 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from harness.report import counts, holomorphy, summary_line, where
+from harness.report import counts, holomorphy, summary_line, unsupported_by_reason, unsupported_paths, where
 from harness.results import CaseResult, Comparison
 
 WIDTH, HEIGHT, PAD = 420, 220, 40
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#cf222e", "kink": "#9a6700", "undefined": "#0969da",
-           "xfail": "#8250df", "xpass": "#8250df"}
+           "unsupported": "#57606a", "xfail": "#8250df", "xpass": "#8250df"}
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;font-size:14px}th{background:#f6f8fa}
@@ -103,6 +103,13 @@ def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
             for x in shown)
         sections.append(f"<h2 id='r{i}'>{escape(r.name)} [{r.dtype}] {_status(r.status)}</h2>"
                         f"<p><code>{escape(r.message)}</code></p><div class='plots'>{figures}</div>")
+    cannot = [(r, reason, names) for r in results for reason, names in unsupported_by_reason(r).items()]
+    if cannot:
+        cells = "".join(f"<tr><td>{escape(r.name)}</td><td>{where(r)}</td><td>{escape(', '.join(names))}</td>"
+                        f"<td>{escape(reason)}</td></tr>" for r, reason, names in cannot)
+        sections.append(f"<h2>Torch paths the callable cannot run ({len(unsupported_paths(results))})</h2>"
+                        "<table><tr><th>case</th><th>dtype</th><th>paths</th><th>why</th></tr>"
+                        f"{cells}</table>")
     complex_outputs = holomorphy(results)
     if complex_outputs:
         cells = "".join(f"<tr><td>{escape(r.name)}</td><td>{where(r)}</td><td>{escape(out)}</td>"

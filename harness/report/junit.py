@@ -5,27 +5,44 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from harness.report import counts, where
-from harness.results import CaseResult
+from harness.report import where
+from harness.results import CaseResult, Comparison
 
 
 def render(results: Sequence[CaseResult]) -> str:
-    c = counts(results)
-    suite = ET.Element("testsuite", name="harness", tests=str(len(results)),
-                       failures=str(c["fail"]), errors=str(c["error"]), skipped=str(c["xfail"]))
+    suite = ET.Element("testsuite", name="harness")
+    tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in results:
         checks = sorted({x.check for x in r.comparisons}) or ["-"]
         for check in checks:
             comparisons = [x for x in r.comparisons if x.check == check]
             case = ET.SubElement(suite, "testcase", classname=f"{r.file}:{r.line}",
                                  name=f"{r.name}[{where(r)}] {check}", time=f"{r.seconds / len(checks):.3f}")
-            failing = [x for x in comparisons if x.status in ("fail", "error")]
-            if r.status == "error" and not comparisons:
-                ET.SubElement(case, "error", message=r.message).text = r.message
-            elif failing and r.status != "xfail":
-                kind = "error" if all(x.status == "error" for x in failing) else "failure"
-                ET.SubElement(case, kind, message=failing[0].message).text = "\n".join(x.message for x in failing)
-            elif r.status == "xfail" or any(x.status == "xfail" for x in comparisons):
-                ET.SubElement(case, "skipped", message=f"xfail: {r.xfail or r.message}")
+            tally["tests"] += 1
+            outcome = _outcome(r, comparisons)
+            if outcome is not None:
+                kind, message, text = outcome
+                ET.SubElement(case, kind, message=message).text = text
+                tally[{"failure": "failures", "error": "errors", "skipped": "skipped"}[kind]] += 1
+            cannot = [x.message for x in comparisons if x.status == "unsupported"]
+            if cannot and outcome is None:
+                ET.SubElement(case, "system-out").text = "\n".join(cannot)
+    for key, value in tally.items():
+        suite.set(key, str(value))
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _outcome(r: CaseResult, comparisons: list[Comparison]) -> tuple[str, str, str] | None:
+    """(element, message, text) for a testcase that did not simply pass."""
+    failing = [x for x in comparisons if x.status in ("fail", "error")]
+    if r.status == "error" and not comparisons:
+        return "error", r.message, r.message
+    if failing and r.status != "xfail":
+        kind = "error" if all(x.status == "error" for x in failing) else "failure"
+        return kind, failing[0].message, "\n".join(x.message for x in failing)
+    if r.status == "xfail" or any(x.status == "xfail" for x in comparisons):
+        return "skipped", f"xfail: {r.xfail or r.message}", ""
+    if comparisons and all(x.status == "unsupported" for x in comparisons):
+        return "skipped", comparisons[0].message, "\n".join(x.message for x in comparisons)
+    return None

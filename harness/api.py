@@ -1,0 +1,140 @@
+"""The Python API: `check` and `assert_derivatives`, for tests where gradcheck is used today.
+
+    harness.assert_derivatives(MySoftplus.apply, "softplus(x)", x=torch.randn(100, dtype=torch.float64))
+
+Both build one case from their arguments, validated exactly like a case file's (errors name the
+caller's file:line), and run it through the same `check_case` as `harness run`. Inputs are torch
+tensors (the reference is exact at their binary values; the dtype comes from them unless given),
+Python numbers, or a case file's input specs ({"shape": [100], "sample": {"uniform": [-5, 5]}}).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.cases import case_from_data
+from harness.errors import HarnessError
+from harness.prepare import Options
+from harness.results import CaseResult
+from harness.run import check_case, unrunnable_checks
+from harness.target import from_callable, name
+
+DEFAULT_CHECKS = ("value", "vjp", "grad2")  # gradcheck + gradgradcheck: every Function supports these paths
+_HERE = str(Path(__file__).resolve())
+
+
+class HarnessWarning(UserWarning):
+    """Something the API left unchecked: a default check none of whose torch paths can run."""
+
+
+def check(fn: Callable[..., object], expr: str | dict[str, str], *, checks: Sequence[Any] | str | None = None,
+          dtype: Any = None, tolerance: float | dict[str, float] | None = None,
+          paths: Sequence[str] | dict[str, Sequence[str]] | None = None, seed: int = 0,
+          **inputs: Any) -> list[CaseResult]:
+    """Check `fn` (a callable, an autograd.Function or its `.apply`) against the exact `expr`
+    (or named outputs {name: expr}) at the given inputs, which are passed to `fn` by name.
+
+    checks: check names or {name: options} as in a case file (default: value, vjp, grad2).
+    dtype: a dtype name, a torch.dtype or a list (default: the tensors' dtype, else float64).
+    tolerance: ulps, or {"ulps": .., "atol": .., "model": ..}. paths: torch path names or
+    families to run, or {"only": [...], "skip": [...]}. One CaseResult per dtype."""
+    file, line = _caller()
+    case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, file, line)
+    return check_case(case, Options(allow_targets=True, timeout=0.0))
+
+
+def assert_derivatives(fn: Callable[..., object], expr: str | dict[str, str], *,
+                       checks: Sequence[Any] | str | None = None, dtype: Any = None,
+                       tolerance: float | dict[str, float] | None = None,
+                       paths: Sequence[str] | dict[str, Sequence[str]] | None = None, seed: int = 0,
+                       **inputs: Any) -> list[CaseResult]:
+    """`check`, raising AssertionError (the failure messages, one per line) when a torch path fails
+    or errors, or when a check that was asked for has no torch path that can run. A default
+    check with no runnable path (grad2 of a @once_differentiable backward) is a HarnessWarning."""
+    file, line = _caller()
+    case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, file, line)
+    results = check_case(case, Options(allow_targets=True, timeout=0.0))
+    problems = [c.message for r in results for c in r.comparisons if c.status in ("fail", "error")]
+    problems += [r.message for r in results if r.status == "error" and not r.comparisons]
+    for r in results:
+        for kind, why in unrunnable_checks(r.comparisons):
+            text = f"{r.name} [{r.dtype}] > {kind}: no torch path could run: {why.partition(': unsupported: ')[2]}"
+            if checks is None:
+                warnings.warn(text, HarnessWarning, stacklevel=2)
+            else:
+                problems.append(text)
+    if problems:
+        head = f"{case.name}: {len(problems)} problem{'s' * (len(problems) > 1)} against the exact reference"
+        raise AssertionError("\n".join([head, *problems]))
+    return results
+
+
+def _caller() -> tuple[str, int]:
+    """The file and line that called the API (the first frame outside this module)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _HERE:
+        frame = frame.f_back  # type: ignore[assignment]
+    return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("<python>", 1)
+
+
+def _case(fn: Callable[..., object], expr: str | dict[str, str], checks: Any, dtype: Any, tolerance: Any,
+          paths: Any, seed: int, inputs: dict[str, Any], file: str, line: int):  # type: ignore[no-untyped-def]
+    try:
+        target = from_callable(fn)
+    except HarnessError as exc:
+        raise exc.at(file, line) from None
+    data: dict[str, Any] = {"name": name(target), "seed": seed,
+                            "inputs": _inputs(inputs, file, line),
+                            "checks": [checks] if isinstance(checks, str) else list(checks or DEFAULT_CHECKS),
+                            "dtype": _dtypes(dtype, inputs, file, line)}
+    data["outputs" if isinstance(expr, dict) else "expr"] = expr
+    if tolerance is not None:
+        data["tolerance"] = {"ulps": tolerance} if isinstance(tolerance, int | float) else dict(tolerance)
+    if paths is not None:
+        data["paths"] = dict(paths) if isinstance(paths, dict) else [paths] if isinstance(paths, str) else list(paths)
+    devices = sorted({v.device.type for v in inputs.values() if isinstance(v, torch.Tensor)} - {"cpu"})
+    if devices:
+        data["device"] = devices[0]
+    return replace(case_from_data(data, file, line), target=target.callable)
+
+
+def _inputs(inputs: dict[str, Any], file: str, line: int) -> dict[str, Any]:
+    try:
+        return {k: _input(v) for k, v in inputs.items()}
+    except HarnessError as exc:
+        raise exc.at(file, line) from None
+
+
+def _input(value: Any) -> Any:
+    """A tensor as its exact values (nested lists of doubles); anything else as given."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    if value.is_complex():
+        if value.dim():
+            raise HarnessError("a complex tensor input must be a scalar here; give several as"
+                               " {'points': [{'re': .., 'im': ..}, ...]}")
+        z = complex(value.item())
+        return {"re": z.real, "im": z.imag}
+    return value.to(torch.float64).tolist()
+
+
+def _dtypes(dtype: Any, inputs: dict[str, Any], file: str, line: int) -> list[str]:
+    if dtype is None:
+        found = {str(v.dtype).removeprefix("torch.") for v in inputs.values() if isinstance(v, torch.Tensor)}
+        if len(found) > 1:
+            raise HarnessError(f"tensor inputs have different dtypes ({', '.join(sorted(found))}): pass dtype=",
+                               file=file, line=line)
+        return sorted(found) or ["float64"]
+    items = dtype if isinstance(dtype, list | tuple) else [dtype]
+    return [str(d).removeprefix("torch.") for d in items]
+
+
+__all__ = ["DEFAULT_CHECKS", "HarnessWarning", "assert_derivatives", "check"]
