@@ -21,7 +21,7 @@ from harness.errors import HarnessError
 from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
 from harness.numbers import FORMATS
 from harness.ops import OPS
-from harness.paths import FAMILIES, Selection, all_names, known, paths_of
+from harness.paths import COMPILABLE, COMPILED, FAMILIES, Selection, all_names, known, lookup, paths_of
 from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
@@ -651,7 +651,10 @@ def _path_terms(y: Y, kinds: list[tuple[str, int]], what: str) -> tuple[str, ...
 def _check_paths_left(case_paths: Selection, checks: tuple[CheckSpec, ...], where: Y) -> None:
     """A case's own selection may not leave a check with no torch path to run."""
     for check in checks:
-        if not any(case_paths.keeps(p) and check.paths.keeps(p) for p in paths_of(check.kind, check.order)):
+        # compiled variants count: `compile:` or `--compile` may run them
+        paths = [*paths_of(check.kind, check.order), *(lookup(check.kind, f"{n}{COMPILED}?]")
+                                                      for n in COMPILABLE.get(check.kind, ()))]
+        if not any(case_paths.keeps(p) and check.paths.keeps(p) for p in paths):
             raise HarnessError(f"paths: check {check.kind} has no torch path left to run", line=check.line)
 
 

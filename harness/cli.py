@@ -268,17 +268,15 @@ def _exact_text(op: object) -> str:
 
 
 def _paths_table(console: Console) -> int:
-    from rich.table import Table
-
+    """One line per torch path, `check: path [families]` (plain text: names stay whole and greppable)."""
     from harness.paths import FAMILIES, PATHS
 
-    t = Table(title="torch paths by check (select with paths:, --paths, --skip-paths)")
-    for column in ("check", "path", "families"):
-        t.add_column(column, overflow="fold")
+    console.print("torch paths by check (select them with paths:, --paths, --skip-paths):", markup=False)
     for kind, paths in PATHS.items():
         for path in paths:
-            t.add_row(kind, path.name.replace("{order}", "n"), ", ".join(sorted(path.families)))
-    console.print(t)
+            console.print(f"{kind}: {path.name.replace('{order}', 'n')} [{', '.join(sorted(path.families))}]",
+                          markup=False)
+    console.print("families:", markup=False)
     for name, doc in FAMILIES.items():
         console.print(f"{name}: {doc}", markup=False)
     return EXIT_OK

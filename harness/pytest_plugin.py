@@ -67,6 +67,11 @@ def _xfail(case: Case, dtype: str, check: str) -> Any:
     return None
 
 
+def _skip(reason: str) -> None:
+    """Skip the item, reported at the case file's line (the item's location), not this module's."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 class CaseFailure(Exception):
     """A case's comparisons failed: the report text says where and by how much."""
 
@@ -98,9 +103,10 @@ class CaseItem(pytest.Item):
             pytest.xfail(f"{self.case.xfail.reason} (the case fails in another check)")
         mine = [c for c in result.comparisons if c.check == self.check]
         if not mine:
-            pytest.skip("no torch path of this check was selected")
+            _skip("no torch path of this check was selected")
         if all(c.status == "unsupported" for c in mine):
-            pytest.skip(f"no torch path of {self.check} can run: {mine[0].message}")
+            reasons = dict.fromkeys(c.message.partition(": unsupported: ")[2] for c in mine)
+            _skip(f"no torch path of {self.check} can run: {'; '.join(reasons)}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):

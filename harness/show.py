@@ -66,6 +66,10 @@ def _results(case: Case, options: Options) -> list[str]:
         lines.append(f"[{result.dtype}] {result.status}")
         for c in result.comparisons:
             w = c.worst
-            shown = f"torch {w.torch!r}  exact {w.exact!r}  {w.ulps:.3g} ulps" if w else c.message
-            lines.append(f"  {c.check} > {c.path} > {c.part}: {c.status}: {shown}")
+            if w is not None:
+                lines.append(f"  {c.check} > {c.path} > {c.part}: {c.status}: torch {w.torch!r}  exact {w.exact!r}"
+                             f"  {w.ulps:.3g} ulps")
+            else:  # no element compared: the message says why (unsupported, error)
+                why = c.message.partition(f"{c.path}: ")[2] or c.message
+                lines.append(f"  {c.check} > {c.path}: {why}")
     return lines

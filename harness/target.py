@@ -4,8 +4,8 @@
 subclass: its `.apply`), `module:Class.apply` or `module:obj.attr`, looking for the module next
 to the case file first, then in the working directory, and leaves `sys.path` as it was.
 `bind(target, inputs, n_outputs)` makes it `f(*primals) -> tuple of tensors`, passing each input
-to the parameter of its name (positional only for `*args`, or where Python cannot read the
-signature, as for builtins).
+to the parameter of its name (positional only for `*args`, for a lone input and a lone required
+parameter, or where Python cannot read the signature, as for builtins).
 """
 
 from __future__ import annotations
@@ -150,8 +150,13 @@ def bind(target: Target, inputs: Sequence[str], n_outputs: int) -> Function:
 
 
 def _plan(target: Target, params: list[inspect.Parameter], inputs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Which inputs go positionally (in parameter order) and which by keyword."""
+    """Which inputs go positionally (in parameter order) and which by keyword. One input and one
+    parameter that has no default pair up whatever their names (no order to get wrong)."""
     P = inspect.Parameter
+    required = [p for p in params if p.default is P.empty and p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    if len(inputs) == 1 and len(required) == 1 and inputs[0] not in {p.name for p in params} and not any(
+            p.kind is P.KEYWORD_ONLY and p.default is P.empty for p in params):
+        return list(inputs), []
     given, positional, keywords, missing = set(inputs), [], [], []
     gap = False  # a defaulted positional parameter the case does not give: later ones go by keyword
     var_positional = any(p.kind is P.VAR_POSITIONAL for p in params)

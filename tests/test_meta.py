@@ -101,3 +101,107 @@ def test_subnormal_inputs_still_catch_a_wrong_first_derivative(run_case, target,
     (result,) = run_case(case.replace("checks: [value, vjp, jvp, grad2]", "checks: [value, vjp, jvp]"))
     failed = {c.check for c in result.comparisons if c.status == "fail"}
     assert failed == failing, [c.message for c in result.comparisons if c.status != "pass"]
+
+
+# ---------------------------------------------------------------- classic-style Functions, as people write them
+
+CLASSIC = """
+name: classic
+inputs: {{{inputs}}}
+expr: {expr}
+target: classic_functions:{target}
+checks: [value, vjp, grad2]
+dtype: {dtype}
+seed: 3
+"""
+SOFTPLUS = ("x: {shape: [32], sample: {uniform: [-5, 5]}}", "softplus(x)")
+TWO = ("a: {shape: [16], sample: {uniform: [-3, 3]}}, b: {shape: [16], sample: {uniform: [-3, 3]}}", "a*b")
+LEGENDRE = ("x: {shape: [32], sample: {uniform: [-1, 1]}}", "0.5 * (5 * x**3 - 3 * x)")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("target, spec, failing", [
+    pytest.param("Softplus", SOFTPLUS, set(), id="correct"),
+    pytest.param("LegendrePolynomial3", LEGENDRE, set(), id="tutorial-legendre"),
+    pytest.param("Mul.apply", TWO, set(), id="correct-two-inputs"),
+    pytest.param("SoftplusWrongFirst", SOFTPLUS, {"vjp", "grad2"}, id="first-derivative-only"),
+    pytest.param("SoftplusWrongSecond", SOFTPLUS, {"grad2"}, id="double-backward-only"),
+    pytest.param("SoftplusIgnoresCotangent", SOFTPLUS, {"vjp"}, id="ignores-cotangent-scale"),
+    pytest.param("MulWrongSecondInput", TWO, {"vjp", "grad2"}, id="wrong-for-second-input"),
+])
+def test_classic_functions_get_a_verdict_on_every_path_they_support(run_case, target, spec, failing, dtype):
+    inputs, expr = spec
+    (result,) = run_case(CLASSIC.format(inputs=inputs, expr=expr, target=target, dtype=dtype))
+    by_status = {s: {c.path for c in result.comparisons if c.status == s} for s in ("fail", "error", "unsupported")}
+    assert result.comparisons and not by_status["error"], [c.message for c in result.comparisons if c.status == "error"]
+    # the torch.func paths need setup_context: unsupported, in every one of these Functions
+    assert by_status["unsupported"] == {"torch.func.vmap over the points", "torch.func.vjp",
+                                        "torch.func.jvp(torch.func.grad(v.y), w)"}
+    assert {c.check for c in result.comparisons if c.status == "fail"} == failing, result.message
+    assert result.status == ("fail" if failing else "pass")
+    unsupported = next(c for c in result.comparisons if c.status == "unsupported")
+    assert "setup_context staticmethod" in unsupported.message and "extending.func.html" in unsupported.message
+
+
+def test_a_wrong_double_backward_fails_on_its_path_and_names_the_input(run_case):
+    (result,) = run_case(CLASSIC.format(inputs=TWO[0], expr=TWO[1], target="MulWrongSecondInput", dtype="float64"))
+    assert {c.part for c in result.comparisons if c.check == "vjp" and c.status == "fail"} == {"b"}
+    (failed,) = [c for c in result.comparisons if c.check == "grad2" and c.status == "fail"]
+    assert failed.path == "autograd.grad(autograd.grad(v.y, create_graph=True), grad_outputs=w)"
+
+
+def test_a_check_no_path_of_which_can_run_says_so_and_is_not_a_pass(run_case):
+    case = CLASSIC.format(inputs=SOFTPLUS[0], expr=SOFTPLUS[1], target="Softplus", dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, grad2]", "checks: [value, vjp, jvp, jacobian]"))
+    assert result.status == "unsupported"
+    assert result.message.startswith("check jvp: no torch path could run")
+    jvp = {c.path: c.message for c in result.comparisons if c.check == "jvp"}
+    assert "forward mode needs a jvp staticmethod" in jvp["forward_ad.make_dual"]
+    assert all(c.status == "unsupported" for c in result.comparisons if c.check in ("jvp", "jacobian"))
+
+
+def test_once_differentiable_makes_double_backward_unsupported_not_failed(run_case):
+    case = CLASSIC.format(inputs=SOFTPLUS[0], expr=SOFTPLUS[1], target="SoftplusOnce", dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, grad2]", "checks: [vjp, grad2, hessian, "
+                                      "{derivative: {order: 2}}]").replace("shape: [32]", "shape: [4]"))
+    backward = {(c.check, c.status) for c in result.comparisons if c.check == "vjp"}
+    assert backward == {("vjp", "pass"), ("vjp", "unsupported")}
+    second = [c for c in result.comparisons if c.check != "vjp"]
+    assert second and all(c.status == "unsupported" for c in second), [c.message for c in second]
+    assert "@once_differentiable" in second[0].message and "SoftplusOnce" in second[0].message
+    assert result.status == "unsupported"
+
+
+def test_an_exception_in_the_users_backward_stays_an_error_with_its_line(run_case):
+    case = CLASSIC.format(inputs=SOFTPLUS[0], expr="sin(x)", target="BadBackward", dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, grad2]", "checks: [value, vjp]"))
+    errors = [c for c in result.comparisons if c.status == "error"]
+    assert {c.path for c in errors} == {"y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
+                                        "(y * v).sum().backward()"}
+    assert "classic_functions.py:" in errors[0].message
+    assert result.status == "error"
+
+
+def test_torchs_words_raised_by_user_code_are_an_error_not_unsupported(run_case):
+    case = CLASSIC.format(inputs=SOFTPLUS[0], expr="x", target="RaisesTorchsWords", dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, grad2]", "checks: [value]"))
+    forward = {c.path: c for c in result.comparisons}["forward"]
+    assert forward.status == "error" and "classic_functions.py:" in forward.message
+
+
+@pytest.mark.parametrize("target, unsupported, failing, status", [
+    pytest.param("SoftplusNew", {"torch.func.vmap over the points", "torch.func.jvp", "forward_ad.make_dual",
+                                 "torch.func.jvp(torch.func.grad(v.y), w)", "torch.func.jacfwd"}, set(),
+                 "unsupported", id="new-style-no-vmap-no-jvp"),  # jvp: neither of its paths can run
+    pytest.param("SoftplusNewFull", set(), set(), "pass", id="new-style-full"),
+    # forward-over-reverse differentiates the backward's ops in forward mode: the jvp staticmethod is not used
+    pytest.param("SoftplusNewWrongJvp", set(), {"torch.func.jvp", "forward_ad.make_dual", "torch.func.jacfwd"},
+                 "fail", id="new-style-wrong-jvp"),
+])
+def test_new_style_functions_with_and_without_vmap_and_jvp(run_case, target, unsupported, failing, status):
+    case = CLASSIC.format(inputs=SOFTPLUS[0], expr=SOFTPLUS[1], target=target, dtype="float64")
+    (result,) = run_case(case.replace("checks: [value, vjp, grad2]", "checks: [value, vjp, jvp, jacobian, grad2]"))
+    assert {c.path for c in result.comparisons if c.status == "unsupported"} == unsupported
+    assert {c.path for c in result.comparisons if c.status == "fail"} == failing
+    assert not [c for c in result.comparisons if c.status == "error"]
+    assert result.status == status

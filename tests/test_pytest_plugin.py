@@ -3,6 +3,8 @@
 import sys
 import textwrap
 
+from classic_functions import CLASSIC_CASE as CLASSIC
+
 GOOD = """
 name: good
 inputs: {x: 0.5}
@@ -81,3 +83,23 @@ def test_a_case_level_xfail_is_xfailed_in_every_check_not_xpassed(pytester):
     outcomes = result.parseoutcomes()
     assert outcomes.get("xfailed") == 2 and outcomes.get("xpassed") == 2, outcomes
     result.stdout.fnmatch_lines(["*wrong?float64?::value*the case fails in another check*"])
+
+
+
+def test_a_check_no_path_of_which_can_run_is_a_skipped_item_not_a_failure(pytester):
+    import shutil
+    from pathlib import Path
+
+    _cases(pytester, classic=CLASSIC)
+    shutil.copy(Path(__file__).parent / "classic_functions.py", pytester.path / "classic_functions.py")
+    sys.modules.pop("classic_functions", None)
+    result = pytester.runpytest("cases", "--harness-allow-target", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*no torch path of jvp can run*forward mode needs a jvp staticmethod*"])
+
+
+def test_the_error_that_asks_for_the_flag_names_the_plugins_flag(pytester):
+    _cases(pytester, classic=CLASSIC)
+    result = pytester.runpytest("cases")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*imports of user code need --harness-allow-target*"])

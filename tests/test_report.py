@@ -2,6 +2,8 @@
 
 import xml.etree.ElementTree as ET
 
+from classic_functions import CLASSIC_CASE as CLASSIC
+
 from harness.cases import load_text
 from harness.report import html, junit, markdown, write_atomic
 from harness.run import check_case
@@ -65,3 +67,45 @@ def test_complex_cases_report_their_holomorphy():
     text, page = markdown.render(rs), html.render(rs, {})
     for shown in (text, page):
         assert "holomorphy" in shown and "holomorphic (Cauchy-Riemann holds)" in shown and "not holomorphic" in shown
+
+
+
+def classic_results():
+    from harness.run import Options
+
+    (case,) = load_text(CLASSIC, "cases/classic.yaml")
+    return check_case(case, Options(allow_targets=True))
+
+
+def test_unsupported_paths_are_counted_apart_in_every_report():
+    import json
+
+    from rich.console import Console
+
+    from harness.report import jsonfile
+    from harness.report.console import print_report
+
+    rs = classic_results()
+    (r,) = rs
+    assert r.status == "unsupported" and r.message.startswith("check jvp: no torch path could run")
+    root = ET.fromstring(junit.render(rs))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert root.get("tests") == str(len(cases)) == "3"
+    assert root.get("skipped") == str(sum(1 for c in cases.values() if c.find("skipped") is not None)) == "1"
+    assert root.get("failures") == root.get("errors") == "0"
+    assert "forward mode needs a jvp staticmethod" in cases["classic[float64] jvp"].find("skipped").text
+    assert "setup_context" in cases["classic[float64] vjp"].find("system-out").text  # passed, one path unsupported
+    text = markdown.render(rs)
+    assert "## Torch paths the callable cannot run" in text and "vjp > torch.func.vjp" in text
+    assert "| unsupported | 1 |" in text
+    page = html.render(rs, {})
+    assert "Torch paths the callable cannot run (4)" in page and "jvp &gt; forward_ad.make_dual" in page
+    assert json.loads(jsonfile.render(rs, {}))["summary"]["unsupported"] == 1
+    console = Console(record=True, width=200)
+    print_report(rs, console)
+    out = console.export_text()
+    assert "0 passed, 0 failed\n" in out and "1 unsupported" in out and "4 torch paths unsupported" in out
+    assert "UNSUPPORTED in 1 case: jvp > forward_ad.make_dual: Softplus: forward mode needs a jvp" in out
+    verbose = Console(record=True, width=200)
+    print_report(rs, verbose, verbose=True)
+    assert "UNSUPPORTED classic [float64]: jvp > forward_ad.make_dual: Softplus" in verbose.export_text()

@@ -47,3 +47,18 @@ def test_check_errors_are_isolated(run_case):
 def test_bad_case_becomes_an_error_result():
     (result,) = check_case(BadCase("b", "x.yaml", 3, "x.yaml:3: unknown op 'foo'"))
     assert result.status == "error" and result.bad_input and result.message == "x.yaml:3: unknown op 'foo'"
+
+
+def test_a_failure_shows_in_the_case_status_with_errors_beside_it(run_case):
+    (result,) = run_case("""
+        name: both
+        inputs: {x: {shape: [64], sample: {uniform: [-3, 3]}}}
+        expr: sin(x)
+        checks: [{value: {tolerance: {ulps: 0, model: 0}}}, grad]
+        dtype: float32
+    """)
+    statuses = {c.check: c.status for c in result.comparisons}
+    assert statuses == {"value": "fail", "grad": "error"}  # no float32 sin is exact at 64 points; grad: not scalar
+    assert result.status == "fail"
+    assert "not close!" in result.message and "(and 1 error: " in result.message and "grad needs a scalar" in (
+        result.message)

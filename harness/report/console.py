@@ -46,11 +46,28 @@ def print_report(results: Sequence[CaseResult], console: Console, verbose: bool 
             for c in r.comparisons:
                 if c.status in ("fail", "error") and c.message != r.message:
                     console.print(f"  {c.message}", highlight=False, markup=False, soft_wrap=True)
-        for reason, names in unsupported_by_reason(r).items():
-            console.print(f"UNSUPPORTED {r.name} [{where(r)}]: {', '.join(names)}: {reason}", highlight=False,
-                          markup=False, soft_wrap=True)
+        if verbose:
+            for reason, names in unsupported_by_reason(r).items():
+                console.print(f"UNSUPPORTED {r.name} [{where(r)}]: {', '.join(names)}: {reason}", highlight=False,
+                              markup=False, soft_wrap=True)
+    if not verbose:
+        for reason, (names, cases) in _unsupported_overall(results).items():
+            console.print(f"UNSUPPORTED in {len(cases)} case{'s' * (len(cases) > 1)}: {', '.join(names)}: {reason}",
+                          highlight=False, markup=False, soft_wrap=True)
     console.print(summary_line(results), highlight=False, markup=False)
     console.print(details_line(results), highlight=False, markup=False)
+
+
+def _unsupported_overall(results: Sequence[CaseResult]) -> dict[str, tuple[list[str], list[str]]]:
+    """reason -> (the 'check > path' names, the cases): one line each, however many cases share it."""
+    grouped: dict[str, tuple[list[str], list[str]]] = {}
+    for r in results:
+        for reason, names in unsupported_by_reason(r).items():
+            paths, cases = grouped.setdefault(reason, ([], []))
+            paths += [n for n in names if n not in paths]
+            if r.name not in cases:
+                cases.append(r.name)
+    return grouped
 
 
 def _values(values: tuple[float, ...]) -> str:

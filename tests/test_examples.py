@@ -1,0 +1,46 @@
+"""examples/custom_function: the README's walk-through of custom Functions gives the verdicts it says."""
+
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import torch
+import yaml
+
+from harness.cases import schema
+from harness.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_function"
+
+
+def test_the_example_run_finds_the_sloppy_backward_and_passes_the_rest(tmp_path, capsys):
+    try:
+        code = main(["run", "--allow-target", str(EXAMPLE), "--reports", str(tmp_path)])
+    finally:
+        sys.modules.pop("activations", None)
+    out = capsys.readouterr().out
+    assert code == 1
+    results = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert {(r["name"], r["dtype"]): r["status"] for r in results} == {
+        ("softplus-classic", "float32"): "pass", ("softplus-classic", "float64"): "pass",
+        ("softplus-sloppy", "float64"): "fail",
+        ("legendre-tutorial", "float32"): "pass", ("legendre-tutorial", "float64"): "pass",
+        ("safe-divide-by-name", "float64"): "pass"}
+    assert "5 passed, 1 failed" in out and "point 0 (x=-30.0)" in out and "rel 0.00102" in out
+
+
+def test_gradcheck_passes_the_sloppy_backward_the_example_fails():
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from activations import SoftplusSloppy
+    finally:
+        sys.path.remove(str(EXAMPLE))
+        sys.modules.pop("activations", None)
+    x = torch.tensor([-30.0, -5.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SoftplusSloppy.apply, (x,))
+
+
+def test_the_example_matches_the_schema():
+    validator = jsonschema.Draft202012Validator(schema())
+    assert not list(validator.iter_errors(yaml.safe_load((EXAMPLE / "cases.yaml").read_text())))
