@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from harness.cases import case_from_data
+from harness.cases import MAX_ELEMENTS, case_from_data
 from harness.errors import HarnessError
 from harness.prepare import Options
 from harness.results import CaseResult
@@ -88,34 +88,74 @@ def _case(fn: Callable[..., object], expr: str | dict[str, str], checks: Any, dt
           paths: Any, seed: int, inputs: dict[str, Any], file: str, line: int):  # type: ignore[no-untyped-def]
     try:
         target = from_callable(fn)
+        data: dict[str, Any] = {"name": name(target), "seed": _seed(seed), "inputs": _inputs(inputs),
+                                "checks": _checks(checks), "dtype": _dtypes(dtype, inputs)}
+        if not isinstance(expr, str | dict):
+            raise HarnessError(f"expr must be text or {{output: text}}, got {type(expr).__name__}")
+        data["outputs" if isinstance(expr, dict) else "expr"] = expr
+        if tolerance is not None:
+            data["tolerance"] = _tolerance(tolerance)
+        if paths is not None:
+            data["paths"] = _paths(paths)
     except HarnessError as exc:
         raise exc.at(file, line) from None
-    data: dict[str, Any] = {"name": name(target), "seed": seed,
-                            "inputs": _inputs(inputs, file, line),
-                            "checks": [checks] if isinstance(checks, str) else list(checks or DEFAULT_CHECKS),
-                            "dtype": _dtypes(dtype, inputs, file, line)}
-    data["outputs" if isinstance(expr, dict) else "expr"] = expr
-    if tolerance is not None:
-        data["tolerance"] = {"ulps": tolerance} if isinstance(tolerance, int | float) else dict(tolerance)
-    if paths is not None:
-        data["paths"] = dict(paths) if isinstance(paths, dict) else [paths] if isinstance(paths, str) else list(paths)
     devices = sorted({v.device.type for v in inputs.values() if isinstance(v, torch.Tensor)} - {"cpu"})
     if devices:
         data["device"] = devices[0]
     return replace(case_from_data(data, file, line), target=target.callable)
 
 
-def _inputs(inputs: dict[str, Any], file: str, line: int) -> dict[str, Any]:
-    try:
-        return {k: _input(v) for k, v in inputs.items()}
-    except HarnessError as exc:
-        raise exc.at(file, line) from None
+def _inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    if not inputs:
+        raise HarnessError("give the inputs as keywords: check(fn, expr, x=...)")
+    return {k: _input(v) for k, v in inputs.items()}
+
+
+def _seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise HarnessError(f"seed must be a whole number >= 0, got {seed!r}")
+    return seed
+
+
+def _checks(checks: object) -> list[Any]:
+    if checks is None:
+        return list(DEFAULT_CHECKS)
+    if isinstance(checks, str):
+        return [checks]
+    if not isinstance(checks, list | tuple) or not checks:
+        raise HarnessError(f"checks must be a check name or a non-empty list of them, got {checks!r}")
+    return list(checks)
+
+
+def _tolerance(tolerance: object) -> dict[str, Any]:
+    if isinstance(tolerance, bool):
+        raise HarnessError(f"tolerance must be ulps (a number) or a mapping, got {tolerance!r}")
+    if isinstance(tolerance, int | float):
+        return {"ulps": tolerance}
+    if not isinstance(tolerance, dict):
+        raise HarnessError(f"tolerance must be ulps (a number) or {{'ulps':, 'atol':, 'model':}}, got {tolerance!r}")
+    return dict(tolerance)
+
+
+def _paths(paths: object) -> Any:
+    if isinstance(paths, str):
+        return [paths]
+    if isinstance(paths, dict):
+        return dict(paths)
+    if isinstance(paths, list | tuple):
+        return list(paths)
+    raise HarnessError(f"paths must be names, a list of them or {{'only': [...], 'skip': [...]}}, got {paths!r}")
 
 
 def _input(value: Any) -> Any:
     """A tensor as its exact values (nested lists of doubles); anything else as given."""
     if not isinstance(value, torch.Tensor):
         return value
+    if value.numel() > MAX_ELEMENTS:
+        raise HarnessError(f"a tensor input of {value.numel()} elements is over the limit of {MAX_ELEMENTS}")
+    if value.layout is not torch.strided or value.is_meta or value.is_quantized or value.is_nested:
+        raise HarnessError("tensor inputs must be ordinary dense tensors with values (not sparse, meta, quantized"
+                           " or nested)")
     value = value.detach().cpu()
     if value.is_complex():
         if value.dim():
@@ -126,14 +166,15 @@ def _input(value: Any) -> Any:
     return value.to(torch.float64).tolist()
 
 
-def _dtypes(dtype: Any, inputs: dict[str, Any], file: str, line: int) -> list[str]:
+def _dtypes(dtype: Any, inputs: dict[str, Any]) -> list[str]:
     if dtype is None:
         found = {str(v.dtype).removeprefix("torch.") for v in inputs.values() if isinstance(v, torch.Tensor)}
         if len(found) > 1:
-            raise HarnessError(f"tensor inputs have different dtypes ({', '.join(sorted(found))}): pass dtype=",
-                               file=file, line=line)
+            raise HarnessError(f"tensor inputs have different dtypes ({', '.join(sorted(found))}): pass dtype=")
         return sorted(found) or ["float64"]
     items = dtype if isinstance(dtype, list | tuple) else [dtype]
+    if not items:
+        raise HarnessError("dtype= is empty: give a dtype or a list of them")
     return [str(d).removeprefix("torch.") for d in items]
 
 

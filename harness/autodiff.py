@@ -87,13 +87,23 @@ def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.as_tensor(value, dtype=dtype, device=first.device if first is not None else None)
 
 
-def as_outputs(result: object, n_outputs: int) -> tuple[torch.Tensor, ...]:
-    """What a user's callable returned (a tensor, a tuple, a dict), as one tensor per output."""
+def as_outputs(result: object, n_outputs: int, names: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
+    """What a user's callable returned (a tensor, a tuple or list, a dict keyed by the case's
+    output names), as one tensor per output."""
     if isinstance(result, dict):
-        result = tuple(result.values())
+        if names is not None and n_outputs > 1:
+            if set(result) != set(names):
+                raise ValueError(f"target returned a dict with keys {sorted(map(str, result))[:8]}, the case's outputs"
+                                 f" are {list(names)}")
+            result = tuple(result[n] for n in names)
+        else:
+            result = tuple(result.values())
     if isinstance(result, torch.Tensor):
         result = (result,)
-    result = tuple(result)  # type: ignore[arg-type]
+    if not isinstance(result, tuple | list):
+        raise TypeError(f"target returned {type(result).__name__}, expected a tensor (or a tuple, list or dict of"
+                        " tensors)")
+    result = tuple(result)
     if len(result) != n_outputs:
         raise ValueError(f"target returned {len(result)} outputs, the case declares {n_outputs}")
     return result
@@ -104,10 +114,13 @@ def as_outputs(result: object, n_outputs: int) -> tuple[torch.Tensor, ...]:
 
 @dataclass(frozen=True)
 class _Rule:
-    """A torch exception that says a path is not supported by the Function by construction."""
+    """A torch exception that says a path is not supported by the Function by construction: its
+    type and message, the torch function that raises it, and the path families it can happen on."""
 
     kind: type[BaseException]
     message: re.Pattern[str]
+    raised_in: tuple[str, ...]  # (file under torch/, function) pairs joined by ':'
+    families: frozenset[str]
     needs: str
     docs: str
 
@@ -117,34 +130,46 @@ _EXTENDING = "https://pytorch.org/docs/stable/notes/extending.html"
 UNSUPPORTED_RULES = (
     _Rule(RuntimeError, re.compile(r"In order to use an autograd\.Function with functorch transforms .*"
                                    r"must override the setup_context staticmethod"),
+          ("autograd/function.py:apply",), frozenset({"torch.func"}),
           "torch.func transforms need a setup_context staticmethod (and forward without ctx)", _FUNC_DOCS),
     _Rule(RuntimeError, re.compile(r"You tried to vmap over \w+, but it does not have vmap support"),
+          ("_functorch/autograd_function.py:custom_function_call_vmap",), frozenset({"vmap"}),
           "vmap needs a vmap staticmethod or generate_vmap_rule = True", _FUNC_DOCS),
     _Rule(NotImplementedError, re.compile(r"To use autograd\.Function with vmap, you must either override the "
                                           r"vmap staticmethod or set generate_vmap_rule=True"),
+          ("autograd/function.py:vmap",), frozenset({"vmap"}),
           "vmap needs a vmap staticmethod or generate_vmap_rule = True", _FUNC_DOCS),
     _Rule(NotImplementedError, re.compile(r"You must implement the jvp function for custom autograd\.Function "
                                           r"to use it with forward mode AD"),
+          ("autograd/function.py:jvp",), frozenset({"forward-ad"}),
           "forward mode needs a jvp staticmethod", _EXTENDING + "#forward-mode-ad"),
     _Rule(RuntimeError, re.compile(r"trying to differentiate twice a function that was marked with "
                                    r"@once_differentiable"),
+          ("harness:_raise_delayed",), frozenset({"double-backward"}),
           "double backward needs a differentiable backward (this one is @once_differentiable)", _EXTENDING),
 )
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 
 
-def unsupported(exc: BaseException, function: str | None = None) -> str | None:
+def unsupported(exc: BaseException, families: frozenset[str], function: str | None = None) -> str | None:
     """Why a path cannot run by construction, when torch itself raised one of the errors that say
-    so (matched by type, by message and by being raised inside torch); None for anything else,
-    which stays an error of the user's code. `function` names the Function when torch's frames
-    do not (a @once_differentiable backward's delayed error)."""
+    so: matched by type, by message, by the torch function that raised it, and by the path being
+    one of the families that error belongs to. None for anything else (user code that raises the
+    same words, or calls torch.func itself), which stays an error. `function` names the Function
+    when torch's frames do not (a @once_differentiable backward's delayed error)."""
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    raised_by_torch = bool(frames) and (frames[-1].filename.startswith(_TORCH_DIR) or (
-        frames[-1].filename == __file__ and frames[-1].name == "_raise_delayed"))  # torch's node, run here
-    if not raised_by_torch:
+    if not frames:
+        return None
+    last = frames[-1]
+    if last.filename == __file__:
+        raised = f"harness:{last.name}"
+    elif last.filename.startswith(_TORCH_DIR):
+        raised = f"{last.filename[len(_TORCH_DIR):]}:{last.name}"
+    else:
         return None
     for rule in UNSUPPORTED_RULES:
-        if type(exc) is rule.kind and rule.message.search(str(exc)):
+        if (type(exc) is rule.kind and raised in rule.raised_in and families & rule.families
+                and rule.message.search(str(exc))):
             named = _function_named(exc) or function
             return f"{named or 'an autograd.Function'}: {rule.needs} (see {rule.docs})"
     return None

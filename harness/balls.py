@@ -36,6 +36,7 @@ from harness.functions import (
     as_sympy,
     ceil_fn,
     closed_body,
+    erfc_neg,
     floor_fn,
     jump,
     loggamma_abs,
@@ -43,6 +44,7 @@ from harness.functions import (
     min_share,
     no_grad,
     norm2,
+    op_function,
     ratio,
     round_fn,
     select,
@@ -170,8 +172,10 @@ def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
 
 # ---------------------------------------------------------------- small ball functions
 
-HUGE = arb(2) ** 20  # |exponent| beyond which exp's value is far outside every float format
-MODERATE = 2.0**19  # a midpoint below this in size: the ball is neither above HUGE nor below -HUGE
+# |exponent| beyond which exp is not computed (Arb's nan past about 2^62): exp(-5e7) is still needed,
+# as the numerator of log_ndtr'(-1e4) = exp(-x^2/2)/erfc(-x/sqrt 2), a ratio of two such numbers
+HUGE = arb(2) ** 60
+MODERATE = 2.0**59  # a midpoint below this in size: the ball is neither above HUGE nor below -HUGE
 
 
 def _exp(a: arb) -> arb:
@@ -335,7 +339,7 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.coth: lambda a: 1 / a.tanh(), sympy.Abs: abs, sympy.sign: arb.sgn, sympy.erf: arb.erf,
     sympy.erfc: arb.erfc, sympy.erfinv: arb.erfinv, sympy.gamma: arb.gamma, sympy.floor: arb.floor,
     sympy.ceiling: arb.ceil, floor_fn: arb.floor, ceil_fn: arb.ceil, round_fn: _round_half_even,
-    trunc_fn: _trunc, loggamma_abs: _lgamma_abs, no_grad: lambda a: a,
+    trunc_fn: _trunc, loggamma_abs: _lgamma_abs, no_grad: lambda a: a, erfc_neg: lambda a: (-a).erfc(),
 }
 _BINARY: dict[type, Callable[[arb, arb], arb]] = {
     sympy.atan2: arb.atan2, sympy.polygamma: _polygamma, sympy.besseli: _besseli,
@@ -580,17 +584,6 @@ def closed_form(cls: type, arity: int = 1) -> tuple[BatchForm, tuple[BatchForm, 
 
 
 @cache
-def _floor_form(cls: type, order: int, kind: str) -> BatchForm | None:
-    """The op's error-model floor (absolute) or relative factor at this derivative order."""
-    hook = getattr(cls.op, kind, None) if issubclass(cls, OpFunction) else None
-    if hook is None:
-        return None
-    syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
-    value = as_sympy(hook(syms, order))
-    return None if value == 0 else closed(value, syms)
-
-
-@cache
 def _kink_locators(cls: type) -> tuple[tuple[BatchForm, bool, object], ...]:
     """For a one-input op: where each kink is, whether it repeats, and the Kink itself."""
     if not issubclass(cls, OpFunction) or cls.op.arity != 1:
@@ -647,7 +640,7 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
     if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
         infinite = closed(expr, symbols)
         return lambda b: (infinite(b), [ZERO] * b.n, None)
-    under = forward is None  # see _underflow
+    under = forward is None or _reuses_forward(expr, forward)  # see _underflow
     if expr.is_Number or expr.is_NumberSymbol:
         value = closed(expr, symbols)
         if expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt):
@@ -666,6 +659,14 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
         return _memo(_modelled_pow(expr, parts, shared, under))
     special = _modelled_special(expr, parts, under)
     return _memo(special if special is not None else _modelled_function(expr, parts, fmt, under))
+
+
+def _reuses_forward(expr: sympy.Expr, forward: frozenset[sympy.Expr]) -> bool:
+    """A derivative of an op whose value the forward pass computed: torch's backward may form it
+    from that value (exp' is the saved exp(x)), so a subnormal rounding of it is charged too."""
+    if not isinstance(expr, OpFunction) or not any(expr.orders):
+        return False
+    return op_function(expr.op)(*expr.args) in forward
 
 
 Shared = Callable[[Batch, list[ModelResult]], Column | None]
@@ -944,8 +945,6 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
     is_op = issubclass(cls, OpFunction)
     ulps = cls.op.accuracy(fmt.precision) if is_op else 2.0
     order = sum(cls.orders) if is_op else 0
-    floor = _floor_form(cls, order, "floor")
-    relative = _floor_form(cls, order, "relative")
     kinks = _kink_locators(cls)
 
     def function(b: Batch) -> ModelResult:
@@ -958,13 +957,12 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         if is_op and cls.op.arity == 1 and not all(map(arb.is_finite, values)):  # (a nan is not finite)
             values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
                       for k, v in enumerate(values)]
-        size = b.abs_of(values)
-        if relative is not None:
-            size = [s * (1 + abs(r)) for s, r in zip(size, relative(inner))]
-        if floor is not None:
-            size = [s + abs(f) for s, f in zip(size, floor(inner))]
+        # the op's own result: a few ulps, plus the errors its operands bring (|df/da|*e). How
+        # torch's kernel forms the result earns nothing: sigmoid'(40) = 0 from y*(1 - y) is a loss,
+        # not a rounding. (What a half-ulp change of the inputs makes unavoidable is charged once,
+        # on the whole expression: reference.PointReference._conditioning.)
         charge = 2 * ulps * b.u
-        bound = [charge * s for s in size]
+        bound = [charge * s for s in b.abs_of(values)]
         for d, (_, e, _) in zip(partials, args):
             index = _where([x != ZERO for x in e])
             if index:

@@ -57,7 +57,7 @@ _HARNESS_FUNCTIONS = (
     functions.kink_step, functions.kink_sign, functions.kink_delta, functions.select, functions.jump,
     functions.ratio, functions.no_grad, functions.max_share, functions.min_share, functions.amax_fn,
     functions.amin_fn, functions.norm2, functions.loggamma_abs, functions.floor_fn, functions.ceil_fn,
-    functions.round_fn, functions.trunc_fn,
+    functions.round_fn, functions.trunc_fn, functions.erfc_neg,
 )
 _FUNCTIONS: dict[str, type] = {f"sympy.{c.__name__}": c for c in _SYMPY_FUNCTIONS}
 _FUNCTIONS.update({f"harness.{c.__name__}": c for c in _HARNESS_FUNCTIONS})

@@ -387,7 +387,7 @@ def _case(node: Y, file: str) -> Case:
                             f"{used[0]}() needs a complex dtype (complex64, complex128)")
     checks = _checks(fields.get("checks"), node)
     paths = _paths(fields["paths"], [(c.kind, c.order) for c in checks]) if "paths" in fields else Selection()
-    _check_paths_left(paths, checks, fields.get("paths") or node)
+    _check_paths_left(paths, checks, "compile" in fields and _compile(fields["compile"]) is not None)
     return Case(
         name=name, file=file, line=node.line, inputs=inputs, outputs=outputs, paths=paths,
         checks=checks, dtypes=dtypes, constants=constants,
@@ -625,9 +625,11 @@ def _target(y: Y) -> str:
 
 def _paths(y: Y, kinds: list[tuple[str, int]]) -> Selection:
     """`paths: [name or family, ...]` (only these), or `{only: [...], skip: [...]}`."""
-    if y.kind == "seq":
+    if y.kind in ("seq", "str"):
         return Selection(only=_path_terms(y, kinds, "paths"))
     fields = _expect(y, "map", "paths")
+    if not fields:
+        raise _fail(y, "paths: is empty (leave it out to run every path)")
     for key, value in fields.items():
         if key not in ("only", "skip"):
             raise _fail(value, f"paths takes 'only:' and 'skip:', not {key!r}{did_you_mean(key, ['only', 'skip'])}")
@@ -636,6 +638,8 @@ def _paths(y: Y, kinds: list[tuple[str, int]]) -> Selection:
 
 def _path_terms(y: Y, kinds: list[tuple[str, int]], what: str) -> tuple[str, ...]:
     items = [y] if y.kind == "str" else _expect(y, "seq", what)
+    if not items:
+        raise _fail(y, f"{what}: is empty (leave it out to run every path)")
     terms = []
     for item in items:
         term = _expect(item, "str", "a path name or family")
@@ -648,14 +652,16 @@ def _path_terms(y: Y, kinds: list[tuple[str, int]], what: str) -> tuple[str, ...
     return tuple(terms)
 
 
-def _check_paths_left(case_paths: Selection, checks: tuple[CheckSpec, ...], where: Y) -> None:
-    """A case's own selection may not leave a check with no torch path to run."""
+def _check_paths_left(case_paths: Selection, checks: tuple[CheckSpec, ...], compiled: bool) -> None:
+    """A case's own selection may not leave a check with no torch path to run (compiled variants
+    count where the case has `compile:`)."""
     for check in checks:
-        # compiled variants count: `compile:` or `--compile` may run them
-        paths = [*paths_of(check.kind, check.order), *(lookup(check.kind, f"{n}{COMPILED}?]")
-                                                      for n in COMPILABLE.get(check.kind, ()))]
+        paths = list(paths_of(check.kind, check.order))
+        if compiled:
+            paths += [lookup(check.kind, f"{n}{COMPILED}?]") for n in COMPILABLE.get(check.kind, ())]
         if not any(case_paths.keeps(p) and check.paths.keeps(p) for p in paths):
-            raise HarnessError(f"paths: check {check.kind} has no torch path left to run", line=check.line)
+            raise HarnessError(f"paths: check {check.kind} has no torch path left to run"
+                               + ("" if compiled else " (compiled paths need compile:)"), line=check.line)
 
 
 # ---------------------------------------------------------------- checks

@@ -7,8 +7,10 @@ reference for every point (certified), runs each torch path and folds the pieces
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -26,6 +28,7 @@ from harness.numbers import round_doubles, round_to_format
 from harness.paths import COMPILABLE, COMPILED, lookup
 from harness.prepare import Prepared, rounded
 from harness.reference import (
+    MAX_PRECISION,
     ZERO,
     ZERO_EXACT,
     Exact,
@@ -88,19 +91,25 @@ def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
 def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
                    expected: Callable[[int, PointReference], list[Exact]]) -> list[Comparison]:
     """Evaluate the reference for every point (certified), run each torch path, compare."""
-    paths = {name: fn for name, fn in paths.items() if ctx.selects(check, lookup(check.kind, name, check.order))}
+    table = {name: lookup(check.kind, name, check.order) for name in paths}
+    paths = {name: fn for name, fn in paths.items() if ctx.selects(check, table[name])}
     if not paths:
-        return []
+        return [_not_selected(ctx, check)]
     pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
     errors: dict[str, str] = {}
     cannot: dict[str, str] = {}  # paths the callable does not support by construction: why
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
+    doubtful: list[tuple[int, str, int]] = []  # (point, part, elements) whose reference is not certified
     for point in range(len(ctx.points)):
         with stage("reference"):
             _, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
                                                     lambda bits, final, pt=point: ctx.reference(pt, bits, final),
                                                     ctx.fmt)
         split = np.cumsum([0, *sizes])
+        if not ok:  # never compare against a value that is not certified: say so, leave it out
+            floats, left_out = _without_uncertified(floats, ctx)
+            doubtful += [(point, part.label, int(left_out[split[i]:split[i + 1]].sum()))
+                         for i, part in enumerate(parts) if left_out[split[i]:split[i + 1]].any()]
         wanted = [_expected_part(floats, part.shape, 0 if ok else sizes[i], slice(split[i], split[i + 1]))
                   for i, part in enumerate(parts)]
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
@@ -109,10 +118,10 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             if name in errors or name in cannot:
                 continue
             try:
-                with stage("torch"):
+                with stage("torch"), _torch_warnings_quiet():
                     arrays = path(point)
             except Exception as exc:  # torch raised: that path is unsupported or an error, the others go on
-                reason = autodiff.unsupported(exc, ctx.target_name)
+                reason = autodiff.unsupported(exc, table[name].families, ctx.target_name)
                 if reason is not None:
                     cannot[name] = reason
                 else:
@@ -121,7 +130,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             for part, want, got, (components, abscissa) in zip(parts, wanted, arrays, labels):
                 pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
     tol = _tolerance(ctx, check)
-    out = []
+    out = [_uncertified(ctx, check, p, part, n) for p, part, n in doubtful]
     for name in paths:
         if name in cannot:
             out.append(Comparison(check.kind, name, "", "unsupported",
@@ -136,6 +145,38 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                 out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
                                      ctx.breadcrumb))
     return out
+
+
+@contextmanager
+def _torch_warnings_quiet() -> Iterator[None]:
+    """torch's own notices while a path runs (deprecations inside torch.func, vmap's missing
+    batching rules) are not the user's to act on; they must not turn a path into an error under
+    `-W error` either."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
+        yield
+
+
+def _not_selected(ctx: Prepared, check: CheckSpec) -> Comparison:
+    """A check whose every torch path the selection left out: it did not run, which is no pass."""
+    return Comparison(check.kind, "-", "", "unsupported", message=(
+        f"{ctx.breadcrumb} > {check.kind}: unsupported: not run, no torch path of {check.kind} is selected"
+        " (paths:, --paths, --skip-paths)"))
+
+
+def _without_uncertified(floats: Floats, ctx: Prepared) -> tuple[Floats, np.ndarray]:
+    """The floats with every element whose ball is still too wide at the last precision marked
+    undefined (not compared: no infinite allowance passes anything there), and that mask."""
+    left_out = ~floats.certified(ctx.fmt) & ~floats.undefined
+    return replace(floats, undefined=floats.undefined | left_out, strict=floats.strict & ~left_out), left_out
+
+
+def _uncertified(ctx: Prepared, check: CheckSpec, point: int, part: str, n: int) -> Comparison:
+    return Comparison(check.kind, "-", part, "error", count=n, uncertified=n, message=(
+        f"{ctx.breadcrumb} > {check.kind} > point {point} ({_describe_point(ctx, point)}) > {part}: the exact"
+        f" reference could not be certified at {MAX_PRECISION} bits for {n} element{'s' * (n != 1)}; not compared"
+        " there"))
 
 
 def _expected(exacts: Sequence[Exact], shape: tuple[int, ...], uncertified: int) -> Expected:
@@ -513,7 +554,7 @@ def check_minimize(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparis
     if len(ctx.outputs) != 1 or next(iter(ctx.outputs.values())).size != 1:
         raise HarnessError("minimize needs exactly one scalar output")
     if not ctx.selects(check, lookup("minimize", "optimizer.step()")):
-        return []
+        return [_not_selected(ctx, check)]
     options = dict(check.options)
     steps, name = int(options.pop("steps")), str(options.pop("optimizer"))
     optimizer = replay.make(name, options, lambda q: arb(float(round_to_format(q, ctx.fmt))))

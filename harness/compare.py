@@ -117,9 +117,9 @@ def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Toler
 def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: FloatFormat,
               tol: Tolerance, breadcrumb: str) -> Comparison:
     """Fold one path's pieces into a Comparison; `breadcrumb` is 'case [dtype]'."""
-    count = mismatched = kinks = undefined = uncertified = 0
+    count = mismatched = kinks = undefined = uncertified = unbounded = 0
     max_ulps = max_abs = max_rel = 0.0
-    worst, worst_ratio = None, -1.0
+    worst, worst_ratio = None, None
     small = sum(piece.actual.size for piece in pieces) <= SHOWN_VALUES
     torch_values: list[float] = []
     exact_values: list[float] = []
@@ -140,6 +140,9 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         undefined += int(np.count_nonzero(e.undefined))
         uncertified += piece.expected.uncertified
         defined = ~e.undefined
+        if np.isfinite(tol.ulps):  # an infinite tolerance is the caller's choice (a distance only reported)
+            unbounded += int(np.count_nonzero(~piece.expected.undefined.ravel() & ~e.kink & ~np.isfinite(e.allowed)
+                                              & np.isfinite(e.exact)))  # past the range: compared as +-inf
         compared.append((piece, e))
         if defined.any():
             everywhere = bool(defined.all())
@@ -150,12 +153,14 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             max_rel = max(max_rel, float(np.max(e.rel if everywhere else e.rel[defined])))
         else:
             point_ulps.append(0.0)
+        # the worst element: a failing one before any other, then the error relative to what is
+        # allowed, then the error in ulps (the element the message names and the plots mark)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            ratio = np.where(e.failed, np.inf, np.where(defined, e.error / e.allowed, -1.0))
-            ratio = np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
-        i = int(np.argmax(np.where(e.failed, 1.0, 0.0) * 1e300 + np.minimum(ratio, 1e299)))
-        score = (2.0 if e.failed[i] else 0.0) + float(min(ratio[i], 1.0))
-        if score > worst_ratio:
+            ratio = np.nan_to_num(np.where(defined, e.error / e.allowed, -1.0), nan=0.0, posinf=np.inf)
+        ulps = np.nan_to_num(e.ulps, nan=0.0, posinf=np.inf)
+        i = int(np.lexsort((ulps, ratio, e.failed))[-1])
+        score = (bool(e.failed[i]), float(ratio[i]), float(ulps[i]))
+        if worst_ratio is None or score > worst_ratio:
             worst_ratio = score
             worst = _worst(piece, e, i, fmt)
     status = _status(count, mismatched, kinks, undefined)
@@ -164,7 +169,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         for piece, e in compared:
             series += _series(piece, e, fmt)
     step = max(1, len(series) // SERIES_POINTS)
-    comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified,
+    comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified, unbounded,
                             max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),
                             tuple(point_ulps), tuple(series[::step]))
     return _with_message(comparison, breadcrumb)
@@ -219,8 +224,11 @@ def describe(c: Comparison, breadcrumb: str) -> str:
     verdict = {"fail": f"not close! {c.mismatched} of {c.count} elements mismatched",
                "kink": "at a kink, torch's convention holds",
                "undefined": "outside the domain, torch returns non-finite values"}.get(c.status, "close")
+    unbounded = (f"; {c.unbounded} element{'s' * (c.unbounded != 1)} allowed any error (the error model is not"
+                 " finite there)") if c.unbounded else ""
     return (f"{head}: torch {w.torch!r}, exact {w.exact!r}, error {_fmt(w.ulps)} ulps"
-            f" (abs {w.abs_error:.3g}, rel {w.rel_error:.3g}), allowed {_fmt(w.allowed_ulps)} ulps; {verdict}")
+            f" (abs {w.abs_error:.3g}, rel {w.rel_error:.3g}), allowed {_fmt(w.allowed_ulps)} ulps; {verdict}"
+            + unbounded)
 
 
 def _fmt(x: float) -> str:

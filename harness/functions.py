@@ -184,6 +184,17 @@ class no_grad(sympy.Function):
         return sympy.S.Zero
 
 
+class erfc_neg(sympy.Function):
+    """erfc(-t), kept whole: SymPy rewrites erfc(-t) as 2 - erfc(t), which at t = -7071 (log_ndtr
+    at x = -1e4) cancels every digit; Arb evaluates erfc(-t) directly."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        t = self.args[0]
+        return 2 / sympy.sqrt(sympy.pi) * sympy.exp(-t**2)
+
+
 class max_share(sympy.Function):
     """d max(e_0, ...)/d e_i: 1 for the strict maximum, 0 below it, 1/k for k exact ties (a kink).
 

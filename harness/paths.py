@@ -107,12 +107,21 @@ class Selection:
 
 
 def _matches(term: str, path: Path) -> bool:
-    return term == path.name or term == path.name.partition(COMPILED)[0] or term in path.families
+    """A family, or the name as printed: with its torch.compile suffix only the compiled path (of
+    that backend), without it both the eager and the compiled one."""
+    t_base, t_compiled, t_backend = term.partition(COMPILED)
+    p_base, p_compiled, p_backend = path.name.partition(COMPILED)
+    if t_compiled:
+        return bool(p_compiled) and t_base == p_base and p_backend in (t_backend, "?]")
+    return term == p_base or term in path.families
 
 
 def known(term: str, kinds: list[tuple[str, int]]) -> bool:
-    """Whether a term names a family or a path of one of these checks (kind, order)."""
-    return term in FAMILIES or any(term == p.name for kind, order in kinds for p in paths_of(kind, order))
+    """Whether a term names a family or a path of one of these checks (kind, order), with or
+    without the torch.compile suffix."""
+    base, compiled, _ = term.partition(COMPILED)
+    return (term in FAMILIES and not compiled) or any(base == p.name for kind, order in kinds
+                                                      for p in paths_of(kind, order))
 
 
 def all_names(kinds: list[tuple[str, int]]) -> list[str]:

@@ -83,7 +83,7 @@ class Prepared:
         if key not in self._references:
             conventions = {op: dict(orders) for op, orders in self.case.conventions}
             self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final,
-                                                   conventions)
+                                                   conventions, atomic=self.case.target is not None)
         return self._references[key]
 
 
@@ -169,7 +169,7 @@ def _torch_function(case: Case, trees: dict, options: Options) -> tuple[autodiff
     if case.target is None:
         return autodiff.build_function(trees, inputs), None
     found = load_target(case, options)
-    return target.bind(found, inputs, len(trees)), target.name(found)
+    return target.bind(found, inputs, len(trees), list(trees)), target.name(found)
 
 
 def load_target(case: Case, options: Options) -> target.Target:

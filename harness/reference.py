@@ -30,6 +30,7 @@ from harness.balls import (
     ZERO,
     Batch,
     JetFn,
+    closed,
     compile_closed,
     compile_jets,
     compile_modelled,
@@ -238,9 +239,13 @@ class PointReference:
 
     def __init__(self, outputs: dict[str, SymbolicOutput], values: dict[str, np.ndarray],
                  fmt: FloatFormat, bits: int, final: bool,
-                 conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
+                 conventions: dict[str, dict[int, Fraction]] | None = None, atomic: bool = False) -> None:
         self.outputs, self.fmt, self.bits, self.final = outputs, fmt, bits, final
         self.conventions = conventions or {}
+        # atomic: the torch side is a user's callable (a target), whose formula is unknown; every
+        # value and derivative is then allowed only what the exact function's conditioning makes
+        # unavoidable, however the expression is spelled (see _conditioning)
+        self.atomic = atomic
         self.u = arb(2) ** -fmt.precision
         with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
             self.inputs = {n: [q if isinstance(q, arb) else arb(float(q)) for q in v.ravel()]
@@ -275,6 +280,7 @@ class PointReference:
         fn = compile_modelled(expr, group.symbols, self.fmt)
         with precision(self.bits):
             values, bounds, kinks = fn(group.batch)
+            bounds = self._with_conditioning(group, expr, bounds, kinks)
         undefined = [not v.is_finite() for v in values] if self.final else [False] * len(values)
         flags = [bool(k) for k in kinks] if kinks else [False] * len(values)
         return list(map(Exact._make, zip(values, bounds, flags, undefined)))
@@ -351,6 +357,8 @@ class PointReference:
             return None
         values = self.values(name)
         atomic = self._derivative(name, group, d, values, None, ZERO)
+        if self.atomic:  # a target: no formula to write out
+            return atomic
         written_out = stored_diff(expand_ops(expr), *[symbol] * order)
         try:
             terms = self._derivative(name, group, written_out, values, None, ZERO)
@@ -406,8 +414,11 @@ class PointReference:
                     column[pos] = poisoned
 
     def _jets(self, name: str, group: Group) -> tuple[dict, dict, arb]:
-        """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree."""
+        """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree (none
+        for a target: its tree is not what torch runs)."""
         key = (name, group.members[0])
+        if self.atomic:
+            return {}, {}, ZERO
         if key not in group.jets:
             tree = self.outputs[name].term(group.members[0]).tree
             fn = compile_jets(tree, group.symbols, self.fmt)
@@ -430,6 +441,7 @@ class PointReference:
         fn = compile_modelled(expr, group.symbols, self.fmt, self._forward(name, group))
         with precision(self.bits):
             found, bounds, kinks = fn(group.batch)
+            bounds = self._with_conditioning(group, expr, bounds, kinks)
             mine = [values[k] for k in group.members]
             if self.final:
                 undefined = [x.undefined or not v.is_finite() for v, x in zip(found, mine)]
@@ -441,6 +453,44 @@ class PointReference:
                           for e, m in zip(bounds, magnitudes)]
         flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
         return list(map(Exact._make, zip(found, bounds, flags, undefined)))
+
+    def _with_conditioning(self, group: Group, expr: sympy.Expr, bounds: list[arb],
+                           kinks: Sequence[bool] | None) -> list[arb]:
+        """The error model's bound plus what the function's conditioning makes unavoidable; for a
+        target (atomic), the conditioning alone: its formula is not the expression's."""
+        conditioning = self._conditioning(group, expr, kinks)
+        if self.atomic:
+            return conditioning
+        return [e + c if e.is_finite() else e for e, c in zip(bounds, conditioning)]
+
+    def _conditioning(self, group: Group, expr: sympy.Expr, kinks: Sequence[bool] | None) -> list[arb]:
+        """What a half-ulp change of each input moves the exact function by, sum |df/dx| u |x|,
+        once for the whole expression (each op's kernel may round its argument on the way,
+        x*log2(e) in exp, beta*x in softplus: no more than such a change of the inputs).
+
+        df/dx is a central difference in Arb at this precision with a step of |x| 2^-(bits/2): an
+        estimate for an allowance (not a reference value), costing two evaluations of the closed
+        form per input instead of a symbolic derivative. None at a kink (the kink machinery
+        speaks there) or where the difference is not finite (a pole within the step)."""
+        batch, n = group.batch, group.batch.n
+        if not group.symbols or expr.is_Number:
+            return [ZERO] * n
+        form = closed(expr, group.symbols)
+        step = arb(2) ** -(self.bits // 2)
+        total = [ZERO] * n
+        for i, column in enumerate(batch.columns):
+            h = [abs(x) * step for x in column]
+            if all(d == ZERO for d in h):
+                continue
+            above = form(batch.of([*batch.columns[:i], [x + d for x, d in zip(column, h)], *batch.columns[i + 1:]]))
+            below = form(batch.of([*batch.columns[:i], [x - d for x, d in zip(column, h)], *batch.columns[i + 1:]]))
+            for k in range(n):
+                if h[k] == ZERO or (kinks and kinks[k]):
+                    continue
+                slope = (above[k] - below[k]) / (2 * h[k])
+                if slope.is_finite():
+                    total[k] = total[k] + abs(slope).upper() * abs(column[k]) * self.u
+        return total
 
     def _forward(self, name: str, group: Group) -> frozenset[sympy.Expr]:
         """The subexpressions of the function a group's derivatives differentiate (see compile_modelled)."""
@@ -526,7 +576,20 @@ def fold(node: Node, fmt: FloatFormat, constants: dict[str, Fraction]) -> Node:
         return Index(fold(node.value, fmt, constants), node.items)
     if isinstance(node, Seq):
         return Seq(tuple(fold(a, fmt, constants) for a in node.items))
-    return Call(node.op, tuple(fold(a, fmt, constants) for a in node.args), node.keywords)
+    return Call(node.op, tuple(fold(a, fmt, constants) for a in node.args),
+                tuple((k, _keyword(k, v, fmt)) for k, v in node.keywords))
+
+
+EXACT_KEYWORDS = ("dim", "p", "ord", "n")  # indices and orders torch takes as Python numbers
+
+
+def _keyword(name: str, value: Fraction | str, fmt: FloatFormat) -> Fraction | str:
+    """A numeric keyword as torch applies it: rounded to the tensor's dtype (clamp(x, min=0.11) in
+    float32 clamps at float32(0.11)); indices and norm orders stay exact."""
+    if isinstance(value, str) or name in EXACT_KEYWORDS:
+        return value
+    rounded = round_to_format(value, fmt)
+    return rounded if isinstance(rounded, Fraction) else value  # past the range: as written
 
 
 def _has_names(node: Node, constants: dict[str, Fraction]) -> bool:

@@ -65,6 +65,7 @@ class Comparison:
     kinks: int = 0
     undefined: int = 0
     uncertified: int = 0
+    unbounded: int = 0  # defined elements whose allowance is not finite (the message says so)
     max_ulps: float = 0.0
     max_abs: float = 0.0
     max_rel: float = 0.0

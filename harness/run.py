@@ -73,7 +73,8 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise CaseTimeout
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # and again every second: user code that swallows one
+    # CaseTimeout (an `except BaseException`) gets the next
     try:
         yield
     finally:
@@ -131,9 +132,13 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
     except Exception as exc:  # a bug or a torch/SymPy failure: report it, keep the run going
         return replace(base, message=f"{case.file}:{case.line}: {unexpected(exc)}", seconds=time.perf_counter() - start)
     comparisons: list[Comparison] = []
+    blocked: list[tuple[str, str]] = []  # (check, why) for each check none of whose paths ran
     for index, check in enumerate(case.checks):
-        comparisons += _apply_xfail(_run_check(ctx, index, check), check, dtype)
-    status, message = _case_status(case, xfail, comparisons)
+        found = _apply_xfail(_run_check(ctx, index, check), check, dtype)
+        if found and all(c.status == "unsupported" for c in found):
+            blocked.append((check.kind, found[0].message))
+        comparisons += found
+    status, message = _case_status(case, xfail, comparisons, blocked)
     exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
     for name, out in (ctx.complex_outputs or {}).items():
         exact[f"{name} (complex)"] = str(out.value)
@@ -158,11 +163,12 @@ def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) ->
     failed = any(c.status in ("fail", "error") for c in comparisons)
     status = "xfail" if failed else ("fail" if check.xfail.strict else "xpass")
     note = f" [xfail: {check.xfail.reason}]"
-    return [replace(c, status=status if c.status in ("pass", "fail", "error") else c.status, message=c.message + note)
+    return [replace(c, status=status, message=c.message + note) if c.status in ("pass", "fail", "error") else c
             for c in comparisons]
 
 
-def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison]) -> tuple[str, str]:
+def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],
+                 blocked: list[tuple[str, str]]) -> tuple[str, str]:
     """A failure anywhere makes the case fail (errors are counted beside it, not instead); then
     errors; then a check none of whose paths could run; then kinks, undefined points, xfail."""
     failing = [c for c in comparisons if c.status == "fail"]
@@ -179,7 +185,6 @@ def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison])
         return "fail", first + also
     if errors:
         return "error", first
-    blocked = unrunnable_checks(comparisons)
     if blocked:
         kind, why = blocked[0]
         return "unsupported", f"check {kind}: no torch path could run; {why}"

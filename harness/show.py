@@ -64,6 +64,8 @@ def _results(case: Case, options: Options) -> list[str]:
     lines = [""]
     for result in check_case(case, options):
         lines.append(f"[{result.dtype}] {result.status}")
+        if result.status == "error" and not result.comparisons:
+            lines.append(f"  {result.message}")
         for c in result.comparisons:
             w = c.worst
             if w is not None:

@@ -113,3 +113,22 @@ def test_what_hypothesis_found_past_20_is_torchs_softplus_threshold():
     found = r"value > forward > point 0 \(x=21.0\) > y\[\]: torch 21.0, exact 21.0000000007"
     with pytest.raises(AssertionError, match=found):
         harness.assert_derivatives(Softplus.apply, "softplus(x)", x=21.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    pytest.param({"checks": 3}, "checks must be a check name or a non-empty list", id="checks"),
+    pytest.param({"tolerance": "8"}, "tolerance must be ulps", id="tolerance"),
+    pytest.param({"paths": 3}, "paths must be names", id="paths"),
+    pytest.param({"seed": -1}, "seed must be a whole number >= 0", id="seed"),
+    pytest.param({"dtype": []}, "dtype= is empty", id="no-dtype"),
+])
+def test_bad_keywords_are_one_line_at_the_callers_line(kwargs, message):
+    with pytest.raises(HarnessError, match=rf"test_api.py:\d+: {message}"):
+        harness.check(Softplus, "softplus(x)", x=0.5, **kwargs)
+
+
+def test_a_huge_tensor_is_refused_before_it_is_converted():
+    with pytest.raises(HarnessError, match="over the limit of 1000000"):
+        harness.check(torch.exp, "exp(x)", x=torch.zeros(2_000_001, dtype=torch.float64))
+    with pytest.raises(HarnessError, match="ordinary dense tensors"):
+        harness.check(torch.exp, "exp(x)", x=torch.zeros(3, device="meta"))

@@ -155,3 +155,44 @@ def test_harness_ops_lists_the_paths(capsys):
     assert "grad2: torch.func.jvp(torch.func.grad(v.y), w) [forward-ad, torch.func]\n" in out
     assert "derivative: autograd.grad n times (create_graph=True) [double-backward]\n" in out
     assert "double-backward: reverse over reverse" in out
+
+
+def test_a_run_selection_that_leaves_a_check_nothing_is_not_a_pass(tmp_path):
+    import json
+
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value, vjp]\n")
+    reports = tmp_path / "r"
+    assert main(["run", str(case), "--reports", str(reports), "--paths", "forward-ad"]) == 0
+    (result,) = json.loads((reports / "report.json").read_text())["results"]
+    assert result["status"] == "unsupported" and "no torch path of value is selected" in result["message"]
+
+
+@pytest.mark.parametrize("paths, message", [
+    pytest.param("[]", "paths: is empty", id="empty-list"),
+    pytest.param("{}", "paths: is empty", id="empty-mapping"),
+    pytest.param("[compiled]", "check value has no torch path left to run (compiled paths need compile:)",
+                 id="compiled-without-compile"),
+])
+def test_selections_that_mean_nothing_are_errors(load_one, paths, message):
+    case = load_one(f"name: c\ninputs: {{x: 0.5}}\nexpr: sin(x)\npaths: {paths}\nchecks: [value]\n")
+    assert isinstance(case, BadCase) and message in case.message, case.message
+
+
+def test_a_bare_name_and_the_compiled_suffix_are_accepted(run_case):
+    (result,) = run_case("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\npaths: forward\nchecks: [value]\n")
+    assert {c.path for c in result.comparisons} == {"forward"}
+    (compiled,) = run_case("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\ncompile: aot_eager\n"
+                           "paths: ['forward [torch.compile aot_eager]']\nchecks: [value]\n")
+    assert {c.path for c in compiled.comparisons} == {"forward [torch.compile aot_eager]"}
+
+
+def test_two_checks_of_one_kind_are_judged_apart(run_case):
+    (result,) = run_case("""
+        name: c
+        inputs: {x: {points: [0.5, 1.0]}}
+        expr: softplus(x)
+        target: classic_functions:Softplus
+        checks: [vjp, {vjp: {v: ones, paths: [torch.func]}}]
+    """)
+    assert result.status == "unsupported" and result.message.startswith("check vjp: no torch path could run")

@@ -2,7 +2,8 @@
 backward(ctx, grad), ctx.save_for_backward, no setup_context, vmap rule or jvp).
 
 `harness run --allow-target examples/custom_function` checks them against the exact derivatives
-in cases.yaml; SoftplusSloppy has a real precision bug that gradcheck does not see.
+in cases.yaml. SoftplusSloppy has a real precision bug that gradcheck does not see; Softplus's
+double backward inherits one from torch.sigmoid's backward, which SoftplusStable avoids.
 """
 
 import torch
@@ -21,6 +22,21 @@ class Softplus(torch.autograd.Function):
     def backward(ctx, grad_output):
         (x,) = ctx.saved_tensors
         return grad_output * torch.sigmoid(x)
+
+
+class SoftplusStable(torch.autograd.Function):
+    """The same, with sigmoid(x) written exp(-softplus(-x)): torch then forms the second derivative
+    sigmoid(x)*sigmoid(-x) without cancelling, where torch.sigmoid's backward computes y*(1 - y)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return F.softplus(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(-F.softplus(-x))
 
 
 class SoftplusSloppy(torch.autograd.Function):
