@@ -108,7 +108,7 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
                    for point in points]
         backend = options.compile or case.compile
-        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+        compiled = _compiled(function, backend)
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
                     run_paths=options.paths, target_name=target_name)
 
@@ -149,9 +149,19 @@ def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> P
         primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
                    for point in points]
         backend = options.compile or case.compile
-        compiled = torch.compile(function, backend=backend, dynamic=False) if backend else None
+        compiled = _compiled(function, backend)
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
                     complex_outputs, functions, run_paths=options.paths, target_name=target_name)
+
+
+def _compiled(function: autodiff.Function, backend: str | None) -> autodiff.Function | None:
+    """The function through torch.compile, from a fresh Dynamo: every case's function is the same
+    code object, and past Dynamo's recompile limit (8) torch would run later "compiled" paths
+    eagerly without a word, so a compiler bug would pass as compiled."""
+    if not backend:
+        return None
+    torch._dynamo.reset()
+    return torch.compile(function, backend=backend, dynamic=False)
 
 
 def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:

@@ -57,3 +57,24 @@ def test_the_command_line_compiles_every_case(tmp_path):
     assert main(["run", str(case), "--compile", "aot_eager", "--no-cache", "--reports", str(tmp_path / "r")]) == 0
     report = (tmp_path / "r" / "report.json").read_text()
     assert "y.backward() -> .grad [torch.compile aot_eager]" in report
+
+
+def test_compiled_paths_stay_compiled_past_dynamos_recompile_limit(load_one):
+    """Every case's function is the same code object; past Dynamo's recompile limit (8) torch runs
+    later "compiled" calls eagerly without a word. Each case compiles from a fresh Dynamo, so a
+    backward that is wrong only while compiling is still caught in the tenth case."""
+    from harness.run import Options, check_case
+
+    statuses = []
+    for size in range(1, 11):
+        case = load_one(f"""
+            name: c{size}
+            inputs: {{x: {{shape: [{size}], sample: {{uniform: [-1, 1]}}}}}}
+            expr: sin(x)
+            target: meta_functions:sin_wrong_when_compiled
+            compile: aot_eager
+            checks: [vjp]
+        """)
+        (result,) = check_case(case, Options(allow_targets=True))
+        statuses.append({c.status for c in result.comparisons if "torch.compile" in c.path})
+    assert statuses == [{"fail"}] * 10
