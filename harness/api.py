@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from harness.cases import MAX_ELEMENTS, case_from_data
+from harness.cases import MAX_ELEMENTS, Case, case_from_data
 from harness.errors import HarnessError
 from harness.prepare import Options
 from harness.results import CaseResult
-from harness.run import check_case, unrunnable_checks
+from harness.run import check_case
 from harness.target import from_callable, name
 
 DEFAULT_CHECKS = ("value", "vjp", "grad2")  # gradcheck + gradgradcheck: every Function supports these paths
@@ -45,8 +45,12 @@ def check(fn: Callable[..., object], expr: str | dict[str, str], *, checks: Sequ
     dtype: a dtype name, a torch.dtype or a list (default: the tensors' dtype, else float64).
     tolerance: ulps, or {"ulps": .., "atol": .., "model": ..}. paths: torch path names or
     families to run, or {"only": [...], "skip": [...]}. One CaseResult per dtype."""
-    file, line = _caller()
-    case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, file, line)
+    return _run(_case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, *_caller()))
+
+
+def _run(case: Case) -> list[CaseResult]:
+    """The one check_case of both entry points: the callable is given, so no import permission is
+    needed, and the caller's test framework owns time limits."""
     return check_case(case, Options(allow_targets=True, timeout=0.0))
 
 
@@ -58,14 +62,13 @@ def assert_derivatives(fn: Callable[..., object], expr: str | dict[str, str], *,
     """`check`, raising AssertionError (the failure messages, one per line) when a torch path fails
     or errors, or when a check that was asked for has no torch path that can run. A default
     check with no runnable path (grad2 of a @once_differentiable backward) is a HarnessWarning."""
-    file, line = _caller()
-    case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, file, line)
-    results = check_case(case, Options(allow_targets=True, timeout=0.0))
+    case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, *_caller())
+    results = _run(case)
     problems = [c.message for r in results for c in r.comparisons if c.status in ("fail", "error")]
     problems += [r.message for r in results if r.status == "error" and not r.comparisons]
     for r in results:
-        for kind, why in unrunnable_checks(r.comparisons):
-            text = f"{r.name} [{r.dtype}] > {kind}: no torch path could run: {why.partition(': unsupported: ')[2]}"
+        for kind, why in r.unrun:
+            text = f"{r.name} [{r.dtype}] > {kind}: no torch path could run: {why}"
             if checks is None:
                 warnings.warn(text, HarnessWarning, stacklevel=2)
             else:
@@ -85,7 +88,7 @@ def _caller() -> tuple[str, int]:
 
 
 def _case(fn: Callable[..., object], expr: str | dict[str, str], checks: Any, dtype: Any, tolerance: Any,
-          paths: Any, seed: int, inputs: dict[str, Any], file: str, line: int):  # type: ignore[no-untyped-def]
+          paths: Any, seed: int, inputs: dict[str, Any], file: str, line: int) -> Case:
     try:
         target = from_callable(fn)
         data: dict[str, Any] = {"name": name(target), "seed": _seed(seed), "inputs": _inputs(inputs),

@@ -118,7 +118,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             if name in errors or name in cannot:
                 continue
             try:
-                with stage("torch"), _torch_warnings_quiet():
+                with stage("torch"):
                     arrays = path(point)
             except Exception as exc:  # torch raised: that path is unsupported or an error, the others go on
                 reason = autodiff.unsupported(exc, table[name].families, ctx.target_name)
@@ -148,7 +148,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
 
 
 @contextmanager
-def _torch_warnings_quiet() -> Iterator[None]:
+def torch_warnings_quiet() -> Iterator[None]:
     """torch's own notices while a path runs (deprecations inside torch.func, vmap's missing
     batching rules) are not the user's to act on; they must not turn a path into an error under
     `-W error` either."""

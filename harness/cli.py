@@ -14,6 +14,7 @@ from rich.progress import Progress
 
 from harness import __version__, cache
 from harness.cases import COMPILE_BACKENDS, BadCase, Case, load_paths
+from harness.errors import HarnessError
 from harness.paths import Selection
 from harness.report import jsonfile, write_atomic
 from harness.report.console import print_report
@@ -87,7 +88,6 @@ def _path_options(p: argparse.ArgumentParser) -> None:
 def _selection(args: argparse.Namespace) -> Selection:
     """--paths and --skip-paths; a name that is no path of any check and no family is bad input."""
     from harness.cases import MAX_DERIVATIVE_ORDER
-    from harness.errors import HarnessError
     from harness.paths import FAMILIES, PATHS, known
 
     kinds = [(kind, 1) for kind in PATHS] + [("derivative", n) for n in range(2, MAX_DERIVATIVE_ORDER + 1)]
@@ -121,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)  # piped output: whole lines, never wrapped mid-word
     if args.command == "ops":
         return _paths_table(console) if args.paths else _ops(console)
+    if args.command in ("run", "show"):
+        try:
+            args.selection = _selection(args)
+        except HarnessError as exc:
+            console.print(str(exc), markup=False)
+            return EXIT_BAD_INPUT
     if args.command == "show":
         return _show(args, console)
     _use_cache(args)
@@ -192,13 +198,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     except SystemExit:
         console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
         return EXIT_BAD_INPUT
-    try:
-        selection = _selection(args)
-    except Exception as exc:
-        console.print(str(exc), markup=False)
-        return EXIT_BAD_INPUT
     options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
-                      device=args.device, compile=args.compile, paths=selection)
+                      device=args.device, compile=args.compile, paths=args.selection)
     results = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if args.update_baseline:
@@ -216,7 +217,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console) -> int:
     from harness import baseline
-    from harness.errors import HarnessError
 
     try:
         gate = baseline.compare(results, baseline.load(Path(args.baseline)), args.baseline_factor)
@@ -285,14 +285,9 @@ def _paths_table(console: Console) -> int:
 def _show(args: argparse.Namespace, console: Console) -> int:
     from harness.show import show_case
 
-    try:
-        selection = _selection(args)
-    except Exception as exc:
-        console.print(str(exc), markup=False)
-        return EXIT_BAD_INPUT
     cases = _selected(load_paths([args.path]), args.keyword)
     code = EXIT_OK
-    options = Options(allow_targets=args.allow_target, paths=selection)
+    options = Options(allow_targets=args.allow_target, paths=args.selection)
     for case in cases:
         if isinstance(case, BadCase):
             console.print(case.message, markup=False)
@@ -303,7 +298,6 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 
 def _fuzz(args: argparse.Namespace, console: Console) -> int:
-    from harness.errors import HarnessError
     from harness.fuzz import fuzz
 
     ops = [o.strip() for o in args.ops.split(",")] if args.ops else None

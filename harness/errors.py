@@ -5,6 +5,11 @@ from __future__ import annotations
 import traceback
 
 
+class CaseTimeout(BaseException):
+    """Raised by the alarm inside a case that ran past its time limit (not an Exception, so no
+    handler inside the case swallows it)."""
+
+
 class HarnessError(Exception):
     """A problem with user input. `str()` is the one-line message, `file:line: what`."""
 

@@ -98,13 +98,6 @@ class Selection:
         return (not self.only or any(_matches(t, path) for t in self.only)) and not any(
             _matches(t, path) for t in self.skip)
 
-    @property
-    def terms(self) -> tuple[str, ...]:
-        return self.only + self.skip
-
-    def __bool__(self) -> bool:
-        return bool(self.only or self.skip)
-
 
 def _matches(term: str, path: Path) -> bool:
     """A family, or the name as printed: with its torch.compile suffix only the compiled path (of

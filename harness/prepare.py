@@ -178,11 +178,11 @@ def _torch_function(case: Case, trees: dict, options: Options) -> tuple[autodiff
     inputs = [spec.name for spec in case.inputs]
     if case.target is None:
         return autodiff.build_function(trees, inputs), None
-    found = load_target(case, options)
+    found = _load_target(case, options)
     return target.bind(found, inputs, len(trees), list(trees)), target.name(found)
 
 
-def load_target(case: Case, options: Options) -> target.Target:
+def _load_target(case: Case, options: Options) -> target.Target:
     """The case's target: a callable given to the Python API, or imported (when the run allows it)."""
     if not isinstance(case.target, str):
         return target.from_callable(case.target)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.cases import BadCase, Case, load_file
-from harness.results import CaseResult
+from harness.results import CaseResult, unsupported_reason
 from harness.run import Options, check_case
 
 _RESULTS: dict[tuple[str, int], list[CaseResult]] = {}
@@ -102,10 +102,8 @@ class CaseItem(pytest.Item):
             # the case's expected failure is in another check: this one is part of it, not an xpass
             pytest.xfail(f"{self.case.xfail.reason} (the case fails in another check)")
         mine = [c for c in result.comparisons if c.check == self.check]
-        if not mine:
-            _skip("no torch path of this check was selected")
-        if all(c.status == "unsupported" for c in mine):
-            reasons = dict.fromkeys(c.message.partition(": unsupported: ")[2] for c in mine)
+        if all(c.status == "unsupported" for c in mine):  # (a check always makes a comparison)
+            reasons = dict.fromkeys(unsupported_reason(c) for c in mine)
             _skip(f"no torch path of {self.check} can run: {'; '.join(reasons)}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

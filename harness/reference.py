@@ -470,7 +470,7 @@ class PointReference:
 
         df/dx is a central difference in Arb at this precision with a step of |x| 2^-(bits/2): an
         estimate for an allowance (not a reference value), costing two evaluations of the closed
-        form per input instead of a symbolic derivative. None at a kink (the kink machinery
+        form per input instead of a symbolic derivative. No term at a kink (the kink machinery
         speaks there) or where the difference is not finite (a pole within the step)."""
         batch, n = group.batch, group.batch.n
         if not group.symbols or expr.is_Number:

@@ -93,7 +93,13 @@ class CaseResult:
     bad_input: bool = False
     exact: dict[str, str] = field(default_factory=dict)  # output -> exact expression (text)
     device: str = "cpu"
+    unrun: tuple[tuple[str, str], ...] = ()  # (check, why) for each check none of whose torch paths ran
 
     @property
     def failed(self) -> bool:
         return self.status in ("fail", "error")
+
+
+def unsupported_reason(c: Comparison) -> str:
+    """Why an unsupported path could not run: its message after the breadcrumb."""
+    return c.message.partition(": unsupported: ")[2] or c.message

@@ -13,21 +13,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 from harness import complex as cx
 from harness.cases import BadCase, Case, CheckSpec, Xfail
-from harness.checks import CHECKS
-from harness.errors import HarnessError, unexpected
+from harness.checks import CHECKS, torch_warnings_quiet
+from harness.errors import CaseTimeout, HarnessError, unexpected
 from harness.prepare import Options, Prepared, prepare
-from harness.results import CaseResult, Comparison
-
-
-class CaseTimeout(BaseException):
-    """Raised by the alarm inside a case that ran past its time limit (not an Exception, so no
-    handler inside the case swallows it)."""
+from harness.results import CaseResult, Comparison, unsupported_reason
 
 
 @contextmanager
@@ -132,24 +127,25 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
     except Exception as exc:  # a bug or a torch/SymPy failure: report it, keep the run going
         return replace(base, message=f"{case.file}:{case.line}: {unexpected(exc)}", seconds=time.perf_counter() - start)
     comparisons: list[Comparison] = []
-    blocked: list[tuple[str, str]] = []  # (check, why) for each check none of whose paths ran
+    unrun: list[tuple[str, str]] = []  # (check, why) for each check none of whose paths ran
     for index, check in enumerate(case.checks):
         found = _apply_xfail(_run_check(ctx, index, check), check, dtype)
         if found and all(c.status == "unsupported" for c in found):
-            blocked.append((check.kind, found[0].message))
+            unrun.append((check.kind, unsupported_reason(found[0])))
         comparisons += found
-    status, message = _case_status(case, xfail, comparisons, blocked)
+    status, message = _case_status(case, xfail, comparisons, unrun)
     exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
     for name, out in (ctx.complex_outputs or {}).items():
         exact[f"{name} (complex)"] = str(out.value)
         exact[f"{name} holomorphy"] = cx.holomorphy(out)
     return replace(base, status=status, comparisons=tuple(comparisons), message=message,
-                   seconds=time.perf_counter() - start, exact=exact)
+                   seconds=time.perf_counter() - start, exact=exact, unrun=tuple(unrun))
 
 
 def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
     try:
-        return CHECKS[check.kind](ctx, index, check)
+        with torch_warnings_quiet():  # once per check, not on the per-point hot path
+            return CHECKS[check.kind](ctx, index, check)
     except HarnessError as exc:
         message = str(exc.at(ctx.case.file, check.line))
     except Exception as exc:
@@ -168,7 +164,7 @@ def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) ->
 
 
 def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],
-                 blocked: list[tuple[str, str]]) -> tuple[str, str]:
+                 unrun: list[tuple[str, str]]) -> tuple[str, str]:
     """A failure anywhere makes the case fail (errors are counted beside it, not instead); then
     errors; then a check none of whose paths could run; then kinks, undefined points, xfail."""
     failing = [c for c in comparisons if c.status == "fail"]
@@ -185,21 +181,13 @@ def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],
         return "fail", first + also
     if errors:
         return "error", first
-    if blocked:
-        kind, why = blocked[0]
-        return "unsupported", f"check {kind}: no torch path could run; {why}"
+    if unrun:
+        kind, why = unrun[0]
+        return "unsupported", f"check {kind}: no torch path could run: {why}"
     for special in ("kink", "undefined", "xfail", "xpass"):
         if any(c.status == special for c in comparisons):
             return special, next(c.message for c in comparisons if c.status == special)
     return "pass", ""
-
-
-def unrunnable_checks(comparisons: Sequence[Comparison]) -> list[tuple[str, str]]:
-    """(check, why) for each check all of whose torch paths are unsupported by the callable."""
-    by_check: dict[str, list[Comparison]] = {}
-    for c in comparisons:
-        by_check.setdefault(c.check, []).append(c)
-    return [(kind, cs[0].message) for kind, cs in by_check.items() if all(c.status == "unsupported" for c in cs)]
 
 
 __all__ = ["Options", "check_case"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from harness.autodiff import Function, as_outputs
-from harness.errors import HarnessError, unexpected
+from harness.errors import CaseTimeout, HarnessError, unexpected
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def resolve(spec: str, case_file: str | None = None) -> Target:
         raise HarnessError(f"target module {top!r} has the name of a standard-library module (which the harness"
                            " uses and would import instead): rename it")
     with _path_prepended(folders):
-        _check_not_shadowed(module_name, folders[0] if case_file else None)
+        _check_not_shadowed(module_name, folders[0] if _is_file(case_file) else None)
         try:
             obj: object = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -89,11 +89,9 @@ def resolve(spec: str, case_file: str | None = None) -> Target:
                 raise HarnessError(f"cannot import target {shown!r}: no module {_short(exc.name)!r} next to the case"
                                    f" file, in {where} or on sys.path") from None
             raise HarnessError(f"cannot import target {shown!r}: {unexpected(exc)}") from None
-        except (KeyboardInterrupt, MemoryError):
+        except (KeyboardInterrupt, MemoryError, CaseTimeout):
             raise
         except BaseException as exc:  # the user's module failed (or called exit) while it was imported
-            if type(exc).__name__ == "CaseTimeout":
-                raise
             raise HarnessError(f"cannot import target {shown!r}: {unexpected(exc)}") from None
     for i, part in enumerate(attribute.split(".")):
         try:
@@ -111,10 +109,15 @@ def _search_folders(case_file: str | None) -> list[Path]:
     """The case file's folder (as the file is named: a symlink's own folder), then the working
     directory."""
     folders = []
-    if case_file and not case_file.startswith("<"):
-        folders.append(Path(os.path.abspath(case_file)).parent)
+    if _is_file(case_file):
+        folders.append(Path(os.path.abspath(case_file)).parent)  # type: ignore[arg-type]
     folders.append(Path(os.path.abspath(os.getcwd())))
     return list(dict.fromkeys(folders))
+
+
+def _is_file(case_file: str | None) -> bool:
+    """A case that came from a file (not '<text>' or a Python caller's '<...>')."""
+    return bool(case_file) and not case_file.startswith("<")  # type: ignore[union-attr]
 
 
 @contextmanager
@@ -192,12 +195,12 @@ def bind(target: Target, inputs: Sequence[str], n_outputs: int,
     else:
         defaults = {}
     index = {name: i for i, name in enumerate(inputs)}
-    slots = [index.get(name, name) for name in positional]
-    named = [(name, index[name]) for name in keywords] if not defaults and target.function_class is None else []
+    slots = [(index[n], None) if n in index else (None, defaults[n]) for n in positional]  # (input, or default)
+    named = [] if target.function_class is not None else [(n, index[n]) for n in keywords]
 
     def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
         given = [p.clone() for p in primals]  # what the target does to its inputs stays with this call
-        args = [given[i] if isinstance(i, int) else defaults[i] for i in slots]
+        args = [given[i] if i is not None else default for i, default in slots]
         return as_outputs(_contained(call, args, {k: given[i] for k, i in named}), n_outputs, names)
 
     return function
@@ -274,11 +277,9 @@ def _plan(target: Target, params: list[inspect.Parameter], inputs: Sequence[str]
 
 
 def _show(target: Target, params: list[inspect.Parameter]) -> str:
-    owner = target.function_class
-    name = f"{owner.__qualname__}.forward" if owner is not None else getattr(target.callable, "__qualname__",
-                                                                              repr(target.callable))
+    called = f"{name(target)}.forward" if target.function_class is not None else name(target)
     shown = ", ".join(str(p) for p in params)
-    return f"{name}({'ctx, ' if target.style == 'classic' else ''}{shown})"
+    return f"{called}({'ctx, ' if target.style == 'classic' else ''}{shown})"
 
 
 def name(target: Target) -> str:

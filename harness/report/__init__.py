@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.results import STATUSES, CaseResult, Comparison
+from harness.results import STATUSES, CaseResult, Comparison, unsupported_reason
 
 
 def counts(results: Sequence[CaseResult]) -> dict[str, int]:
@@ -42,8 +42,7 @@ def unsupported_by_reason(result: CaseResult) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for c in result.comparisons:
         if c.status == "unsupported":
-            reason = c.message.partition(": unsupported: ")[2] or c.message
-            grouped.setdefault(reason, []).append(f"{c.check} > {c.path}")
+            grouped.setdefault(unsupported_reason(c), []).append(f"{c.check} > {c.path}")
     return grouped
 
 
