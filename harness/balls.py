@@ -29,6 +29,7 @@ from flint import arb
 from harness import cache as stored
 from harness.errors import HarnessError
 from harness.functions import (
+    Conventions,
     KinkFunction,
     OpFunction,
     amax_fn,
@@ -46,6 +47,7 @@ from harness.functions import (
     norm2,
     op_function,
     ratio,
+    reverse_ratio,
     round_fn,
     select,
     trunc_fn,
@@ -73,11 +75,11 @@ class Batch:
     __slots__ = ("columns", "n", "memo", "u", "eta", "normal", "fmt", "conventions", "_children", "_abs")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
-                 conventions: dict[str, dict[int, Fraction]] | None = None) -> None:
+                 conventions: Conventions | None = None) -> None:
         self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
         # a rounding to a subnormal result errs by up to half the smallest subnormal (see _underflow)
         self.eta, self.normal = _underflow_scales(fmt)
-        self.conventions = conventions or {}
+        self.conventions = conventions or Conventions()
         self.memo: dict[object, object] = {}
         self._children: dict[tuple[int, ...], Batch] = {}
         self._abs: dict[int, tuple[Column, Column]] = {}
@@ -422,7 +424,7 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         return lambda b: [_jump(v)[0] for v in d(b)]
     if isinstance(expr, ratio):
         num, den = parts
-        return lambda b: [_ratio(p, q)[0] for p, q in zip(num(b), den(b))]
+        return lambda b: [_ratio(p, q, _masked(expr, b))[0] for p, q in zip(num(b), den(b))]
     if isinstance(expr, max_share):
         i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
         rest = parts[1:]
@@ -522,10 +524,15 @@ def _jump(d: arb) -> tuple[arb, bool]:
     return ZERO, bool(d.is_exact())
 
 
-def _ratio(num: arb, den: arb) -> tuple[arb, bool]:
+def _ratio(num: arb, den: arb, masked: bool = True) -> tuple[arb, bool]:
     if den.is_exact() and den == 0:
-        return ZERO, True
+        return (ZERO, True) if masked else (arb.nan(), False)
     return num / den, False
+
+
+def _masked(expr: ratio, b: Batch) -> bool:
+    """Whether torch masks this ratio's 0/0 in the mode compared (forward mode does not for atan2)."""
+    return not (isinstance(expr, reverse_ratio) and b.conventions.mode == "forward")
 
 
 def _powers(column: Column, n: int) -> Column:
@@ -613,6 +620,11 @@ def _exact_fraction(b: arb) -> Fraction | None:
 
 def finite(b: arb) -> bool:
     return b.is_finite() and not b.is_nan()
+
+
+def defined(b: arb) -> bool:
+    """A finite ball, or an exact infinity (a pole's or a domain edge's limit): a value to compare."""
+    return finite(b) or (b.is_exact() and not b.is_nan())
 
 
 # ---------------------------------------------------------------- the error model
@@ -873,9 +885,9 @@ def _modelled_special(expr: sympy.Expr, parts: list[Modelled], under: bool) -> M
 
         def quotient(b: Batch) -> ModelResult:
             (n, en, kn), (dv, ed, kd) = num(b), den(b)
-            values, bounds, hits = [], [], []
+            values, bounds, hits, masked = [], [], [], _masked(expr, b)
             for k in range(b.n):
-                value, hit = _ratio(n[k], dv[k])
+                value, hit = _ratio(n[k], dv[k], masked)
                 values.append(value)
                 hits.append(hit)
                 bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
@@ -979,12 +991,12 @@ def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, f
     if order == 0:
         return values, flags
     original, values, hits, done = values, list(values), [False] * inner.n, [False] * inner.n
-    pinned = inner.conventions.get(cls.op.name, {}).get(order)
     for locate, lattice, kink in kinks:
         for k, delta in enumerate(locate(inner)):
             if done[k] or not delta.is_exact() or not (delta.is_integer() if lattice else delta == 0):
                 continue
             hits[k] = True
+            pinned = inner.conventions.pinned(cls.op.name, order, _exact_fraction(inner.columns[0][k]))
             override = kink.override(order)
             if pinned is not None:
                 values[k], done[k] = arb(pinned.numerator) / pinned.denominator, True

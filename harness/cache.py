@@ -55,9 +55,9 @@ _SYMPY_FUNCTIONS = (
 )
 _HARNESS_FUNCTIONS = (
     functions.kink_step, functions.kink_sign, functions.kink_delta, functions.select, functions.jump,
-    functions.ratio, functions.no_grad, functions.max_share, functions.min_share, functions.amax_fn,
-    functions.amin_fn, functions.norm2, functions.loggamma_abs, functions.floor_fn, functions.ceil_fn,
-    functions.round_fn, functions.trunc_fn, functions.erfc_neg,
+    functions.ratio, functions.reverse_ratio, functions.no_grad, functions.max_share, functions.min_share,
+    functions.amax_fn, functions.amin_fn, functions.norm2, functions.loggamma_abs, functions.floor_fn,
+    functions.ceil_fn, functions.round_fn, functions.trunc_fn, functions.erfc_neg,
 )
 _FUNCTIONS: dict[str, type] = {f"sympy.{c.__name__}": c for c in _SYMPY_FUNCTIONS}
 _FUNCTIONS.update({f"harness.{c.__name__}": c for c in _HARNESS_FUNCTIONS})
@@ -246,18 +246,32 @@ def simplify(expr: sympy.Expr) -> sympy.Expr:
 
 
 def limit(expr: sympy.Expr, variable: sympy.Symbol, point: sympy.Expr) -> sympy.Expr | None:
-    """The two-sided limit when it is a finite real number (None otherwise), cached."""
+    """The limit at a point where the expression has no value, cached: a real number or +-oo. Both
+    sides must agree, unless one side is outside the real domain (log at 0 from the left): then the
+    other side's limit is the value (-oo). None when there is none (1/x at 0, digamma at 0)."""
 
-    def compute() -> sympy.Expr | None:
+    def side(direction: str) -> sympy.Expr | None:
         try:
-            value = sympy.limit(expr, variable, point, dir="+-")
+            return sympy.limit(expr, variable, point, dir=direction)
         except (NotImplementedError, ValueError, TypeError):
             return None
-        return value if value.is_real and value.is_finite else None
+
+    def real(value: sympy.Expr | None) -> bool:
+        return value is not None and value.is_extended_real is True
+
+    def compute() -> sympy.Expr | None:
+        right, left = side("+"), side("-")
+        if real(right) and real(left):
+            return right if right == left else None
+        if real(right) != real(left) and (left if real(right) else right) is not None:
+            inside = right if real(right) else left
+            outside = left if real(right) else right
+            return inside if outside.has(sympy.I) or outside.is_extended_real is False else None
+        return None
 
     with stage("symbolic"):
         try:
-            question = ["limit", encode(expr), encode(variable), encode(point)]
+            question = ["limit-extended", encode(expr), encode(variable), encode(point)]
         except (Uncachable, RecursionError):
             return compute()
         return STORE.answer(question, compute)

@@ -7,6 +7,7 @@ no objects) and walked by hand, so every value keeps its line and every number s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy
 import yaml
 
 from harness.errors import HarnessError
 from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
+from harness.functions import MODES, Convention
 from harness.numbers import FORMATS
 from harness.ops import OPS
 from harness.paths import COMPILABLE, COMPILED, FAMILIES, Selection, all_names, known, lookup, paths_of
@@ -113,7 +116,7 @@ class Case:
     seed: int = 0
     doc: str = ""
     sources: tuple[tuple[str, str], ...] = ()  # output -> the expression text as written
-    conventions: tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...] = ()  # op -> (order, torch's value)
+    conventions: tuple[Convention, ...] = ()  # torch's derivatives at kinks, as the case pins them
     devices: tuple[str, ...] = ("cpu",)
     compile: str | None = None  # a torch.compile backend: the checks also run through the compiled function
     paths: Selection = field(default_factory=Selection)  # which torch paths run, in every check
@@ -140,7 +143,7 @@ class BadCase:
 class Y:
     value: Any
     line: int
-    kind: str  # map seq str num bool null
+    kind: str  # map seq str num bool null, or float: -0.0, +-inf (an input's value; elsewhere 0 or an error)
 
 
 def _compose(text: str, file: str) -> Y | None:
@@ -192,12 +195,17 @@ def _scalar(node: yaml.ScalarNode, file: str, line: int) -> Y:
     if node.tag == _INT_TAG:
         return Y(Fraction(yaml.SafeLoader.construct_yaml_int(yaml.SafeLoader(""), node)), line, "num")
     if node.tag == _FLOAT_TAG:
-        if re.search(r"inf|nan", text, re.IGNORECASE):
+        if re.search(r"nan", text, re.IGNORECASE):
             raise HarnessError(f"non-finite number {text!r} is not allowed", file=file, line=line)
+        if re.search(r"inf", text, re.IGNORECASE):
+            return Y(-math.inf if text.lstrip().startswith("-") else math.inf, line, "float")
         try:
-            return Y(Fraction(text.replace("_", "")), line, "num")
+            value = Fraction(text.replace("_", ""))
         except ValueError:
             raise HarnessError(f"cannot read number {text!r}", file=file, line=line) from None
+        if value == 0 and text.lstrip().startswith("-"):
+            return Y(-0.0, line, "float")  # the sign of zero matters to torch (atan2, copysign)
+        return Y(value, line, "num")
     if node.tag == "tag:yaml.org,2002:bool":
         return Y(text.lower() in ("true", "yes", "on", "y"), line, "bool")
     if node.tag == "tag:yaml.org,2002:null":
@@ -289,8 +297,10 @@ def _from_python(value: Any, line: int) -> Y:
     if isinstance(value, int | Fraction):
         return Y(Fraction(value), line, "num")
     if isinstance(value, float):
-        if not np.isfinite(value):
+        if math.isnan(value):
             raise HarnessError(f"non-finite number {value!r} is not allowed", line=line)
+        if math.isinf(value) or (value == 0 and math.copysign(1.0, value) < 0):
+            return Y(value, line, "float")
         return Y(Fraction(value), line, "num")
     if isinstance(value, str):
         return Y(value, line, "str")
@@ -339,6 +349,10 @@ def _fail(y: Y, message: str) -> HarnessError:
 
 
 def _expect(y: Y, kind: str, what: str) -> Any:
+    if kind == "num" and y.kind == "float":  # -0.0 or +-inf where an exact number is wanted
+        if y.value == 0:
+            return Fraction(0)
+        raise _fail(y, f"{what} must be a finite number, got {y.value} (infinities are allowed only as input values)")
     if y.kind != kind:
         shown = {"map": "a mapping", "seq": "a list", "str": "a string", "num": "a number",
                  "bool": "true/false", "null": "nothing"}
@@ -469,25 +483,53 @@ def _devices(y: Y) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out)) or ("cpu",)
 
 
-def _conventions(y: Y) -> tuple[tuple[str, tuple[tuple[int, Fraction], ...]], ...]:
-    """`conventions: {relu: 1}` pins torch's first derivative at relu's kinks; {relu: {2: 0}} any order."""
-    out = []
+def _conventions(y: Y) -> tuple[Convention, ...]:
+    """torch's derivatives at an op's kinks, pinned: `{relu: 1}` (first order, every kink, both
+    modes), `{relu: {2: 0}}` (by order), or a list of rules `{at:, order:, value:, mode:}` for one
+    kink (hardswish at -3 or at 3) and one derivative mode (reverse or forward)."""
+    out: list[Convention] = []
+    pinnable = sorted(n for n, o in OPS.items() if any(k.at is not None for k in o.kinks))
     for name, value in _expect(y, "map", "conventions").items():
         op = OPS.get(name)
-        pinnable = sorted(n for n, o in OPS.items() if any(k.at is not None for k in o.kinks))
         if op is None or not any(k.at is not None for k in op.kinks):
             raise _fail(value, f"conventions can be pinned for one-input ops with kinks, not {name!r}"
                                f"{did_you_mean(name, pinnable)}")
         if value.kind == "num":
-            out.append((name, ((1, value.value),)))
-            continue
-        orders = []
-        for order, number in _expect(value, "map", f"conventions of {name}").items():
-            if not order.isdigit() or int(order) < 1:
-                raise _fail(number, f"a derivative order must be a whole number >= 1, got {order!r}")
-            orders.append((int(order), _expect(number, "num", "a convention")))
-        out.append((name, tuple(orders)))
+            out.append(Convention(name, 1, value.value))
+        elif value.kind == "seq":
+            out += [_convention_rule(name, op, rule) for rule in value.value]
+        else:
+            for order, number in _expect(value, "map", f"conventions of {name}").items():
+                out.append(Convention(name, _order(order, number), _expect(number, "num", "a convention")))
     return tuple(out)
+
+
+def _order(text: str, y: Y) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1 or len(text) > 2:
+        raise _fail(y, f"a derivative order must be a whole number from 1 to 99, got {text!r}")
+    return int(text)
+
+
+def _convention_rule(name: str, op: Any, y: Y) -> Convention:
+    """One rule: {value: v} plus any of at: (one kink), order: (default 1), mode: reverse|forward."""
+    fields = _expect(y, "map", f"a convention rule of {name}")
+    known = ("at", "order", "value", "mode")
+    for key, v in fields.items():
+        if key not in known:
+            raise _fail(v, f"unknown convention key {key!r}{did_you_mean(key, known)}")
+    if "value" not in fields:
+        raise _fail(y, f"a convention rule of {name} needs 'value:'")
+    order = _integer(fields["order"], "order") if "order" in fields else 1
+    if not 1 <= order <= 99:
+        raise _fail(fields["order"], f"a derivative order must be a whole number from 1 to 99, got {order}")
+    mode = _expect(fields["mode"], "str", "mode") if "mode" in fields else None
+    if mode is not None and mode not in MODES:
+        raise _fail(fields["mode"], f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    at = _expect(fields["at"], "num", "at") if "at" in fields else None
+    fixed = [k.at() for k in op.kinks if k.at is not None and not op.keywords]
+    if at is not None and fixed and sympy.Rational(at.numerator, at.denominator) not in fixed:
+        raise _fail(fields["at"], f"{name} has no kink at {at}; its kinks are at {', '.join(map(str, fixed))}")
+    return Convention(name, order, _expect(fields["value"], "num", "a convention"), at, mode)
 
 
 def _integer(y: Y, what: str) -> int:
@@ -928,7 +970,7 @@ def _literal(y: Y) -> tuple[tuple[int, ...], tuple[Node, ...]]:
 
 
 def _literal_scalar(y: Y) -> Node:
-    if y.kind == "num":
+    if y.kind in ("num", "float"):  # an input's value: -0.0 and +-inf as given (torch accepts them)
         return Num(y.value)
     if y.kind == "str":
         node = _parse_at(y, set())

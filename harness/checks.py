@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 
 import numpy as np
@@ -24,8 +24,8 @@ from harness.balls import precision
 from harness.cases import CheckSpec, ToleranceSpec, Vector
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError, unexpected
-from harness.numbers import round_doubles, round_to_format
-from harness.paths import COMPILABLE, COMPILED, lookup
+from harness.numbers import FloatFormat, round_doubles, round_to_format
+from harness.paths import COMPILABLE, COMPILED, Path, lookup
 from harness.prepare import Prepared, rounded
 from harness.reference import (
     MAX_PRECISION,
@@ -100,18 +100,16 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     cannot: dict[str, str] = {}  # paths the callable does not support by construction: why
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     doubtful: list[tuple[int, str, int]] = []  # (point, part, elements) whose reference is not certified
+    modes = {name: _mode(table[name]) for name in paths}
     for point in range(len(ctx.points)):
-        with stage("reference"):
-            _, floats, ok = evaluate_certified(lambda ref, pt=point: expected(pt, ref),
-                                                    lambda bits, final, pt=point: ctx.reference(pt, bits, final),
-                                                    ctx.fmt)
-        split = np.cumsum([0, *sizes])
-        if not ok:  # never compare against a value that is not certified: say so, leave it out
-            floats, left_out = _without_uncertified(floats, ctx)
-            doubtful += [(point, part.label, int(left_out[split[i]:split[i + 1]].sum()))
-                         for i, part in enumerate(parts) if left_out[split[i]:split[i + 1]].any()]
-        wanted = [_expected_part(floats, part.shape, 0 if ok else sizes[i], slice(split[i], split[i + 1]))
-                  for i, part in enumerate(parts)]
+        wanted: dict[str, list[Expected]] = {}
+        kinked = False
+        for mode in sorted(set(modes.values()), reverse=True):  # reverse mode first
+            if wanted and not kinked:  # conventions differ between modes only at kinks
+                wanted[mode] = next(iter(wanted.values()))
+                continue
+            wanted[mode], left_out, kinked = _reference_at(ctx, point, parts, sizes, expected, mode)
+            doubtful += [d for d in left_out if d not in doubtful]
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
@@ -127,7 +125,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                 else:
                     errors[name] = unexpected(exc)
                 continue
-            for part, want, got, (components, abscissa) in zip(parts, wanted, arrays, labels):
+            for part, want, got, (components, abscissa) in zip(parts, wanted[modes[name]], arrays, labels):
                 pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
     tol = _tolerance(ctx, check)
     out = [_uncertified(ctx, check, p, part, n) for p, part, n in doubtful]
@@ -145,6 +143,81 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                 out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
                                      ctx.breadcrumb))
     return out
+
+
+def _far(fmt: FloatFormat) -> tuple[int, int]:
+    """Exponents past the format's range: 2**far overflows it, 2**-far rounds to 0, so x**2 at
+    2**far is inf and 1/x is 0 once rounded, as their limits are. (Arb's exp fails beyond about
+    2**500: exp at an infinite input is undefined in float64, not wrong.)"""
+    first = fmt.emax + fmt.precision + 3
+    return first, 2 * first
+
+
+def _limits(plain: Floats, ok: bool, at: Callable[..., tuple[Floats, bool]], far: tuple[int, int],
+            fmt: FloatFormat, zeros_matter: bool, infinite: bool, several: bool) -> tuple[Floats, bool]:
+    """The reference at a point with an infinite input or a signed zero, as IEEE reads them: inf as
+    the limit to infinity, -0.0 and +0.0 as the one-sided limits at 0 (atan2(-0.0, -1) = -pi,
+    1/+0.0 = inf). Each is evaluated at +-2**far and +-2**-far for two fars (and, with several
+    such inputs, at different rates); where the rounded results agree, that is the limit. `plain`
+    (zeros exact) stays where it is defined, at kinks (torch's conventions hold at either zero),
+    and where the sign of zero does not matter."""
+    first, ok1 = at(far[0], True)
+    second, ok2 = at(far[1], True)
+    agree = ((round_doubles(first.hi, fmt) == round_doubles(second.hi, fmt)) & ~first.undefined
+             & ~second.undefined)
+    if several:  # a limit in several variables must not depend on the direction of approach
+        third, ok3 = at(far[0], True, True)
+        agree &= (round_doubles(first.hi, fmt) == round_doubles(third.hi, fmt)) & ~third.undefined
+        ok2 = ok2 and ok3
+    if infinite:  # no plain value at infinity: the limit or nothing
+        keep = plain.kink & ~plain.undefined
+        use = ~keep & agree
+        undefined = ~keep & ~agree
+    else:
+        differs = round_doubles(plain.hi, fmt) != round_doubles(first.hi, fmt)
+        use = agree & ~plain.kink & (plain.undefined | (differs if zeros_matter else False))
+        undefined = plain.undefined & ~use
+    picked = Floats(*(np.where(use, getattr(first, f.name), getattr(plain, f.name)) for f in fields(Floats)))
+    picked = replace(picked, undefined=undefined | (picked.undefined & ~use),
+                     infinite=picked.infinite & ~undefined)
+    return picked, ok and (ok1 or not use.any()) and (ok2 or not use.any())
+
+
+def _mode(path: Path) -> str:
+    """The derivative mode whose conventions a path is held to (forward-over-reverse: forward)."""
+    return "forward" if "forward-ad" in path.families else "reverse"
+
+
+def _reference_at(ctx: Prepared, point: int, parts: Sequence[Part], sizes: list[int],
+                  expected: Callable[[int, PointReference], list[Exact]],
+                  mode: str) -> tuple[list[Expected], list[tuple[int, str, int]], bool]:
+    """The certified reference of every part at one point, with one mode's conventions; which
+    parts have elements left out (not certified); whether any element is at a kink."""
+    def at(far: int, sided: bool, stagger: bool = False) -> tuple[Floats, bool]:
+        _, floats, ok = evaluate_certified(
+            lambda ref: expected(point, ref),
+            lambda bits, final: ctx.reference(point, bits, final, mode, far, sided, stagger), ctx.fmt)
+        return floats, ok
+
+    values = list(ctx.points[point].values())
+    infinite = sum(int(np.isinf(v).sum()) for v in values)
+    zeros = [v[v == 0] for v in values]
+    negative_zero = any(np.signbit(z).any() for z in zeros)
+    far = _far(ctx.fmt)
+    with stage("reference"):
+        floats, ok = at(far[0], False)
+        if infinite or negative_zero or (any(z.size for z in zeros) and floats.undefined.any()):
+            specials = infinite + sum(z.size for z in zeros)
+            floats, ok = _limits(floats, ok, at, far, ctx.fmt, negative_zero, bool(infinite), specials > 1)
+    split = np.cumsum([0, *sizes])
+    doubtful = []
+    if not ok:  # never compare against a value that is not certified: say so, leave it out
+        floats, left_out = _without_uncertified(floats, ctx)
+        doubtful = [(point, part.label, int(left_out[split[i]:split[i + 1]].sum()))
+                    for i, part in enumerate(parts) if left_out[split[i]:split[i + 1]].any()]
+    wanted = [_expected_part(floats, part.shape, 0 if ok else sizes[i], slice(split[i], split[i + 1]))
+              for i, part in enumerate(parts)]
+    return wanted, doubtful, bool(floats.kink.any())
 
 
 @contextmanager
@@ -169,7 +242,7 @@ def _without_uncertified(floats: Floats, ctx: Prepared) -> tuple[Floats, np.ndar
     """The floats with every element whose ball is still too wide at the last precision marked
     undefined (not compared: no infinite allowance passes anything there), and that mask."""
     left_out = ~floats.certified(ctx.fmt) & ~floats.undefined
-    return replace(floats, undefined=floats.undefined | left_out, strict=floats.strict & ~left_out), left_out
+    return replace(floats, undefined=floats.undefined | left_out, infinite=floats.infinite & ~left_out), left_out
 
 
 def _uncertified(ctx: Prepared, check: CheckSpec, point: int, part: str, n: int) -> Comparison:
@@ -188,7 +261,7 @@ def _expected_part(floats: Floats, shape: tuple[int, ...], uncertified: int, par
     return Expected(
         hi=floats.hi[part].reshape(shape), lo=floats.lo[part].reshape(shape), bound=floats.bound[part].reshape(shape),
         kink=floats.kink[part].reshape(shape), undefined=floats.undefined[part].reshape(shape),
-        strict=floats.strict[part].reshape(shape), uncertified=uncertified)
+        infinite=floats.infinite[part].reshape(shape), uncertified=uncertified)
 
 
 def _describe_point(ctx: Prepared, point: int) -> str:

@@ -70,7 +70,7 @@ class _Target:
     allowed: np.ndarray  # the allowed absolute error
     magnitude: np.ndarray
     finite_expected: np.ndarray  # defined and not past the format's range: torch must be finite
-    strict: np.ndarray  # undefined, and torch must not be finite
+    infinite: np.ndarray  # the exact value is +-inf: torch must return that infinity
     kink: np.ndarray  # a defined kink
     exact: np.ndarray
 
@@ -92,7 +92,7 @@ def _target(expected: Expected, fmt: FloatFormat, tol: Tolerance) -> _Target:
             allowed = np.maximum.reduce([tol.ulps * scale, tol.model * expected.bound.ravel(),
                                          np.full(hi.size, tol.atol)])
         mine[key] = _Target(hi, lo, undefined, overflow, expected_inf, scale, allowed, np.abs(hi),
-                            ~undefined & ~overflow, undefined & expected.strict.ravel(),
+                            ~undefined & ~overflow, ~undefined & expected.infinite.ravel(),
                             ~undefined & expected.kink.ravel(), np.where(overflow, expected_inf, hi + lo))
     return mine[key]
 
@@ -109,7 +109,7 @@ def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Toler
         ulps = error / g.scale
         rel = np.where(g.magnitude > 0, error / g.magnitude, np.where(error > 0, np.inf, 0.0))
         fail = error > g.allowed
-        fail |= g.strict & np.isfinite(t)
+        fail |= g.infinite & (t != g.expected_inf)  # nan, +inf and -inf are distinct answers
     kink = ~fail & g.kink
     return Elementwise(fail, kink, g.undefined & ~fail, error, ulps, rel, g.allowed, g.exact)
 
@@ -153,13 +153,14 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
             max_rel = max(max_rel, float(np.max(e.rel if everywhere else e.rel[defined])))
         else:
             point_ulps.append(0.0)
-        # the worst element: a failing one before any other, then the error relative to what is
-        # allowed, then the error in ulps (the element the message names and the plots mark)
+        # the element the message names and the plots mark: a failing one before any other, then
+        # one at a kink, then one outside the domain (the status says which), then the error
+        # relative to what is allowed, then the error in ulps
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ratio = np.nan_to_num(np.where(defined, e.error / e.allowed, -1.0), nan=0.0, posinf=np.inf)
         ulps = np.nan_to_num(e.ulps, nan=0.0, posinf=np.inf)
-        i = int(np.lexsort((ulps, ratio, e.failed))[-1])
-        score = (bool(e.failed[i]), float(ratio[i]), float(ulps[i]))
+        i = int(np.lexsort((ulps, ratio, e.undefined, e.kink, e.failed))[-1])
+        score = (bool(e.failed[i]), bool(e.kink[i]), bool(e.undefined[i]), float(ratio[i]), float(ulps[i]))
         if worst_ratio is None or score > worst_ratio:
             worst_ratio = score
             worst = _worst(piece, e, i, fmt)
@@ -221,9 +222,13 @@ def describe(c: Comparison, breadcrumb: str) -> str:
     if w is None:
         return f"{breadcrumb} > {c.check} > {c.path} > {c.part}: {c.status}"
     head = f"{breadcrumb} > {c.check} > {c.path} > point {w.point} ({w.inputs}) > {c.part}{w.component}"
+    if c.status == "undefined":  # nothing to measure an error against: say what torch gave
+        return (f"{head}: torch {w.torch!r}; the exact value is undefined here (outside the domain, or a point"
+                f" with no limit): {c.undefined} of {c.count} elements not compared")
     verdict = {"fail": f"not close! {c.mismatched} of {c.count} elements mismatched",
-               "kink": "at a kink, torch's convention holds",
-               "undefined": "outside the domain, torch returns non-finite values"}.get(c.status, "close")
+               "kink": "at a kink, torch's convention holds"}.get(c.status, "close")
+    if c.status == "fail" and w.torch != w.torch and w.exact == w.exact:
+        verdict += " (torch nan)"
     unbounded = (f"; {c.unbounded} element{'s' * (c.unbounded != 1)} allowed any error (the error model is not"
                  " finite there)") if c.unbounded else ""
     return (f"{head}: torch {w.torch!r}, exact {w.exact!r}, error {_fmt(w.ulps)} ulps"

@@ -24,9 +24,10 @@ NAMED_CONSTANTS = ("pi", "e")
 
 @dataclass(frozen=True)
 class Num:
-    """An exact literal: `0.1` is the decimal one-tenth."""
+    """An exact literal: `0.1` is the decimal one-tenth. An input's value may also be the float
+    -0.0, inf or -inf (only inputs: an expression's numbers are exact)."""
 
-    value: Fraction
+    value: Fraction | float
 
 
 @dataclass(frozen=True)

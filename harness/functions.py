@@ -12,6 +12,7 @@ torch's documented convention, which the marker carries as its last argument.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, ClassVar
@@ -161,6 +162,37 @@ class jump(sympy.Function):
         return sympy.S.Zero if dd == 0 else jump(d, sympy.S.Zero) * dd
 
 
+MODES = ("reverse", "forward")  # the derivative modes torch has, each with its own conventions
+
+
+@dataclass(frozen=True)
+class Convention:
+    """torch's n-th derivative at an op's kinks, as a case pins it: at every kink of the op, or
+    only at the kink `at`; in both derivative modes, or only in `mode` ('reverse' or 'forward')."""
+
+    op: str
+    order: int
+    value: Fraction
+    at: Fraction | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """What the reference uses at kinks: the case's pinned rules, and the derivative mode of the
+    torch paths it is compared with (torch's conventions differ between modes: atan2 at 0)."""
+
+    rules: tuple[Convention, ...] = ()
+    mode: str = "reverse"
+
+    def pinned(self, op: str, order: int, at: Fraction | None) -> Fraction | None:
+        for rule in self.rules:
+            if (rule.op == op and rule.order == order and rule.mode in (None, self.mode)
+                    and (rule.at is None or rule.at == at)):
+                return rule.value
+        return None
+
+
 class ratio(sympy.Function):
     """num/den, and at den = 0 exactly a kink where torch returns 0 (norms and distances at 0).
 
@@ -173,6 +205,10 @@ class ratio(sympy.Function):
         # beyond first order torch's masked 0/0 becomes nan: plain quotients, undefined at den = 0
         num, den = self.args
         return sympy.diff(num, s) / den - num * sympy.diff(den, s) / den**2
+
+
+class reverse_ratio(ratio):
+    """A ratio whose 0/0 torch masks in reverse mode only; forward mode computes it: nan (atan2)."""
 
 
 class no_grad(sympy.Function):

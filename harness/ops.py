@@ -32,7 +32,7 @@ from harness.functions import (
     kink_sign,
     kink_step,
     loggamma_abs,
-    ratio,
+    reverse_ratio,
     round_fn,
     trunc_fn,
 )
@@ -221,8 +221,10 @@ SMOOTH: tuple[Op, ...] = (
        lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + sympy.Rational(44715, 10**6) * x**3))) / 2,
        X, doc="gelu(x, approximate='tanh'): x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
     Op("atan2", torch.atan2, sympy.atan2, "(y, x) != (0, 0)", arity=2,
-       partials=lambda a, i: ratio(a[1], a[0] ** 2 + a[1] ** 2) if i == 0 else ratio(-a[0], a[0] ** 2 + a[1] ** 2),
-       kinks=(Kink("y = x = 0", "torch's gradient there is 0"),), doc="atan2(y, x)"),
+       partials=lambda a, i: (reverse_ratio(a[1], a[0] ** 2 + a[1] ** 2) if i == 0
+                              else reverse_ratio(-a[0], a[0] ** 2 + a[1] ** 2)),
+       kinks=(Kink("y = x = 0", "torch's gradient there is 0 in reverse mode; forward mode gives nan"),),
+       doc="atan2(y, x)"),
     Op("hypot", torch.hypot, lambda x, y: sympy.sqrt(x**2 + y**2), X, arity=2,
        doc="sqrt(x^2 + y^2); at the origin the derivative does not exist and torch gives nan"),
     Op("logaddexp", torch.logaddexp, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), X, arity=2),

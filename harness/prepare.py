@@ -19,6 +19,7 @@ from harness import complex as cx
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.errors import HarnessError
 from harness.expr import Call, Node, Num
+from harness.functions import Conventions
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers
 from harness.paths import Path, Selection
 from harness.reference import (
@@ -63,7 +64,7 @@ class Prepared:
     complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
     run_paths: Selection = Selection()  # the run's own path selection (--paths, --skip-paths)
     target_name: str | None = None  # the autograd.Function (or callable) under test, for messages
-    _references: dict[tuple[int, int], PointReference] = field(default_factory=dict)
+    _references: dict[tuple[int, int, str, int, bool, bool], PointReference] = field(default_factory=dict)
 
     @property
     def breadcrumb(self) -> str:
@@ -78,12 +79,17 @@ class Prepared:
         """Whether a torch path runs: the run's, the case's and the check's selections all keep it."""
         return all(s.keeps(path) for s in (self.run_paths, self.case.paths, check.paths))
 
-    def reference(self, point: int, bits: int, final: bool) -> PointReference:
-        key = (point, bits)
+    def reference(self, point: int, bits: int, final: bool, mode: str = "reverse",
+                  far: int = 0, sided: bool = False, stagger: bool = False) -> PointReference:
+        """The exact side at one point and precision, with the conventions of one derivative mode;
+        an infinite input taken as +-2**far, and with `sided` a zero as +-2**-far by its sign
+        (limits: see checks._reference_at)."""
+        key = (point, bits, mode, far, sided, stagger)
         if key not in self._references:
-            conventions = {op: dict(orders) for op, orders in self.case.conventions}
             self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final,
-                                                   conventions, atomic=self.case.target is not None)
+                                                   Conventions(self.case.conventions, mode),
+                                                   atomic=self.case.target is not None,
+                                                   far=far, sided=sided, stagger=stagger)
         return self._references[key]
 
 
@@ -209,6 +215,9 @@ def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
 
 
 def rounded(nodes: Sequence[Node], fmt: FloatFormat) -> np.ndarray:
+    if any(isinstance(node, Num) and isinstance(node.value, float) for node in nodes):  # -0.0, +-inf: as given
+        return np.array([node.value if isinstance(node, Num) and isinstance(node.value, float)
+                         else rounded([node], fmt)[0] for node in nodes], dtype=np.float64)
     if all(isinstance(node, Num) for node in nodes):  # sampled inputs: numbers, mostly doubles already
         values = round_numbers([node.value for node in nodes], fmt)  # type: ignore[attr-defined]
         if np.isfinite(values).all():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import NamedTuple
@@ -34,6 +34,7 @@ from harness.balls import (
     compile_closed,
     compile_jets,
     compile_modelled,
+    defined,
     finite,
     precision,
     tree_depth,
@@ -41,7 +42,7 @@ from harness.balls import (
 from harness.cache import diff as stored_diff
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
-from harness.functions import as_sympy
+from harness.functions import Conventions, as_sympy
 from harness.numbers import FloatFormat, round_to_format
 from harness.ops import resolve
 from harness.symbolic import SymbolicOutput, Variable, expand_ops
@@ -126,7 +127,7 @@ class Floats:
     finite: np.ndarray
     undefined: np.ndarray
     kink: np.ndarray
-    strict: np.ndarray  # undefined and not even a finite ball: torch must not return a finite value
+    infinite: np.ndarray  # the exact value is +-inf (a pole, a limit at a domain edge): torch must give it
 
     def certified(self, fmt: FloatFormat) -> np.ndarray:
         """Which balls are narrow enough: radius far below an ulp of the value (or of the smallest
@@ -134,7 +135,7 @@ class Floats:
         with np.errstate(over="ignore", invalid="ignore"):
             scale = np.maximum(self.magnitude * 2.0 ** (1 - fmt.precision), fmt.smallest_subnormal)
             narrow = self.rad <= scale * 2.0**-CERTIFY_BITS
-        return self.undefined | (self.finite & narrow)
+        return self.undefined | (self.finite & narrow) | self.infinite
 
 
 def as_floats(exacts: Sequence[Exact]) -> Floats:
@@ -149,7 +150,12 @@ def as_floats(exacts: Sequence[Exact]) -> Floats:
     kink = np.array([x.kink for x in exacts], dtype=bool)
     h = np.array(hi, dtype=np.float64)
     return Floats(h, np.array(lo, dtype=np.float64), rad, np.abs(h) + rad, bound, finites, undefined, kink,
-                  undefined & ~finites)
+                  _infinite(h, rad, finites, undefined))
+
+
+def _infinite(hi: np.ndarray, rad: np.ndarray, finite: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    """Exact infinities: balls of radius 0 at +-inf (a nan ball is neither; nor is a wide one)."""
+    return ~finite & ~undefined & np.isinf(hi) & (rad == 0)
 
 
 def concat(parts: Sequence[Floats]) -> Floats:
@@ -223,7 +229,7 @@ def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray],
         for name, array in (("hi", hi), ("lo", lo), ("rad", rad), ("bound", bound), ("finite", finite),
                             ("undefined", undefined), ("kink", kink)):
             array[redo] = getattr(g, name)
-    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finite, undefined, kink, undefined & ~finite)
+    return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finite, undefined, kink, _infinite(hi, rad, finite, undefined))
 
 
 # ---------------------------------------------------------------- one point
@@ -239,17 +245,19 @@ class PointReference:
 
     def __init__(self, outputs: dict[str, SymbolicOutput], values: dict[str, np.ndarray],
                  fmt: FloatFormat, bits: int, final: bool,
-                 conventions: dict[str, dict[int, Fraction]] | None = None, atomic: bool = False) -> None:
+                 conventions: Conventions | None = None, atomic: bool = False, far: int = 0,
+                 sided: bool = False, stagger: bool = False) -> None:
         self.outputs, self.fmt, self.bits, self.final = outputs, fmt, bits, final
-        self.conventions = conventions or {}
+        self.conventions = conventions or Conventions()
         # atomic: the torch side is a user's callable (a target), whose formula is unknown; every
         # value and derivative is then allowed only what the exact function's conditioning makes
         # unavoidable, however the expression is spelled (see _conditioning)
         self.atomic = atomic
         self.u = arb(2) ** -fmt.precision
         with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
-            self.inputs = {n: [q if isinstance(q, arb) else arb(float(q)) for q in v.ravel()]
-                           for n, v in values.items()}
+            specials = iter(range(1 << 30))  # with stagger, each infinity or zero at its own rate
+            self.inputs = {n: [q if isinstance(q, arb) else _input_ball(float(q), far, sided, stagger, specials)
+                               for q in v.ravel()] for n, v in values.items()}
         self._groups: dict[str, list[Group]] = {}
         self._values: dict[str, list[Exact]] = {}
         self._firsts: dict[str, list[list[tuple[Variable, Exact]]]] = {}
@@ -281,7 +289,7 @@ class PointReference:
         with precision(self.bits):
             values, bounds, kinks = fn(group.batch)
             bounds = self._with_conditioning(group, expr, bounds, kinks)
-        undefined = [not v.is_finite() for v in values] if self.final else [False] * len(values)
+        undefined = [not defined(v) for v in values] if self.final else [False] * len(values)
         flags = [bool(k) for k in kinks] if kinks else [False] * len(values)
         return list(map(Exact._make, zip(values, bounds, flags, undefined)))
 
@@ -444,7 +452,7 @@ class PointReference:
             bounds = self._with_conditioning(group, expr, bounds, kinks)
             mine = [values[k] for k in group.members]
             if self.final:
-                undefined = [x.undefined or not v.is_finite() for v, x in zip(found, mine)]
+                undefined = [x.undefined or not defined(v) for v, x in zip(found, mine)]
             else:
                 found = [v if x.ball.is_finite() else NAN for v, x in zip(found, mine)]
                 undefined = [x.undefined for x in mine]
@@ -510,6 +518,19 @@ class Group:
     columns: dict = field(default_factory=dict)
 
 
+def _input_ball(q: float, far: int, sided: bool, stagger: bool, specials: Iterator[int]) -> arb:
+    """An input's exact value; an infinite one as +-2**far, past the format's range, and with
+    `sided` a signed zero as +-2**-far, below it: the reference then approaches the limit
+    (checks._limits compares such values). With `stagger` the j-th such input moves 2**(8j) times
+    faster, so a limit that depends on the direction of approach (x - y at inf) disagrees."""
+    sign = -1 if math.copysign(1.0, q) < 0 else 1
+    special = math.isinf(q) or (q == 0 and sided)
+    if not special or not far:
+        return arb(q)
+    exponent = far + (8 * (next(specials) % 64) if stagger else 0)
+    return arb(2) ** (exponent if math.isinf(q) else -exponent) * sign
+
+
 @functools.cache
 def _subexpressions(expr: sympy.Expr) -> frozenset[sympy.Expr]:
     """One set per expression (the same object each time: compile_modelled's cache key)."""
@@ -554,11 +575,11 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
         if floats.certified(fmt).all():
             return results, floats, True
         if final:  # what is not a finite ball even now is undefined (the floats are not made again)
-            undefined = floats.undefined | ~floats.finite
-            floats = replace(floats, undefined=undefined, strict=undefined & ~floats.finite)
+            undefined = floats.undefined | ~(floats.finite | floats.infinite)
+            floats = replace(floats, undefined=undefined)
             if isinstance(results, Floats):
                 return floats, floats, False
-            results = [x if finite(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
+            results = [x if defined(x.ball) else Exact(x.ball, x.bound, x.kink, True) for x in results]
             return results, floats, False
         bits = min(2 * bits, MAX_PRECISION)
 

@@ -24,7 +24,7 @@ class Expected:
     bound: np.ndarray  # error-model bound on a float evaluation of the same tree
     kink: np.ndarray  # at a kink: hi/lo hold torch's documented convention
     undefined: np.ndarray  # outside the domain: the exact value is not a finite real
-    strict: np.ndarray  # undefined and torch must return nan or inf there
+    infinite: np.ndarray  # the exact value is +-inf (a pole or a limit): torch must return that infinity
     uncertified: int = 0
 
 
