@@ -242,7 +242,8 @@ def _polygamma(n: arb, x: arb) -> arb:
     s, total, shift = arb(order + 1), ZERO, x
     while not shift > 0.5:
         if shift.is_exact() and shift.is_integer() and shift <= 0:
-            return arb.nan()  # a pole
+            # a pole: ~ (-1)**(n+1) n!/(x - x0)**(n+1), +inf from both sides for odd n; no limit for even n
+            return arb.pos_inf() if order % 2 else arb.nan()
         total = total + 1 / shift ** (order + 1)
         shift = shift + 1
     return (-1) ** (order + 1) * arb.fac_ui(order) * (s.zeta(shift) + total)

@@ -50,6 +50,7 @@ class InputSpec:
     # sampled points as the doubles they were drawn as (None where edges replaced some), so that
     # rounding them to the dtype is one numpy cast instead of a Fraction per element
     doubles: tuple[np.ndarray | None, ...] = field(default=(), compare=False, repr=False)
+    critical: bool = False  # `edges: critical`: the ops' critical points replace part of the draw
 
 
 @dataclass(frozen=True)
@@ -863,7 +864,12 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     drawn = [np.asarray(sampler(rng, size), dtype=np.float64) for _ in range(count)]
     points = [tuple(Num(Fraction(v)) for v in d.tolist()) for d in drawn]
     doubles: list[np.ndarray | None] = list(drawn)
-    edges = [_literal_scalar(e) for e in _expect(fields["edges"], "seq", "edges")] if "edges" in fields else []
+    named = fields["edges"].value if "edges" in fields and fields["edges"].kind == "str" else None
+    if named is not None and named not in ("critical", "none"):
+        raise _fail(fields["edges"], f"edges: is a list of values, 'critical' or 'none', got {named!r}")
+    critical = named == "critical"
+    given = fields["edges"] if "edges" in fields and named is None else None
+    edges = [_literal_scalar(e) for e in _expect(given, "seq", "edges")] if given else []
     if count == 1 and shape:
         if len(edges) > size:
             raise _fail(fields["edges"], f"{len(edges)} edges do not fit in shape {list(shape)}")
@@ -872,7 +878,7 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     else:
         points += [tuple([e] * size) for e in edges]
         doubles += [None] * len(edges)
-    return InputSpec(name, shape, tuple(points), doubles=tuple(doubles))
+    return InputSpec(name, shape, tuple(points), doubles=tuple(doubles), critical=critical)
 
 
 def _complex_input(name: str, y: Y, seed: int) -> InputSpec:

@@ -154,10 +154,12 @@ def _far(fmt: FloatFormat) -> tuple[int, int]:
 
 
 def _limits(plain: Floats, ok: bool, at: Callable[..., tuple[Floats, bool]], far: tuple[int, int],
-            fmt: FloatFormat, zeros_matter: bool, infinite: bool, several: bool) -> tuple[Floats, bool]:
+            fmt: FloatFormat, zeros_matter: bool, infinite: bool, several: bool,
+            positive_zero: bool) -> tuple[Floats, bool]:
     """The reference at a point with an infinite input or a signed zero, as IEEE reads them: inf as
-    the limit to infinity, -0.0 and +0.0 as the one-sided limits at 0 (atan2(-0.0, -1) = -pi,
-    1/+0.0 = inf). Each is evaluated at +-2**far and +-2**-far for two fars (and, with several
+    the limit to infinity, and -0.0 as the limit from below where that changes a defined value
+    (atan2(-0.0, -1) = -pi; +0.0 is plain 0, and with both zeros the other side must agree). Each
+    is evaluated at +-2**far and +-2**-far for two fars (and, with several
     such inputs, at different rates); where the rounded results agree, that is the limit. `plain`
     (zeros exact) stays where it is defined, at kinks (torch's conventions hold at either zero),
     and where the sign of zero does not matter."""
@@ -165,6 +167,9 @@ def _limits(plain: Floats, ok: bool, at: Callable[..., tuple[Floats, bool]], far
     second, ok2 = at(far[1], True)
     agree = ((round_doubles(first.hi, fmt) == round_doubles(second.hi, fmt)) & ~first.undefined
              & ~second.undefined)
+    if positive_zero:  # +0.0 is only 0: where its side would decide, the other side must agree
+        mirror, _ = at(far[0], True, flip=True)
+        agree &= (round_doubles(first.hi, fmt) == round_doubles(mirror.hi, fmt)) & ~mirror.undefined
     if several:  # a limit in several variables must not depend on the direction of approach
         third, ok3 = at(far[0], True, True)
         agree &= (round_doubles(first.hi, fmt) == round_doubles(third.hi, fmt)) & ~third.undefined
@@ -174,9 +179,11 @@ def _limits(plain: Floats, ok: bool, at: Callable[..., tuple[Floats, bool]], far
         use = ~keep & agree
         undefined = ~keep & ~agree
     else:
+        # -0.0 decides only where the side changes a defined value (atan2, copysign); where the
+        # function has no value at 0 its derivatives have none either, whatever the side
         differs = round_doubles(plain.hi, fmt) != round_doubles(first.hi, fmt)
-        use = agree & ~plain.kink & (plain.undefined | (differs if zeros_matter else False))
-        undefined = plain.undefined & ~use
+        use = agree & ~plain.kink & ~plain.undefined & differs & zeros_matter
+        undefined = plain.undefined
     picked = Floats(*(np.where(use, getattr(first, f.name), getattr(plain, f.name)) for f in fields(Floats)))
     picked = replace(picked, undefined=undefined | (picked.undefined & ~use),
                      infinite=picked.infinite & ~undefined)
@@ -193,10 +200,10 @@ def _reference_at(ctx: Prepared, point: int, parts: Sequence[Part], sizes: list[
                   mode: str) -> tuple[list[Expected], list[tuple[int, str, int]], bool]:
     """The certified reference of every part at one point, with one mode's conventions; which
     parts have elements left out (not certified); whether any element is at a kink."""
-    def at(far: int, sided: bool, stagger: bool = False) -> tuple[Floats, bool]:
+    def at(far: int, sided: bool, stagger: bool = False, flip: bool = False) -> tuple[Floats, bool]:
         _, floats, ok = evaluate_certified(
             lambda ref: expected(point, ref),
-            lambda bits, final: ctx.reference(point, bits, final, mode, far, sided, stagger), ctx.fmt)
+            lambda bits, final: ctx.reference(point, bits, final, mode, far, sided, stagger, flip), ctx.fmt)
         return floats, ok
 
     values = list(ctx.points[point].values())
@@ -206,9 +213,11 @@ def _reference_at(ctx: Prepared, point: int, parts: Sequence[Part], sizes: list[
     far = _far(ctx.fmt)
     with stage("reference"):
         floats, ok = at(far[0], False)
-        if infinite or negative_zero or (any(z.size for z in zeros) and floats.undefined.any()):
+        if infinite or negative_zero:
             specials = infinite + sum(z.size for z in zeros)
-            floats, ok = _limits(floats, ok, at, far, ctx.fmt, negative_zero, bool(infinite), specials > 1)
+            positive_zero = any((~np.signbit(z)).any() for z in zeros)
+            floats, ok = _limits(floats, ok, at, far, ctx.fmt, negative_zero, bool(infinite), specials > 1,
+                                 positive_zero)
     split = np.cumsum([0, *sizes])
     doubtful = []
     if not ok:  # never compare against a value that is not certified: say so, leave it out

@@ -13,6 +13,7 @@ its conditioning makes unavoidable (harness.balls), and nothing for how its kern
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -36,6 +37,7 @@ from harness.functions import (
     round_fn,
     trunc_fn,
 )
+from harness.numbers import FloatFormat
 
 Kind = Literal["arithmetic", "elementwise", "structural", "predicate"]
 S = sympy.S
@@ -78,6 +80,10 @@ class Op:
     leading: tuple[str, ...] = ()  # literal positional arguments before the tensors: polygamma(n, x)
     doc: str = ""
     outside: str = "nan or +-inf"
+    # where torch is most likely wrong, by format: overflow and underflow thresholds of the value
+    # and its derivatives, where a result rounds to its asymptote (sigmoid to 1), kernel branch
+    # switches; sampled inputs get these (and fixed kinks) by default (harness.prepare, `edges:`)
+    critical: Callable[[FloatFormat], tuple[float, ...]] = field(default=lambda fmt: (), repr=False)
 
     def accuracy(self, precision: int) -> float:
         """The ulps torch's kernel is held to, in the format of this precision."""
@@ -113,6 +119,48 @@ def _kw(fn: Callable[..., torch.Tensor], *names: str) -> Callable[..., torch.Ten
     return call
 
 
+def _overflow(fmt: FloatFormat) -> float:
+    """x where exp(x) leaves the format's range (709.78 in float64, 88.72 in float32)."""
+    return math.log(float(fmt.largest))
+
+
+def _underflow(fmt: FloatFormat) -> tuple[float, float]:
+    """x where exp(x) drops below the normal range, and below the smallest subnormal."""
+    return math.log(2) * fmt.emin, math.log(fmt.smallest_subnormal)
+
+
+def _rounds_to_one(fmt: FloatFormat) -> float:
+    """x where 1 + exp(-x) rounds to 1: sigmoid(x) is 1 and y*(1 - y) loses everything."""
+    return fmt.precision * math.log(2)
+
+
+def _exp_like(fmt: FloatFormat) -> tuple[float, ...]:
+    return (_overflow(fmt), *_underflow(fmt))
+
+
+def _sigmoid_like(fmt: FloatFormat) -> tuple[float, ...]:
+    t = _rounds_to_one(fmt)
+    return (t, -t, t + 4, -t - 4, -_overflow(fmt), _overflow(fmt), -_underflow(fmt)[0])
+
+
+def _tanh_like(fmt: FloatFormat) -> tuple[float, ...]:
+    t = (fmt.precision + 1) * math.log(2) / 2  # tanh(x) rounds to 1: 1 - y*y is 0
+    return (t, -t, t + 2, -t - 2)
+
+
+def _normal_tail(fmt: FloatFormat) -> tuple[float, ...]:
+    """Where ndtr(x) = erfc(-x/sqrt(2))/2 drops below the unit roundoff (1 + erf cancels) and below
+    the normal range (erfc underflows), and a far tail (log_ndtr's derivatives at -1e4)."""
+    def below(level: float) -> float:
+        lo, hi = -1e3, 0.0
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if math.erfc(-mid / math.sqrt(2)) / 2 < level else (lo, mid)
+        return hi
+    u, tiny = fmt.unit_roundoff, math.ldexp(1.0, fmt.emin)
+    return (below(u), 1.25 * below(u), below(tiny), -1e4)
+
+
 def _at(value: Any) -> Callable[..., sympy.Expr]:
     return lambda *kw: as_sympy(value)
 
@@ -143,16 +191,18 @@ ARITHMETIC: tuple[Op, ...] = (
 )
 
 SMOOTH: tuple[Op, ...] = (
-    Op("exp", torch.exp, sympy.exp, X, outside="inf on overflow"),
-    Op("exp2", torch.exp2, lambda x: 2**x, X),
+    Op("exp", torch.exp, sympy.exp, X, critical=_exp_like, outside="inf on overflow"),
+    Op("exp2", torch.exp2, lambda x: 2**x, X,
+       critical=lambda f: (f.emax + 1 - 2.0 ** -40, f.emin, f.emin - f.precision)),
     Op("expm1", torch.expm1, lambda x: sympy.exp(x) - 1, X,
+       critical=lambda f: (_overflow(f), -_rounds_to_one(f), -_rounds_to_one(f) - 4),
        doc="exp(x) - 1; torch's derivative is y + 1, which loses exp(x) below about -37"),
-    Op("log", torch.log, sympy.log, "x > 0", outside="-inf at 0, nan below"),
-    Op("log2", torch.log2, lambda x: sympy.log(x) / sympy.log(2), "x > 0"),
-    Op("log10", torch.log10, lambda x: sympy.log(x) / sympy.log(10), "x > 0"),
+    Op("log", torch.log, sympy.log, "x > 0", critical=lambda f: (0.0,), outside="-inf at 0, nan below"),
+    Op("log2", torch.log2, lambda x: sympy.log(x) / sympy.log(2), "x > 0", critical=lambda f: (0.0,)),
+    Op("log10", torch.log10, lambda x: sympy.log(x) / sympy.log(10), "x > 0", critical=lambda f: (0.0,)),
     Op("log1p", torch.log1p, lambda x: sympy.log(1 + x), "x > -1"),
-    Op("sqrt", torch.sqrt, sympy.sqrt, "x >= 0 (the derivative needs x > 0)", ulps=0.5),
-    Op("rsqrt", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), "x > 0"),
+    Op("sqrt", torch.sqrt, sympy.sqrt, "x >= 0 (the derivative needs x > 0)", critical=lambda f: (0.0,), ulps=0.5),
+    Op("rsqrt", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), "x > 0", critical=lambda f: (0.0,)),
     Op("reciprocal", torch.reciprocal, lambda x: 1 / x, "x != 0", ulps=0.5),
     Op("square", torch.square, lambda x: x**2, X, ulps=0.5),
     Op("sin", torch.sin, sympy.sin, X),
@@ -161,16 +211,16 @@ SMOOTH: tuple[Op, ...] = (
     Op("asin", torch.asin, sympy.asin, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
     Op("acos", torch.acos, sympy.acos, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
     Op("atan", torch.atan, sympy.atan, X),
-    Op("sinh", torch.sinh, sympy.sinh, X),
-    Op("cosh", torch.cosh, sympy.cosh, X),
-    Op("tanh", torch.tanh, sympy.tanh, X),
+    Op("sinh", torch.sinh, sympy.sinh, X, critical=lambda f: (_overflow(f) + math.log(2), -_overflow(f) - math.log(2))),
+    Op("cosh", torch.cosh, sympy.cosh, X, critical=lambda f: (_overflow(f) + math.log(2), -_overflow(f) - math.log(2))),
+    Op("tanh", torch.tanh, sympy.tanh, X, critical=_tanh_like),
     Op("asinh", torch.asinh, sympy.asinh, X),
     Op("acosh", torch.acosh, sympy.acosh, "x >= 1 (the derivative needs x > 1)"),
     Op("atanh", torch.atanh, sympy.atanh, "-1 < x < 1"),
     Op("sinc", torch.sinc, lambda x: sympy.sin(sympy.pi * x) / (sympy.pi * x), X,
        doc="sin(pi*x)/(pi*x), 1 at 0 (a removable singularity: the reference takes the limit)"),
-    Op("erf", torch.erf, sympy.erf, X),
-    Op("erfc", torch.erfc, sympy.erfc, X),
+    Op("erf", torch.erf, sympy.erf, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
+    Op("erfc", torch.erfc, sympy.erfc, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
     Op("erfinv", torch.erfinv, sympy.erfinv, "-1 < x < 1",),
     Op("lgamma", torch.lgamma, loggamma_abs, "x not in {0, -1, -2, ...}", doc="log|Gamma(x)|",
        outside="inf at the poles", ulps=(4, 4)),
@@ -187,11 +237,12 @@ SMOOTH: tuple[Op, ...] = (
        ulps=(4, 4), doc="exp(-|x|)*I0(x)"),
     Op("special.i1", torch.special.i1, lambda x: sympy.besseli(1, x), X,
        ulps=(4, 4), doc="modified Bessel I1"),
-    Op("special.ndtr", torch.special.ndtr, lambda x: erfc_neg(x / sympy.sqrt(2)) / 2, X,
+    Op("special.ndtr", torch.special.ndtr, lambda x: erfc_neg(x / sympy.sqrt(2)) / 2, X, critical=_normal_tail,
        doc="the standard normal CDF"),
     Op("special.ndtri", torch.special.ndtri, lambda p: sympy.sqrt(2) * sympy.erfinv(2 * p - 1), "0 < p < 1",
        doc="the inverse of ndtr"),
     Op("special.log_ndtr", torch.special.log_ndtr, lambda x: sympy.log(erfc_neg(x / sympy.sqrt(2)) / 2), X,
+       critical=_normal_tail,
        ulps=(16, 16), doc="log(ndtr(x))"),
     Op("special.erfcx", torch.special.erfcx, lambda x: sympy.exp(x**2) * sympy.erfc(x), X,
        doc="exp(x^2)*erfc(x)"),
@@ -199,15 +250,16 @@ SMOOTH: tuple[Op, ...] = (
        "x >= 0 (-inf below; the derivative needs x > 0)",
        doc="-x*log(x), 0 at 0"),
     Op("logit", _kw(torch.logit), lambda x: sympy.log(x / (1 - x)), "0 < x < 1"),
-    Op("sigmoid", torch.sigmoid, _sigmoid, X, doc="1/(1 + exp(-x))"),
-    Op("logsigmoid", F.logsigmoid, lambda x: -sympy.log(1 + sympy.exp(-x)), X,
+    Op("sigmoid", torch.sigmoid, _sigmoid, X, critical=_sigmoid_like, doc="1/(1 + exp(-x))"),
+    Op("logsigmoid", F.logsigmoid, lambda x: -sympy.log(1 + sympy.exp(-x)), X, critical=_sigmoid_like,
        doc="log(sigmoid(x))"),
     Op("softplus", _kw(F.softplus, "beta", "threshold"),
        lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta, X,
-       keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))),
+       keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))), critical=lambda f: (20.0, *_sigmoid_like(f)),
        doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
-    Op("silu", F.silu, lambda x: x * _sigmoid(x), X, doc="x*sigmoid(x)"),
+    Op("silu", F.silu, lambda x: x * _sigmoid(x), X, critical=_sigmoid_like, doc="x*sigmoid(x)"),
     Op("mish", F.mish, lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), X,
+       critical=lambda f: (20.0, *_sigmoid_like(f)),
        doc="x*tanh(softplus(x))"),
     Op("softsign", F.softsign, lambda x: _pw((x / (1 - x), x < 0), (x / (1 + x), True)), X,
        kinks=(Kink("x = 0", "smooth to first order; torch's second derivative there is 0", at=_at(0),
@@ -216,6 +268,7 @@ SMOOTH: tuple[Op, ...] = (
     Op("tanhshrink", F.tanhshrink, lambda x: x - sympy.tanh(x), X,
        doc="x - tanh(x)"),
     Op("gelu", _kw(F.gelu, "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
+       critical=_normal_tail,
        doc="x*ndtr(x); gelu(x, approximate='tanh') is the tanh form", keywords=(("approximate", "none"),)),
     Op("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"),
        lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + sympy.Rational(44715, 10**6) * x**3))) / 2,

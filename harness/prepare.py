@@ -18,9 +18,10 @@ from harness import autodiff, target
 from harness import complex as cx
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.errors import HarnessError
-from harness.expr import Call, Node, Num
+from harness.expr import Call, Name, Node, Num, Seq
 from harness.functions import Conventions
-from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers
+from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, ulp
+from harness.ops import OPS
 from harness.paths import Path, Selection
 from harness.reference import (
     PointReference,
@@ -64,7 +65,7 @@ class Prepared:
     complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
     run_paths: Selection = Selection()  # the run's own path selection (--paths, --skip-paths)
     target_name: str | None = None  # the autograd.Function (or callable) under test, for messages
-    _references: dict[tuple[int, int, str, int, bool, bool], PointReference] = field(default_factory=dict)
+    _references: dict[tuple, PointReference] = field(default_factory=dict)
 
     @property
     def breadcrumb(self) -> str:
@@ -80,16 +81,16 @@ class Prepared:
         return all(s.keeps(path) for s in (self.run_paths, self.case.paths, check.paths))
 
     def reference(self, point: int, bits: int, final: bool, mode: str = "reverse",
-                  far: int = 0, sided: bool = False, stagger: bool = False) -> PointReference:
+                  far: int = 0, sided: bool = False, stagger: bool = False, flip: bool = False) -> PointReference:
         """The exact side at one point and precision, with the conventions of one derivative mode;
         an infinite input taken as +-2**far, and with `sided` a zero as +-2**-far by its sign
         (limits: see checks._reference_at)."""
-        key = (point, bits, mode, far, sided, stagger)
+        key = (point, bits, mode, far, sided, stagger, flip)
         if key not in self._references:
             self._references[key] = PointReference(self.outputs, self.points[point], self.fmt, bits, final,
                                                    Conventions(self.case.conventions, mode),
                                                    atomic=self.case.target is not None,
-                                                   far=far, sided=sided, stagger=stagger)
+                                                   far=far, sided=sided, stagger=stagger, flip=flip)
         return self._references[key]
 
 
@@ -211,7 +212,62 @@ def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
                 values = rounded(spec.points[pick], fmt)
             point[spec.name] = values.reshape(spec.shape)
         points.append(point)
+    critical = _critical_points(case, fmt)
+    for spec in case.inputs:
+        if spec.critical and critical.get(spec.name):
+            _place(points, spec.name, critical[spec.name])
     return points
+
+
+def _critical_points(case: Case, fmt: FloatFormat) -> dict[str, list[float]]:
+    """For each input an op is applied to directly, that op's critical points in this format (its
+    thresholds and fixed kinks, each with its neighbours in the format), in the order found."""
+    found: dict[str, list[float]] = {}
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Call):
+            op = OPS.get(node.op)
+            if op is not None and op.kind == "elementwise" and node.args and isinstance(node.args[0], Name):
+                values = list(op.critical(fmt))
+                values += [float(k.at()) for k in op.kinks if k.at is not None and not op.keywords]
+                mine = found.setdefault(node.args[0].id, [])
+                mine += [v for v in _neighbours(values, fmt) if v not in mine]
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, Seq):
+            for item in node.items:
+                walk(item)
+
+    for _, tree in case.outputs:
+        walk(tree)
+    return found
+
+
+def _neighbours(values: list[float], fmt: FloatFormat) -> list[float]:
+    """Each value rounded to the format, and the format's numbers just below and above it."""
+    out: list[float] = []
+    for v in values:
+        x = round_doubles(np.array([v]), fmt)[0]
+        if not np.isfinite(x):
+            continue
+        step = float(ulp(np.array([x]), fmt)[0])
+        for y in (x, x - step, x + step):
+            if np.isfinite(y) and y not in out and (y != 0 or y == x):
+                out.append(float(round_doubles(np.array([y]), fmt)[0]))
+    return out
+
+
+def _place(points: list[dict[str, np.ndarray]], name: str, values: list[float]) -> None:
+    """Put the values in place of the last sampled elements of an input (at most half of them)."""
+    flat = [p[name].reshape(-1) for p in points]
+    room = sum(a.size for a in flat) // 2
+    values = values[:room]
+    slots = [(i, j) for i in range(len(flat)) for j in range(flat[i].size)][-len(values):] if values else []
+    copies = [a.copy() for a in flat]
+    for (i, j), v in zip(slots, values):
+        copies[i][j] = v
+    for p, a in zip(points, copies):
+        p[name] = a.reshape(p[name].shape)
 
 
 def rounded(nodes: Sequence[Node], fmt: FloatFormat) -> np.ndarray:

@@ -246,7 +246,7 @@ class PointReference:
     def __init__(self, outputs: dict[str, SymbolicOutput], values: dict[str, np.ndarray],
                  fmt: FloatFormat, bits: int, final: bool,
                  conventions: Conventions | None = None, atomic: bool = False, far: int = 0,
-                 sided: bool = False, stagger: bool = False) -> None:
+                 sided: bool = False, stagger: bool = False, flip: bool = False) -> None:
         self.outputs, self.fmt, self.bits, self.final = outputs, fmt, bits, final
         self.conventions = conventions or Conventions()
         # atomic: the torch side is a user's callable (a target), whose formula is unknown; every
@@ -256,7 +256,7 @@ class PointReference:
         self.u = arb(2) ** -fmt.precision
         with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
             specials = iter(range(1 << 30))  # with stagger, each infinity or zero at its own rate
-            self.inputs = {n: [q if isinstance(q, arb) else _input_ball(float(q), far, sided, stagger, specials)
+            self.inputs = {n: [q if isinstance(q, arb) else _input_ball(float(q), far, sided, stagger, flip, specials)
                                for q in v.ravel()] for n, v in values.items()}
         self._groups: dict[str, list[Group]] = {}
         self._values: dict[str, list[Exact]] = {}
@@ -518,12 +518,15 @@ class Group:
     columns: dict = field(default_factory=dict)
 
 
-def _input_ball(q: float, far: int, sided: bool, stagger: bool, specials: Iterator[int]) -> arb:
+def _input_ball(q: float, far: int, sided: bool, stagger: bool, flip: bool, specials: Iterator[int]) -> arb:
     """An input's exact value; an infinite one as +-2**far, past the format's range, and with
     `sided` a signed zero as +-2**-far, below it: the reference then approaches the limit
     (checks._limits compares such values). With `stagger` the j-th such input moves 2**(8j) times
-    faster, so a limit that depends on the direction of approach (x - y at inf) disagrees."""
+    faster, so a limit that depends on the direction of approach (x - y at inf) disagrees; with
+    `flip` a zero approaches from the other side."""
     sign = -1 if math.copysign(1.0, q) < 0 else 1
+    if flip and q == 0:
+        sign = -sign
     special = math.isinf(q) or (q == 0 and sided)
     if not special or not far:
         return arb(q)
