@@ -200,8 +200,8 @@ def defined(expr: Node, values: dict[str, float], dtype: str) -> bool:
 def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bool:
     import numpy as np
 
-    from harness.expr import parse
     from harness.balls import finite
+    from harness.expr import parse
     from harness.reference import PointReference, evaluate_certified, fold
     from harness.symbolic import build_output
 

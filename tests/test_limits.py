@@ -6,7 +6,7 @@ import pytest
 
 from harness.cases import load_text
 from harness.numbers import FORMATS
-from harness.prepare import Options, _points, prepare
+from harness.prepare import _points
 
 
 def statuses(results):
