@@ -72,13 +72,14 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "eta", "normal", "fmt", "conventions", "_children", "_abs")
+    __slots__ = ("columns", "n", "memo", "u", "eta", "normal", "edge", "fmt", "conventions", "_children", "_abs")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: Conventions | None = None) -> None:
         self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
         # a rounding to a subnormal result errs by up to half the smallest subnormal (see _underflow)
         self.eta, self.normal = _underflow_scales(fmt)
+        self.edge = overflow_edge(fmt)  # results at least this large round to inf
         self.conventions = conventions or Conventions()
         self.memo: dict[object, object] = {}
         self._children: dict[tuple[int, ...], Batch] = {}
@@ -110,6 +111,16 @@ class Batch:
         if hit is None or hit[0] is not column:
             hit = self._abs[id(column)] = (column, [abs(x) for x in column])
         return hit[1]
+
+
+@cache
+@cache
+def overflow_edge(fmt: FloatFormat | None) -> arb:
+    """The largest finite number plus half an ulp: a result this large rounds to inf."""
+    if fmt is None:
+        return arb.pos_inf()
+    with precision(4 * fmt.precision + 64):  # exactly
+        return arb(fmt.largest.numerator) * (1 + arb(2) ** -(fmt.precision + 1))
 
 
 @cache
@@ -717,8 +728,14 @@ def _underflow(bound: Column, values: Column, b: Batch, roundings: float) -> Col
     """Add each rounding's absolute error where the result may be subnormal: fl(x op y) =
     (x op y)(1 + d) + e, |e| <= half the smallest subnormal, and e = 0 unless the result is below the
     normal range. x / 0.62 at x = 2e-311 errs by 7e-14 of itself, and sqrt passes half of it on.
-    An exact 0 with no error coming in stays exact (0 * y, x - x of exact inputs)."""
-    if not roundings or b.fmt is None:
+    An exact 0 with no error coming in stays exact (0 * y, x - x of exact inputs). A result past
+    the range is inf in torch, rightly: from there on no finite bound holds (exp(104) in float32
+    inside log(1 + exp(...)))."""
+    if b.fmt is None:
+        return bound
+    if any(a > b.edge for a in b.abs_of(values)):
+        bound = [arb.pos_inf() if a > b.edge else e for e, a in zip(bound, b.abs_of(values))]
+    if not roundings:
         return bound
     tiny, normal = roundings * b.eta, b.normal
     return [e + tiny if not a >= normal and (e != ZERO or not a.is_zero()) else e

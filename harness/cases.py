@@ -50,7 +50,7 @@ class InputSpec:
     # sampled points as the doubles they were drawn as (None where edges replaced some), so that
     # rounding them to the dtype is one numpy cast instead of a Fraction per element
     doubles: tuple[np.ndarray | None, ...] = field(default=(), compare=False, repr=False)
-    critical: bool = False  # `edges: critical`: the ops' critical points replace part of the draw
+    critical: bool = False  # sampled: the ops' critical points replace part of the draw (`edges: none`: not)
 
 
 @dataclass(frozen=True)
@@ -864,11 +864,7 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     drawn = [np.asarray(sampler(rng, size), dtype=np.float64) for _ in range(count)]
     points = [tuple(Num(Fraction(v)) for v in d.tolist()) for d in drawn]
     doubles: list[np.ndarray | None] = list(drawn)
-    named = fields["edges"].value if "edges" in fields and fields["edges"].kind == "str" else None
-    if named is not None and named not in ("critical", "none"):
-        raise _fail(fields["edges"], f"edges: is a list of values, 'critical' or 'none', got {named!r}")
-    critical = named == "critical"
-    given = fields["edges"] if "edges" in fields and named is None else None
+    critical, given = _edges(fields["edges"]) if "edges" in fields else (True, None)
     edges = [_literal_scalar(e) for e in _expect(given, "seq", "edges")] if given else []
     if count == 1 and shape:
         if len(edges) > size:
@@ -879,6 +875,23 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
         points += [tuple([e] * size) for e in edges]
         doubles += [None] * len(edges)
     return InputSpec(name, shape, tuple(points), doubles=tuple(doubles), critical=critical)
+
+
+def _edges(y: Y) -> tuple[bool, Y | None]:
+    """`edges:` -> (whether the ops' critical points join the draw, the listed values): a list (and
+    the critical points), `critical` (them alone), `none` (neither), or {values: [...], critical:
+    false} (the list alone)."""
+    if y.kind == "str":
+        if y.value not in ("critical", "none"):
+            raise _fail(y, f"edges: is a list of values, 'critical', 'none' or {{values:, critical:}}, got {y.value!r}")
+        return y.value == "critical", None
+    if y.kind == "map":
+        for key, v in y.value.items():
+            if key not in ("values", "critical"):
+                raise _fail(v, f"unknown edges key {key!r}{did_you_mean(key, ['values', 'critical'])}")
+        critical = _expect(y.value["critical"], "bool", "critical") if "critical" in y.value else True
+        return critical, y.value.get("values")
+    return True, y
 
 
 def _complex_input(name: str, y: Y, seed: int) -> InputSpec:

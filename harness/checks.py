@@ -218,6 +218,10 @@ def _reference_at(ctx: Prepared, point: int, parts: Sequence[Part], sizes: list[
             positive_zero = any((~np.signbit(z)).any() for z in zeros)
             floats, ok = _limits(floats, ok, at, far, ctx.fmt, negative_zero, bool(infinite), specials > 1,
                                  positive_zero)
+    with np.errstate(over="ignore", invalid="ignore"):  # a result past the range, not an exact infinity:
+        beyond = np.isinf(round_doubles(floats.hi, ctx.fmt)) & ~floats.infinite & ~floats.undefined
+    if beyond.any():  # torch forms it from terms that may overflow with either sign (inf - inf)
+        floats = replace(floats, bound=np.where(beyond, np.inf, floats.bound))
     split = np.cumsum([0, *sizes])
     doubtful = []
     if not ok:  # never compare against a value that is not certified: say so, leave it out

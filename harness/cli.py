@@ -235,15 +235,18 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
 def _ops(console: Console) -> int:
     from rich.table import Table
 
+    from harness.numbers import FORMATS
     from harness.ops import CATALOGUE, torch_api
 
     t = Table(title="op catalogue")
-    for column in ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy"):
+    for column in ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
+                   "critical points (float64)"):
         t.add_column(column, overflow="fold")
     for op in CATALOGUE:
         kinks = "; ".join(f"{k.where}: {k.convention}" for k in op.kinks) or "none"
         accuracy = "/".join(f"{u:g}" for u in op.ulps) if isinstance(op.ulps, tuple) else f"{op.ulps:g}"
-        t.add_row(op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps")
+        critical = ", ".join(f"{v:.6g}" for v in op.critical(FORMATS["float64"])) or "-"
+        t.add_row(op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps", critical)
     console.print(t)
     console.print(f"{len(CATALOGUE)} ops; accuracy is what torch's kernel is held to (float32/float64)")
     return EXIT_OK

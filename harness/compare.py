@@ -142,7 +142,7 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         defined = ~e.undefined
         if np.isfinite(tol.ulps):  # an infinite tolerance is the caller's choice (a distance only reported)
             unbounded += int(np.count_nonzero(~piece.expected.undefined.ravel() & ~e.kink & ~np.isfinite(e.allowed)
-                                              & np.isfinite(e.exact)))  # past the range: compared as +-inf
+                                              & ~piece.expected.infinite.ravel()))  # an exact inf is matched exactly
         compared.append((piece, e))
         if defined.any():
             everywhere = bool(defined.all())
@@ -222,15 +222,16 @@ def describe(c: Comparison, breadcrumb: str) -> str:
     if w is None:
         return f"{breadcrumb} > {c.check} > {c.path} > {c.part}: {c.status}"
     head = f"{breadcrumb} > {c.check} > {c.path} > point {w.point} ({w.inputs}) > {c.part}{w.component}"
+    unbounded = (f"; {c.unbounded} element{'s' * (c.unbounded != 1)} allowed any error (the error model is not"
+                 " finite there: a value inside the expression, or the result, is past the dtype's range)"
+                 ) if c.unbounded else ""
     if c.status == "undefined":  # nothing to measure an error against: say what torch gave
         return (f"{head}: torch {w.torch!r}; the exact value is undefined here (outside the domain, or a point"
-                f" with no limit): {c.undefined} of {c.count} elements not compared")
+                f" with no limit): {c.undefined} of {c.count} elements not compared" + unbounded)
     verdict = {"fail": f"not close! {c.mismatched} of {c.count} elements mismatched",
                "kink": "at a kink, torch's convention holds"}.get(c.status, "close")
     if c.status == "fail" and w.torch != w.torch and w.exact == w.exact:
         verdict += " (torch nan)"
-    unbounded = (f"; {c.unbounded} element{'s' * (c.unbounded != 1)} allowed any error (the error model is not"
-                 " finite there)") if c.unbounded else ""
     return (f"{head}: torch {w.torch!r}, exact {w.exact!r}, error {_fmt(w.ulps)} ulps"
             f" (abs {w.abs_error:.3g}, rel {w.rel_error:.3g}), allowed {_fmt(w.allowed_ulps)} ulps; {verdict}"
             + unbounded)

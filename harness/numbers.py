@@ -106,7 +106,8 @@ def round_doubles(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     if kind is not None and FORMATS.get(fmt.name) == fmt:
         with np.errstate(over="ignore"):
             return values.astype(kind).astype(np.float64)
-    return np.array([float(round_exactly(Fraction(v), fmt)) for v in values.ravel().tolist()]).reshape(values.shape)
+    return np.array([float(round_exactly(Fraction(v), fmt)) if math.isfinite(v) else v
+                     for v in values.ravel().tolist()]).reshape(values.shape)
 
 
 def round_numbers(values: list[Fraction], fmt: FloatFormat) -> np.ndarray:

@@ -193,7 +193,7 @@ ARITHMETIC: tuple[Op, ...] = (
 SMOOTH: tuple[Op, ...] = (
     Op("exp", torch.exp, sympy.exp, X, critical=_exp_like, outside="inf on overflow"),
     Op("exp2", torch.exp2, lambda x: 2**x, X,
-       critical=lambda f: (f.emax + 1 - 2.0 ** -40, f.emin, f.emin - f.precision)),
+       critical=lambda f: (f.emax + 1.0, f.emin, f.emin - f.precision)),
     Op("expm1", torch.expm1, lambda x: sympy.exp(x) - 1, X,
        critical=lambda f: (_overflow(f), -_rounds_to_one(f), -_rounds_to_one(f) - 4),
        doc="exp(x) - 1; torch's derivative is y + 1, which loses exp(x) below about -37"),
@@ -343,7 +343,7 @@ PIECEWISE: tuple[Op, ...] = (
     Op("frac", torch.frac, lambda x: x - trunc_fn(x), X, ulps=0.0,
        kinks=(Kink("x an integer", "1", at=_at(0), lattice=True),), doc="x - trunc(x)"),
     Op("copysign", torch.copysign, lambda a, b: _pw((sympy.Abs(a), b >= 0), (-sympy.Abs(a), True)),
-       "b != -0.0 (case files cannot give a negative zero)", arity=2, ulps=0.0,
+       "all reals (b = -0.0 gives -|a|, as IEEE)", arity=2, ulps=0.0,
        partials=lambda a, i: (_pw((kink_sign(a[0], 0), a[1] >= 0), (-kink_sign(a[0], 0), True)) if i == 0
                               else jump(a[1], 0)),
        kinks=(Kink("a = 0", "0"), Kink("b = 0", "0 (the jump's derivative)")), doc="|a| with the sign of b"),

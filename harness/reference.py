@@ -36,6 +36,7 @@ from harness.balls import (
     compile_modelled,
     defined,
     finite,
+    overflow_edge,
     precision,
     tree_depth,
 )
@@ -459,6 +460,10 @@ class PointReference:
             if magnitudes is not None:  # _floored, member by member
                 bounds = [arb.max(e, factor * m) if e.is_finite() and m.is_finite() else e
                           for e, m in zip(bounds, magnitudes)]
+            # a derivative past the format's range is inf in torch, rightly; what torch makes of it
+            # (v * inf in a VJP where v * f' is finite) is then beyond any finite bound
+            edge = overflow_edge(self.fmt)
+            bounds = [arb.pos_inf() if abs(v) > edge else e for v, e in zip(found, bounds)]
         flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
         return list(map(Exact._make, zip(found, bounds, flags, undefined)))
 

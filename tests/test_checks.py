@@ -21,7 +21,7 @@ def test_a_pinned_tolerance_can_make_a_check_fail(run_case):
     # the same float32 sigmoid passes with defaults and fails with a 0-ulp tolerance
     text = """
         name: sig
-        inputs: {x: {shape: [50], sample: {uniform: [-5, 5]}}}
+        inputs: {x: {shape: [50], sample: {uniform: [-5, 5]}, edges: none}}
         expr: sigmoid(x) * 3
         checks: [%s]
         dtype: float32

@@ -91,9 +91,10 @@ def test_log_ndtr_far_tail_is_held_to_its_exact_derivatives():
     assert second.status == "fail" and second.worst.exact == pytest.approx(-1.0, rel=1e-6)
 
 
-def test_no_comparison_in_the_bundled_suite_is_allowed_any_error():
-    """Every defined, finite, non-kink element of every comparison is held to a finite allowance
-    (an infinite one would pass anything); the message would say so if one were not."""
+def test_no_comparison_in_the_bundled_suite_is_allowed_any_error_without_saying_why():
+    """Every defined, non-kink element of every comparison is held to a finite allowance (an
+    infinite one would pass anything), except where a value past the dtype's range makes the error
+    model infinite: then the message says so."""
     from pathlib import Path
 
     from harness.cases import BadCase, load_paths
@@ -105,8 +106,13 @@ def test_no_comparison_in_the_bundled_suite_is_allowed_any_error():
         if isinstance(c, BadCase):
             continue
         for r in check_case(c, Options()):
-            unbounded += [(r.name, r.dtype, x.check, x.path) for x in r.comparisons if x.unbounded]
-    assert not unbounded
+            for x in r.comparisons:
+                if x.unbounded:
+                    assert "allowed any error" in x.message and "past the dtype's range" in x.message, x.message
+                    unbounded.append(x.unbounded / x.count)
+    # past the range on purpose: the critical points (exp at 709.78, log' at the smallest subnormal)
+    # and a composite's exp(sin(x)*x**2)
+    assert unbounded
 
 
 def test_a_reference_that_cannot_be_certified_is_an_error_not_a_pass(monkeypatch):

@@ -30,8 +30,11 @@ def test_the_example_run_finds_the_sloppy_backward_and_passes_the_rest(tmp_path,
         ("safe-divide-by-name", "float64"): "pass"}
     assert "5 passed, 1 failed" in out and "point 0 (x=-30.0)" in out and "rel 0.00102" in out
     classic = [r for r in results if r["name"] == "softplus-classic"]
-    assert all({c["status"] for c in r["comparisons"] if c["check"] == "vjp"} == {"pass", "unsupported"}
-               for r in classic)
+    for r in classic:  # the vjp fails only where torch.sigmoid underflows (x = -709.78 or -88.72)
+        vjp = [c for c in r["comparisons"] if c["check"] == "vjp"]
+        assert {c["status"] for c in vjp} == {"xfail", "unsupported"}
+        assert all(c["worst"]["torch"] == 0.0 and c["worst"]["exact"] != 0 and c["mismatched"] <= 2
+                   for c in vjp if c["status"] == "xfail")
 
 
 def test_gradcheck_passes_the_sloppy_backward_the_example_fails():

@@ -211,3 +211,26 @@ def test_critical_edges_find_sigmoid_backward_losing_everything(run_case):
     """)
     assert result.status == "fail"
     assert failing(result)[0].worst.torch == 0.0 and failing(result)[0].worst.exact > 0
+
+
+@pytest.mark.parametrize("expr, check", [
+    ("sigmoid(x)", "vjp"),  # sigmoid'(40.7) = 0 from y*(1 - y)
+    ("tanh(x)", "vjp"),  # tanh'(20.7) = 0 from 1 - y^2
+    ("expm1(x)", "vjp"),  # expm1'(-40.7) = 0 from y + 1
+    ("silu(x)", "grad2"),  # silu'' past 37
+    ("gelu(x)", "vjp"),  # gelu'(-10.4), 1% off
+    ("special.log_ndtr(x)", "vjp"),  # log_ndtr'(-1e4), relative 5.4e-9
+    ("exp2(x)", "vjp"),  # exp2'(1024) = inf, exact 1.246e308
+    ("sigmoid(x)", "value"),  # sigmoid(-709.78) = 0, exact 5.6e-309
+])
+def test_known_defects_are_found_by_a_sample_that_does_not_aim_at_them(run_case, expr, check):
+    text = f"""
+        name: unaimed
+        inputs: {{x: {{shape: [32], sample: {{uniform: [-1, 1]}}%s}}}}
+        expr: {expr}
+        checks: [{check}]
+    """
+    (found,) = run_case(text % "")
+    assert found.status == "fail", found.message
+    (plain,) = run_case(text % ", edges: none")
+    assert plain.status == "pass"
