@@ -58,6 +58,8 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
             return op.torch(args[0], _tensor(args[1], env), _tensor(args[2], env))
         if op.kind in ("elementwise", "predicate"):  # torch.maximum & co. take no Python numbers
             args = [_tensor(a, env) for a in args]
+        if op.name in ("cat", "stack"):  # numbers in the list: tensors of the others' shape
+            args = [_full_like(args[0], env, op.name, dict(kwargs).get("dim", 0))]
         return op.torch(*args, **kwargs)
 
     def function(*primals: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -77,6 +79,20 @@ def _keyword(name: str, value: object) -> int | float | None:
         return int(value) if name == "dim" else scalar(value)
     number = float(value)  # type: ignore[arg-type]
     return number if name in ("ord", "p") or number not in (float("inf"), float("-inf")) else None
+
+
+def _full_like(items: list, env: dict[str, torch.Tensor], name: str, dim: int) -> list[torch.Tensor]:
+    """stack([x, 1.0]): the number as torch.full of x's shape (cat: one element along dim), as
+    harness.tensor_ops builds the exact side."""
+    shaped = [t for t in items if isinstance(t, torch.Tensor) and t.dim() > 0]
+    if not shaped:
+        return [_tensor(t, env) for t in items]
+    like = shaped[0]
+    shape = list(like.shape)
+    if name == "cat":
+        shape[dim % len(shape)] = 1
+    return [t if isinstance(t, torch.Tensor) else torch.full(shape, t, dtype=like.dtype, device=like.device)
+            for t in items]
 
 
 def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:

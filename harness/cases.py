@@ -148,6 +148,15 @@ class Y:
 
 
 def _compose(text: str, file: str) -> Y | None:
+    node = _compose_raw(text, file)
+    if node is None:
+        return None
+    budget = [MAX_YAML_NODES]
+    return _convert(node, file, budget)
+
+
+def _compose_raw(text: str, file: str) -> yaml.Node | None:
+    """The YAML node tree, before any conversion (the syntax is the whole file's)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -155,10 +164,7 @@ def _compose(text: str, file: str) -> Y | None:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise HarnessError(f"malformed YAML: {problem}", file=file, line=line) from None
-    if node is None:
-        return None
-    budget = [MAX_YAML_NODES]
-    return _convert(node, file, budget)
+    return node
 
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -245,24 +251,16 @@ def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise HarnessError(f"not UTF-8 text (byte {exc.start})", file=file, line=1) from None
-        root = _compose(text, file)
+        raw = _compose_raw(text, file)
+        if raw is None:
+            return [BadCase(Path(file).stem, file, 1, f"{file}:1: empty file, expected a case or 'cases:'")]
+        budget = [MAX_YAML_NODES]
+        items = _case_nodes(raw, file)
+        if items is None:  # one case: the file is its boundary
+            return [_load_one(_convert(raw, file, budget), file, 0)]
     except HarnessError as exc:
         return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
-    if root is None:
-        return [BadCase(Path(file).stem, file, 1, f"{file}:1: empty file, expected a case or 'cases:'")]
-    if root.kind == "map" and "cases" in root.value:
-        extra = set(root.value) - {"cases"}
-        if extra:
-            key = sorted(extra)[0]
-            return [BadCase(Path(file).stem, file, root.value[key].line,
-                            f"{file}:{root.value[key].line}: unknown key {key!r} beside 'cases:'")]
-        items = root.value["cases"]
-        if items.kind != "seq":
-            return [BadCase(Path(file).stem, file, items.line, f"{file}:{items.line}: 'cases:' must be a list")]
-        nodes = items.value
-    else:
-        nodes = [root]
-    loaded = [_load_one(node, file, i) for i, node in enumerate(nodes)]
+    loaded = [_convert_one(node, file, i, budget) for i, node in enumerate(items)]
     seen: dict[str, int] = {}
     for i, case in enumerate(loaded):
         if isinstance(case, Case) and case.name in seen:
@@ -271,6 +269,44 @@ def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
         elif isinstance(case, Case):
             seen[case.name] = case.line
     return loaded
+
+
+def _case_nodes(raw: yaml.Node, file: str) -> list[yaml.Node] | None:
+    """The raw nodes of a `cases:` list (None when the file is one case), each converted on its
+    own: a duplicate key or a bad tag in one case is that case's error, not the file's."""
+    if not isinstance(raw, yaml.MappingNode):
+        return None
+    keys = [k.value if isinstance(k, yaml.ScalarNode) else None for k, _ in raw.value]
+    if "cases" not in keys:
+        return None
+    for k, _ in raw.value:
+        if not isinstance(k, yaml.ScalarNode) or k.value != "cases":
+            shown = k.value if isinstance(k, yaml.ScalarNode) else "a non-scalar key"
+            raise HarnessError(f"unknown key {shown!r} beside 'cases:'", file=file, line=k.start_mark.line + 1)
+    if keys.count("cases") > 1:
+        raise HarnessError("duplicate key 'cases'", file=file, line=raw.start_mark.line + 1)
+    items = raw.value[0][1]
+    if items.tag != "tag:yaml.org,2002:seq" or not isinstance(items, yaml.SequenceNode):
+        raise HarnessError("'cases:' must be a list", file=file, line=items.start_mark.line + 1)
+    return list(items.value)
+
+
+def _convert_one(node: yaml.Node, file: str, index: int, budget: list[int]) -> Case | BadCase:
+    try:
+        converted = _convert(node, file, budget)
+    except HarnessError as exc:
+        line = exc.line or node.start_mark.line + 1
+        return BadCase(_raw_name(node) or f"{Path(file).stem}[{index}]", file, line, str(exc.at(file, line)))
+    return _load_one(converted, file, index)
+
+
+def _raw_name(node: yaml.Node) -> str | None:
+    """A case's name: straight from the raw mapping, for a case that cannot be converted."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == "name" and isinstance(v, yaml.ScalarNode):
+                return v.value[:200]
+    return None
 
 
 def _load_one(node: Y, file: str, index: int) -> Case | BadCase:

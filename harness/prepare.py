@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+import sympy
 import torch
+from flint import arb
 
 from harness import autodiff, target
 from harness import complex as cx
+from harness.balls import compile_closed, precision
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num, Seq
-from harness.functions import Conventions
+from harness.functions import Conventions, as_sympy
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, ulp
-from harness.ops import OPS
+from harness.ops import OPS, Op
 from harness.paths import Path, Selection
 from harness.reference import (
     PointReference,
@@ -221,17 +224,23 @@ def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
 
 def _critical_points(case: Case, fmt: FloatFormat) -> dict[str, list[float]]:
     """For each input an op is applied to directly, that op's critical points in this format (its
-    thresholds and fixed kinks, each with its neighbours in the format), in the order found."""
+    thresholds and fixed kinks, each with its neighbours in the format), in the order found; only
+    those inside the domain of every one-input op applied to that input (tanh's 18.7 is no point
+    for an x that is also under sqrt: outside a domain there is nothing to compare)."""
     found: dict[str, list[float]] = {}
+    applied: dict[str, list[Op]] = {}
 
     def walk(node: Node) -> None:
         if isinstance(node, Call):
             op = OPS.get(node.op)
             if op is not None and op.kind == "elementwise" and node.args and isinstance(node.args[0], Name):
+                name = node.args[0].id
                 values = list(op.critical(fmt))
                 values += [float(k.at()) for k in op.kinks if k.at is not None and not op.keywords]
-                mine = found.setdefault(node.args[0].id, [])
+                mine = found.setdefault(name, [])
                 mine += [v for v in _neighbours(values, fmt) if v not in mine]
+                if op.arity == 1:
+                    applied.setdefault(name, []).append(op)
             for arg in node.args:
                 walk(arg)
         elif isinstance(node, Seq):
@@ -240,7 +249,22 @@ def _critical_points(case: Case, fmt: FloatFormat) -> dict[str, list[float]]:
 
     for _, tree in case.outputs:
         walk(tree)
-    return found
+    return {name: [v for v in values if all(_inside(op, v) for op in applied.get(name, []))]
+            for name, values in found.items()}
+
+
+def _inside(op: Op, x: float) -> bool:
+    """Whether a one-input op has a value at x, or x is 0 (log's and sqrt's domain edge: their
+    limits there); sqrt at -18.7 or -5e-324 is outside."""
+    if any(isinstance(default, str) for _, default in op.keywords):
+        return True  # a variant chosen by a string keyword: not judged here
+    symbol = sympy.Symbol("x")
+    try:
+        form = compile_closed(as_sympy(op.exact(symbol, *(as_sympy(d) for _, d in op.keywords))), [symbol])
+        with precision(128):
+            return x == 0 or not form([arb(x)]).is_nan()
+    except (HarnessError, TypeError, ValueError, ZeroDivisionError):
+        return True
 
 
 def _neighbours(values: list[float], fmt: FloatFormat) -> list[float]:

@@ -575,13 +575,22 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
 
     Returns (results, their floats, ok)."""
     bits = start_precision(fmt)
+    stuck = None  # the elements without any finite ball at the last precision
     while True:
         final = bits >= MAX_PRECISION
         with precision(bits):  # sums and products of the exact values (VJPs, Hessians) at this precision too
             results = compute(make(bits, final))
             floats = results if isinstance(results, Floats) else as_floats(results)
-        if floats.certified(fmt).all():
+        certified = floats.certified(fmt)
+        if certified.all():
             return results, floats, True
+        # what has no finite ball at two precisions in a row (a pole, outside the domain) does not
+        # change with a few more bits: go straight to the last precision, which decides it
+        nowhere = ~certified & ~floats.finite
+        if stuck is not None and not final and (~certified <= (nowhere & stuck)).all():
+            bits = MAX_PRECISION
+            continue
+        stuck = nowhere
         if final:  # what is not a finite ball even now is undefined (the floats are not made again)
             undefined = floats.undefined | ~(floats.finite | floats.infinite)
             floats = replace(floats, undefined=undefined)

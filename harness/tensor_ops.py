@@ -90,6 +90,26 @@ def mean(args: list, kw: tuple, evaluate: bool) -> Any:
     return _rows(args[0], kw[0], "mean", lambda r: _div(_add(r, evaluate), len(r), evaluate))
 
 
+def _var_row(row: list[sympy.Expr], correction: Any, evaluate: bool) -> sympy.Expr:
+    n = len(row)
+    if n - int(correction) <= 0:
+        raise HarnessError(f"var/std of {n} element{'s' * (n != 1)} with correction={int(correction)}: no value")
+    mean_ = _div(_add(row, evaluate), n, evaluate)
+    squares = [sympy.Pow(sympy.Add(x, sympy.Mul(-1, mean_, evaluate=evaluate), evaluate=evaluate), 2,
+                         evaluate=evaluate) for x in row]
+    return _div(_add(squares, evaluate), n - int(correction), evaluate)
+
+
+def var(args: list, kw: tuple, evaluate: bool) -> Any:
+    dim, correction = kw
+    return _rows(args[0], dim, "var", lambda r: _var_row(r, correction, evaluate))
+
+
+def std(args: list, kw: tuple, evaluate: bool) -> Any:
+    dim, correction = kw
+    return _rows(args[0], dim, "std", lambda r: sympy.sqrt(_var_row(r, correction, evaluate), evaluate=evaluate))
+
+
 def prod(args: list, kw: tuple, evaluate: bool) -> Any:
     return _rows(args[0], kw[0], "prod", lambda r: _mul(r, evaluate))
 
@@ -254,11 +274,23 @@ def _tensors(value: Any, name: str) -> list[np.ndarray]:
 
 
 def _join(name: str, join: Callable[..., np.ndarray], args: list, kw: tuple) -> Any:
-    parts = _tensors(args[0], name)
+    parts = _numbers_as_tensors(_tensors(args[0], name), name, kw[0])
     try:
         return join(parts, axis=int(kw[0]))
     except (ValueError, np.exceptions.AxisError) as exc:
         raise HarnessError(f"{name}: {exc}") from None
+
+
+def _numbers_as_tensors(parts: list[np.ndarray], name: str, dim: Any) -> list[np.ndarray]:
+    """A number among tensors, as torch.full of the tensors' shape (stack) or of their shape with
+    one element along dim (cat): how the case means stack([x, 1.0]) (harness.autodiff does the same)."""
+    shaped = [p for p in parts if p.ndim > 0]
+    if not shaped or len(shaped) == len(parts):
+        return parts
+    shape = list(shaped[0].shape)
+    if name == "cat":
+        shape[int(dim) % len(shape)] = 1
+    return [p if p.ndim > 0 else np.full(shape, p.item(), dtype=object) for p in parts]
 
 
 def cat(args: list, kw: tuple, evaluate: bool) -> Any:
@@ -304,12 +336,13 @@ def cdist(args: list, kw: tuple, evaluate: bool) -> Any:
     a, b = _arr(args[0]), _arr(args[1])
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise HarnessError(f"cdist takes [P, M] and [R, M], got {list(a.shape)} and {list(b.shape)}")
-    if kw[0] != 2:
-        raise HarnessError("cdist is supported for p = 2")
+    p = kw[0]
+    if p not in (1, 2, sympy.oo):
+        raise HarnessError(f"cdist is supported for p = 1, 2 or inf, not {p}")
     out = np.empty((a.shape[0], b.shape[0]), dtype=object)
     for i in range(a.shape[0]):
         for j in range(b.shape[0]):
-            out[i, j] = norm2(*[sympy.Add(x, sympy.Mul(-1, y, evaluate=evaluate), evaluate=evaluate)
-                                for x, y in zip(a[i], b[j])])
+            out[i, j] = _p_norm([sympy.Add(x, sympy.Mul(-1, y, evaluate=evaluate), evaluate=evaluate)
+                                 for x, y in zip(a[i], b[j])], p, evaluate)
     return out
 

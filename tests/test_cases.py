@@ -98,6 +98,22 @@ def test_one_bad_case_does_not_stop_the_others(write_case):
     assert kinds == ["Case", "BadCase", "Case"]
 
 
+def test_a_case_that_breaks_the_yaml_conversion_is_only_that_case(write_case):
+    # a duplicate key, a tag, a non-mapping item: each is its case's error, with its name and line
+    path = write_case("""
+        cases:
+          - {name: good, inputs: {x: 1}, expr: x, checks: [value]}
+          - {name: dup, inputs: {x: 1, x: 2}, expr: x, checks: [value]}
+          - {name: tagged, inputs: {x: !!python/none 1}, expr: x, checks: [value]}
+          - 17
+          - {name: also-good, inputs: {x: 2}, expr: x, checks: [value]}
+    """)
+    loaded = load_file(path)
+    assert [type(c).__name__ for c in loaded] == ["Case", "BadCase", "BadCase", "BadCase", "Case"]
+    assert loaded[1].name == "dup" and "duplicate key 'x'" in loaded[1].message and ":4:" in loaded[1].message
+    assert loaded[2].name == "tagged" and "tag" in loaded[2].message
+
+
 def test_empty_file_and_duplicate_names(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     (tmp_path / "a.yaml").write_text("name: same\ninputs: {x: 1}\nexpr: x\nchecks: [value]\n")

@@ -1,3 +1,4 @@
+import pytest
 import sympy
 import torch
 from tests_support import ROOT_CASES
@@ -77,3 +78,47 @@ def test_torch_api_names():
     assert torch_api(OPS["softplus"]) == "torch.nn.functional.softplus"
     assert torch_api(OPS["special.i0e"]) == "torch.special.i0e"
     assert torch_api(OPS["linalg.det"]) == "torch.linalg.det"
+
+
+def test_new_entries_agree_with_torch_where_it_is_right(run_case):
+    (result,) = run_case("""
+        name: new
+        inputs: {x: {points: [-3.5, 0.75, 12.0]}, n: {points: [2.5, -3.0, 0.0]}}
+        outputs:
+          i: special.i1e(x)
+          l: ldexp(x, n)
+        checks: [value]
+    """)
+    assert result.status == "pass", result.message
+    (grad,) = run_case("""
+        name: ldexp
+        inputs: {x: {points: [-3.5, 0.75, 12.0]}, n: {points: [2.5, -3.0, 0.0]}}
+        expr: ldexp(x, n)
+        checks: [grad, jvp]
+    """)
+    assert grad.status == "pass", grad.message
+
+
+def test_i1e_backward_is_a_finding(run_case):
+    # torch's i1e' = i0e - i1e*(sign + 1/x) cancels: 21 ulps at x = -3.5 (mpmath agrees with the exact side)
+    (result,) = run_case("""
+        name: i1e
+        inputs: {x: -3.5}
+        expr: special.i1e(x)
+        checks: [grad]
+    """)
+    assert result.status == "fail" and result.comparisons[0].worst.exact == pytest.approx(-0.018140389050285106)
+
+
+def test_clamp_with_tensor_bounds_passes_the_gradient_at_a_bound_to_x(run_case):
+    (result,) = run_case("""
+        name: clamp
+        inputs: {x: {points: [0.5, -2.0, 3.0, 0.25]}, lo: {points: [0.5, -1.0, -1.0, 0.0]},
+                 hi: {points: [1.0, 1.0, 2.0, 1.0]}}
+        expr: clamp_tensors(x, lo, hi)
+        checks: [value, grad]
+    """)
+    assert result.status == "pass", result.message
+    grads = {c.part: c.exact_values for c in result.comparisons
+             if c.check == "grad" and c.path == "autograd.grad(y, inputs)"}
+    assert grads["x"][0] == 1.0 and grads["lo"][0] == 0.0  # x = min: the gradient goes to x, as torch's
