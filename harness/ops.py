@@ -13,6 +13,7 @@ its conditioning makes unavoidable (harness.balls), and nothing for how its kern
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,12 +120,12 @@ def _kw(fn: Callable[..., torch.Tensor], *names: str) -> Callable[..., torch.Ten
     return call
 
 
-def _overflow(fmt: FloatFormat) -> float:
+def _exp_overflow(fmt: FloatFormat) -> float:
     """x where exp(x) leaves the format's range (709.78 in float64, 88.72 in float32)."""
     return math.log(float(fmt.largest))
 
 
-def _underflow(fmt: FloatFormat) -> tuple[float, float]:
+def _exp_underflow(fmt: FloatFormat) -> tuple[float, float]:
     """x where exp(x) drops below the normal range, and below the smallest subnormal."""
     return math.log(2) * fmt.emin, math.log(fmt.smallest_subnormal)
 
@@ -134,13 +135,19 @@ def _rounds_to_one(fmt: FloatFormat) -> float:
     return fmt.precision * math.log(2)
 
 
+def _hyperbolic(fmt: FloatFormat) -> tuple[float, ...]:
+    """Where sinh and cosh leave the range: exp's threshold plus ln 2."""
+    t = _exp_overflow(fmt) + math.log(2)
+    return (t, -t)
+
+
 def _exp_like(fmt: FloatFormat) -> tuple[float, ...]:
-    return (_overflow(fmt), *_underflow(fmt))
+    return (_exp_overflow(fmt), *_exp_underflow(fmt))
 
 
 def _sigmoid_like(fmt: FloatFormat) -> tuple[float, ...]:
     t = _rounds_to_one(fmt)
-    return (t, -t, t + 4, -t - 4, -_overflow(fmt), _overflow(fmt), -_underflow(fmt)[0])
+    return (t, -t, t + 4, -t - 4, -_exp_overflow(fmt), _exp_overflow(fmt), -_exp_underflow(fmt)[0])
 
 
 def _tanh_like(fmt: FloatFormat) -> tuple[float, ...]:
@@ -148,6 +155,7 @@ def _tanh_like(fmt: FloatFormat) -> tuple[float, ...]:
     return (t, -t, t + 2, -t - 2)
 
 
+@functools.cache
 def _normal_tail(fmt: FloatFormat) -> tuple[float, ...]:
     """Where ndtr(x) = erfc(-x/sqrt(2))/2 drops below the unit roundoff (1 + erf cancels) and below
     the normal range (erfc underflows), and a far tail (log_ndtr's derivatives at -1e4)."""
@@ -195,7 +203,7 @@ SMOOTH: tuple[Op, ...] = (
     Op("exp2", torch.exp2, lambda x: 2**x, X,
        critical=lambda f: (f.emax + 1.0, f.emin, f.emin - f.precision)),
     Op("expm1", torch.expm1, lambda x: sympy.exp(x) - 1, X,
-       critical=lambda f: (_overflow(f), -_rounds_to_one(f), -_rounds_to_one(f) - 4),
+       critical=lambda f: (_exp_overflow(f), -_rounds_to_one(f), -_rounds_to_one(f) - 4),
        doc="exp(x) - 1; torch's derivative is y + 1, which loses exp(x) below about -37"),
     Op("log", torch.log, sympy.log, "x > 0", critical=lambda f: (0.0,), outside="-inf at 0, nan below"),
     Op("log2", torch.log2, lambda x: sympy.log(x) / sympy.log(2), "x > 0", critical=lambda f: (0.0,)),
@@ -211,8 +219,8 @@ SMOOTH: tuple[Op, ...] = (
     Op("asin", torch.asin, sympy.asin, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
     Op("acos", torch.acos, sympy.acos, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
     Op("atan", torch.atan, sympy.atan, X),
-    Op("sinh", torch.sinh, sympy.sinh, X, critical=lambda f: (_overflow(f) + math.log(2), -_overflow(f) - math.log(2))),
-    Op("cosh", torch.cosh, sympy.cosh, X, critical=lambda f: (_overflow(f) + math.log(2), -_overflow(f) - math.log(2))),
+    Op("sinh", torch.sinh, sympy.sinh, X, critical=_hyperbolic),
+    Op("cosh", torch.cosh, sympy.cosh, X, critical=_hyperbolic),
     Op("tanh", torch.tanh, sympy.tanh, X, critical=_tanh_like),
     Op("asinh", torch.asinh, sympy.asinh, X),
     Op("acosh", torch.acosh, sympy.acosh, "x >= 1 (the derivative needs x > 1)"),

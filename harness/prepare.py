@@ -215,10 +215,11 @@ def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:
                 values = rounded(spec.points[pick], fmt)
             point[spec.name] = values.reshape(spec.shape)
         points.append(point)
-    critical = _critical_points(case, fmt)
-    for spec in case.inputs:
-        if spec.critical and critical.get(spec.name):
-            _place(points, spec.name, critical[spec.name])
+    if any(spec.critical for spec in case.inputs):
+        critical = _critical_points(case, fmt)
+        for spec in case.inputs:
+            if spec.critical and critical.get(spec.name):
+                _place(points, spec.name, critical[spec.name])
     return points
 
 
@@ -274,22 +275,23 @@ def _neighbours(values: list[float], fmt: FloatFormat) -> list[float]:
         x = round_doubles(np.array([v]), fmt)[0]
         if not np.isfinite(x):
             continue
-        step = float(ulp(np.array([x]), fmt)[0])
-        for y in (x, x - step, x + step):
-            if np.isfinite(y) and y not in out and (y != 0 or y == x):
-                out.append(float(round_doubles(np.array([y]), fmt)[0]))
+        step = float(ulp(np.array([x]), fmt)[0])  # (below a power of two the spacing halves: x - step
+        for y in (x, x - step, x + step):          # skips one number there, still a neighbour's neighbour)
+            if np.isfinite(y) and y not in out:
+                out.append(float(y))
     return out
 
 
 def _place(points: list[dict[str, np.ndarray]], name: str, values: list[float]) -> None:
     """Put the values in place of the last sampled elements of an input (at most half of them)."""
-    flat = [p[name].reshape(-1) for p in points]
-    room = sum(a.size for a in flat) // 2
-    values = values[:room]
-    slots = [(i, j) for i in range(len(flat)) for j in range(flat[i].size)][-len(values):] if values else []
-    copies = [a.copy() for a in flat]
-    for (i, j), v in zip(slots, values):
-        copies[i][j] = v
+    copies = [p[name].reshape(-1).copy() for p in points]
+    values = values[:sum(a.size for a in copies) // 2]
+    slot = len(values)  # the last `len(values)` elements, counted over the points in order
+    for a in reversed(copies):
+        take = min(slot, a.size)
+        if take:
+            a[a.size - take:] = values[slot - take:slot]
+        slot -= take
     for p, a in zip(points, copies):
         p[name] = a.reshape(p[name].shape)
 

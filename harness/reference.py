@@ -15,6 +15,7 @@ derivatives (first-order running error analysis).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -36,7 +37,6 @@ from harness.balls import (
     compile_modelled,
     defined,
     finite,
-    overflow_edge,
     precision,
     tree_depth,
 )
@@ -256,7 +256,7 @@ class PointReference:
         self.atomic = atomic
         self.u = arb(2) ** -fmt.precision
         with precision(bits):  # exact binary inputs, or balls (an exact optimizer replay)
-            specials = iter(range(1 << 30))  # with stagger, each infinity or zero at its own rate
+            specials = itertools.count()  # with stagger, each infinity or zero at its own rate
             self.inputs = {n: [q if isinstance(q, arb) else _input_ball(float(q), far, sided, stagger, flip, specials)
                                for q in v.ravel()] for n, v in values.items()}
         self._groups: dict[str, list[Group]] = {}
@@ -460,10 +460,6 @@ class PointReference:
             if magnitudes is not None:  # _floored, member by member
                 bounds = [arb.max(e, factor * m) if e.is_finite() and m.is_finite() else e
                           for e, m in zip(bounds, magnitudes)]
-            # a derivative past the format's range is inf in torch, rightly; what torch makes of it
-            # (v * inf in a VJP where v * f' is finite) is then beyond any finite bound
-            edge = overflow_edge(self.fmt)
-            bounds = [arb.pos_inf() if abs(v) > edge else e for v, e in zip(found, bounds)]
         flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
         return list(map(Exact._make, zip(found, bounds, flags, undefined)))
 

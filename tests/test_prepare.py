@@ -82,3 +82,13 @@ def test_compiled_paths_stay_compiled_past_dynamos_recompile_limit(load_one):
         (result,) = check_case(case, Options(allow_targets=True))
         statuses.append({c.status for c in result.comparisons if "torch.compile" in c.path})
     assert statuses == [{"fail"}] * 10
+
+
+def test_critical_points_take_the_last_elements_over_the_points_and_at_most_half():
+    import numpy as np
+
+    from harness.prepare import _place
+
+    points = [{"x": np.zeros(2)}, {"x": np.zeros(2)}, {"x": np.zeros(2)}]
+    _place(points, "x", [1.0, 2.0, 3.0, 4.0, 5.0])  # 6 elements: room for 3, the last 3
+    assert [list(p["x"]) for p in points] == [[0.0, 0.0], [0.0, 1.0], [2.0, 3.0]]
