@@ -9,9 +9,6 @@ compared with one exact reference. Nothing escapes: a problem becomes an `error`
 from __future__ import annotations
 
 import gc
-import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,60 +18,9 @@ from harness import complex as cx
 from harness.cases import BadCase, Case, CheckSpec, Xfail
 from harness.checks import CHECKS, torch_warnings_quiet
 from harness.errors import CaseTimeout, HarnessError, unexpected
+from harness.limits import memory_limit, time_limit
 from harness.prepare import Options, Prepared, prepare
 from harness.results import CaseResult, Comparison, unsupported_reason
-
-
-@contextmanager
-def memory_limit(megabytes: float) -> Iterator[None]:
-    """Cap the address space while the block runs: an allocation past it raises MemoryError."""
-    try:
-        import resource
-    except ImportError:  # not on this platform: no limit
-        yield
-        return
-    if megabytes <= 0:
-        yield
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    in_use = _address_space()
-    cap = in_use + int(megabytes * 2**20)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _address_space() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after `seconds` (main thread only; elsewhere no limit is set)."""
-    usable = seconds > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    if not usable:
-        yield
-        return
-
-    def alarm(signum: int, frame: object) -> None:
-        raise CaseTimeout
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # and again every second: user code that swallows one
-    # CaseTimeout (an `except BaseException`) gets the next
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseResult]:
