@@ -1,14 +1,18 @@
-"""The console report: a rich table of cases, the failures in full, then the plain summary line."""
+"""The console report: a rich table of cases, the failures in full, then the plain summary line.
+
+User strings reach rich only as `Text` of `visible(...)`: never markup nor emoji codes, no escape
+sequence, carriage return or bidi override reaches the terminal, and every message is one line."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.report import details_line, summary_line, unsupported_by_reason, where
+from harness.report.text import visible
 from harness.results import CaseResult, Comparison
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold red", "kink": "yellow", "undefined": "cyan",
@@ -20,18 +24,32 @@ def _worst(result: CaseResult) -> Comparison | None:
     return ranked[0] if ranked else None
 
 
+def _plain(text: str, style: str = "") -> Text:
+    """User text for rich: shown as it is, escapes visible, never parsed as markup or emoji."""
+    return Text(visible(text), style=style)
+
+
+def _status(status: str, text: str | None = None) -> Text:
+    return _plain(status if text is None else text, STYLE.get(status, ""))
+
+
+def _line(console: Console, *parts: str | Text) -> None:
+    """One line of plain text: markup, emoji and highlighting off, never wrapped by rich."""
+    line = Text.assemble(*(p if isinstance(p, Text) else _plain(p) for p in parts))
+    console.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
 def table(results: Sequence[CaseResult]) -> Table:
     t = Table(title="symbolic vs autodiff", show_lines=False)
-    escape_row = True  # case names are user text: never rich markup
     for column in ("case", "dtype", "status", "worst check", "max ulps", "torch", "exact"):
         t.add_column(column, overflow="fold")
     for r in results:
         w = _worst(r)
         worst = w.worst if w is not None else None
-        t.add_row(escape(r.name) if escape_row else r.name, where(r), f"[{STYLE.get(r.status, '')}]{r.status}[/]",
-                  f"{w.check} > {w.part}" if w else "",
-                  f"{w.max_ulps:.3g}" if w else "",
-                  repr(worst.torch) if worst else "", repr(worst.exact) if worst else "")
+        t.add_row(_plain(r.name), _plain(where(r)), _status(r.status),
+                  _plain(f"{w.check} > {w.part}" if w else ""),
+                  _plain(f"{w.max_ulps:.3g}" if w else ""),
+                  _plain(repr(worst.torch) if worst else ""), _plain(repr(worst.exact) if worst else ""))
     return t
 
 
@@ -41,21 +59,18 @@ def print_report(results: Sequence[CaseResult], console: Console, verbose: bool 
         console.print(comparisons_table(results))
     for r in results:
         if r.status in ("fail", "error") or (verbose and r.message):
-            console.print(f"[{STYLE.get(r.status, '')}]{r.status.upper()}[/] {escape(r.message)}", markup=True,
-                          highlight=False, soft_wrap=True)
+            _line(console, _status(r.status, r.status.upper()), " ", r.message)
             for c in r.comparisons:
                 if c.status in ("fail", "error") and c.message != r.message:
-                    console.print(f"  {c.message}", highlight=False, markup=False, soft_wrap=True)
+                    _line(console, "  ", c.message)
         if verbose:
             for reason, names in unsupported_by_reason(r).items():
-                console.print(f"UNSUPPORTED {r.name} [{where(r)}]: {', '.join(names)}: {reason}", highlight=False,
-                              markup=False, soft_wrap=True)
+                _line(console, f"UNSUPPORTED {r.name} [{where(r)}]: {', '.join(names)}: {reason}")
     if not verbose:
         for reason, (names, cases) in _unsupported_overall(results).items():
-            console.print(f"UNSUPPORTED in {len(cases)} case{'s' * (len(cases) > 1)}: {', '.join(names)}: {reason}",
-                          highlight=False, markup=False, soft_wrap=True)
-    console.print(summary_line(results), highlight=False, markup=False)
-    console.print(details_line(results), highlight=False, markup=False)
+            _line(console, f"UNSUPPORTED in {len(cases)} case{'s' * (len(cases) > 1)}: {', '.join(names)}: {reason}")
+    console.print(summary_line(results), highlight=False, markup=False, emoji=False)
+    console.print(details_line(results), highlight=False, markup=False, emoji=False)
 
 
 def _unsupported_overall(results: Sequence[CaseResult]) -> dict[str, tuple[list[str], list[str]]]:
@@ -84,6 +99,6 @@ def comparisons_table(results: Sequence[CaseResult]) -> Table:
         for c in r.comparisons:
             torch_text = _values(c.torch_values) or (repr(c.worst.torch) if c.worst else "")
             exact_text = _values(c.exact_values) or (repr(c.worst.exact) if c.worst else "")
-            t.add_row(escape(f"{r.name} [{r.dtype}]"), escape(f"{c.check} > {c.path} > {c.part}"),
-                      f"[{STYLE.get(c.status, '')}]{c.status}[/]", f"{c.max_ulps:.3g}", torch_text, exact_text)
+            t.add_row(_plain(f"{r.name} [{r.dtype}]"), _plain(f"{c.check} > {c.path} > {c.part}"),
+                      _status(c.status), _plain(f"{c.max_ulps:.3g}"), _plain(torch_text), _plain(exact_text))
     return t

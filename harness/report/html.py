@@ -1,14 +1,15 @@
 """`index.html`: one page, a summary table and, for every failing, kink or xfail comparison, plots of
 torch's values and the exact ones over the inputs and of the error in ulps with the tolerance drawn
-in. Plain HTML with inline SVG: no scripts, no network, opens from the file system."""
+in. Plain HTML with inline SVG: no scripts, no network, opens from the file system. Every user string
+goes through `html_text` (escaped, control and bidi characters shown as escapes)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from html import escape
 
 from harness.report import counts, holomorphy, summary_line, unsupported_by_reason, unsupported_paths, where
+from harness.report.text import html_text
 from harness.results import CaseResult, Comparison
 
 WIDTH, HEIGHT, PAD = 420, 220, 40
@@ -47,7 +48,7 @@ def _axes(x_lo: float, x_hi: float, y_lo: float, y_hi: float, y_label: str) -> s
             f'<text x="2" y="{HEIGHT - PAD}" font-size="10">{y_lo:.3g}</text>'
             f'<text x="2" y="18" font-size="10">{y_hi:.3g}</text>'
             f'<text x="{WIDTH // 2 - 40}" y="{HEIGHT - 8}" font-size="11">input</text>'
-            f'<text x="{PAD + 4}" y="22" font-size="11">{escape(y_label)}</text>')
+            f'<text x="{PAD + 4}" y="22" font-size="11">{html_text(y_label)}</text>')
 
 
 def values_plot(c: Comparison) -> str:
@@ -83,14 +84,15 @@ def ulps_plot(c: Comparison) -> str:
 
 
 def _status(status: str) -> str:
-    return f'<span class="status" style="color:{COLOURS.get(status, "#1f2328")}">{escape(status)}</span>'
+    return f'<span class="status" style="color:{COLOURS.get(status, "#1f2328")}">{html_text(status)}</span>'
 
 
 def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
     c = counts(results)
     rows = "".join(
-        f"<tr><td><a href='#r{i}'>{escape(r.name)}</a></td><td>{where(r)}</td><td>{_status(r.status)}</td>"
-        f"<td>{max((x.max_ulps for x in r.comparisons), default=0):.3g}</td><td>{escape(r.file)}:{r.line}</td></tr>"
+        f"<tr><td><a href='#r{i}'>{html_text(r.name)}</a></td><td>{html_text(where(r))}</td>"
+        f"<td>{_status(r.status)}</td><td>{max((x.max_ulps for x in r.comparisons), default=0):.3g}</td>"
+        f"<td>{html_text(f'{r.file}:{r.line}')}</td></tr>"
         for i, r in enumerate(results))
     sections = []
     for i, r in enumerate(results):
@@ -99,28 +101,30 @@ def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
             continue
         figures = "".join(
             f"<figure>{values_plot(x)}{ulps_plot(x)}<figcaption>{_status(x.status)} "
-            f"{escape(x.check)} &gt; {escape(x.path)} &gt; {escape(x.part)}: {escape(x.message)}</figcaption></figure>"
+            f"{html_text(x.check)} &gt; {html_text(x.path)} &gt; {html_text(x.part)}: {html_text(x.message)}"
+            "</figcaption></figure>"
             for x in shown)
-        sections.append(f"<h2 id='r{i}'>{escape(r.name)} [{r.dtype}] {_status(r.status)}</h2>"
-                        f"<p><code>{escape(r.message)}</code></p><div class='plots'>{figures}</div>")
+        sections.append(f"<h2 id='r{i}'>{html_text(r.name)} [{html_text(r.dtype)}] {_status(r.status)}</h2>"
+                        f"<p><code>{html_text(r.message)}</code></p><div class='plots'>{figures}</div>")
     cannot = [(r, reason, names) for r in results for reason, names in unsupported_by_reason(r).items()]
     if cannot:
-        cells = "".join(f"<tr><td>{escape(r.name)}</td><td>{where(r)}</td><td>{escape(', '.join(names))}</td>"
-                        f"<td>{escape(reason)}</td></tr>" for r, reason, names in cannot)
+        cells = "".join(f"<tr><td>{html_text(r.name)}</td><td>{html_text(where(r))}</td>"
+                        f"<td>{html_text(', '.join(names))}</td><td>{html_text(reason)}</td></tr>"
+                        for r, reason, names in cannot)
         sections.append(f"<h2>Torch paths the callable cannot run ({len(unsupported_paths(results))})</h2>"
                         "<table><tr><th>case</th><th>dtype</th><th>paths</th><th>why</th></tr>"
                         f"{cells}</table>")
     complex_outputs = holomorphy(results)
     if complex_outputs:
-        cells = "".join(f"<tr><td>{escape(r.name)}</td><td>{where(r)}</td><td>{escape(out)}</td>"
-                        f"<td>{escape(verdict)}</td></tr>" for r, out, verdict in complex_outputs)
+        cells = "".join(f"<tr><td>{html_text(r.name)}</td><td>{html_text(where(r))}</td><td>{html_text(out)}</td>"
+                        f"<td>{html_text(verdict)}</td></tr>" for r, out, verdict in complex_outputs)
         sections.append("<h2>Complex cases: holomorphy</h2><table><tr><th>case</th><th>dtype</th><th>output</th>"
                         f"<th>Cauchy-Riemann</th></tr>{cells}</table>")
     totals = ", ".join(f"{n} {s}" for s, n in c.items() if n)
     version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>harness report</title>"
             f"<style>{STYLE}</style></head><body><h1>symbolic vs autodiff</h1>"
-            f"<p><strong>{escape(summary_line(results))}</strong> ({escape(totals)})</p>"
-            f"<p><small>{escape(version_text)}</small></p>"
+            f"<p><strong>{html_text(summary_line(results))}</strong> ({html_text(totals)})</p>"
+            f"<p><small>{html_text(version_text)}</small></p>"
             f"<table><tr><th>case</th><th>dtype</th><th>status</th><th>max ulps</th><th>where</th></tr>{rows}</table>"
             f"{''.join(sections)}</body></html>\n")

@@ -1,4 +1,7 @@
-"""`report.json`: every comparison's numbers under a versioned schema."""
+"""`report.json`: every comparison's numbers under a versioned schema.
+
+User strings are kept exactly (baselines match cases by name): the text is ASCII, with every control
+and non-ASCII character (a lone surrogate too) as a JSON escape, so it is valid JSON that loads back the same."""
 
 from __future__ import annotations
 
@@ -41,4 +44,4 @@ def render(results: Sequence[CaseResult], versions: dict[str, str], timings: boo
             item["comparisons"] = [{k: c[k] for k in SLIM_KEEPS} for c in item["comparisons"]]
         cases.append(item)
     doc = {"schema": SCHEMA, "versions": versions, "summary": counts(results), "results": cases}
-    return json.dumps(_clean(doc), indent=1, sort_keys=False) + "\n"
+    return json.dumps(_clean(doc), indent=1, sort_keys=False, ensure_ascii=True) + "\n"
