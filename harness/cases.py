@@ -8,8 +8,11 @@ no objects) and walked by hand, so every value keeps its line and every number s
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,21 +22,26 @@ import numpy as np
 import sympy
 import yaml
 
-from harness.errors import HarnessError
+from harness.errors import CaseTimeout, HarnessError, unexpected
 from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
 from harness.functions import MODES, Convention
-from harness.numbers import FORMATS
+from harness.limits import memory_limit, time_limit
+from harness.numbers import FORMATS, LiteralError, read_literal
 from harness.ops import OPS
 from harness.paths import COMPILABLE, COMPILED, FAMILIES, Selection, all_names, known, lookup, paths_of
 from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
 MAX_YAML_NODES = 200_000
+MAX_YAML_DEPTH = 64
 MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
 CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", "derivative", "multi", "minimize",
           "wirtinger")
 MAX_DERIVATIVE_ORDER = 8
+MAX_DIMENSIONS = 16
+MAX_SEED = 2**64 - 1
+MAX_FILE_ELEMENTS = 2_000_000  # input elements of all the cases of one file together (aliases expanded)
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
              "xfail", "target", "seed", "conventions", "device", "compile", "paths")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")
@@ -147,14 +155,6 @@ class Y:
     kind: str  # map seq str num bool null, or float: -0.0, +-inf (an input's value; elsewhere 0 or an error)
 
 
-def _compose(text: str, file: str) -> Y | None:
-    node = _compose_raw(text, file)
-    if node is None:
-        return None
-    budget = [MAX_YAML_NODES]
-    return _convert(node, file, budget)
-
-
 def _compose_raw(text: str, file: str) -> yaml.Node | None:
     """The YAML node tree, before any conversion (the syntax is the whole file's)."""
     try:
@@ -164,6 +164,8 @@ def _compose_raw(text: str, file: str) -> yaml.Node | None:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise HarnessError(f"malformed YAML: {problem}", file=file, line=line) from None
+    except RecursionError:  # PyYAML's composer recurses per level of nesting
+        raise HarnessError(f"YAML nested too deeply (limit {MAX_YAML_DEPTH} levels)", file=file, line=1) from None
     return node
 
 
@@ -174,7 +176,10 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
 
-def _convert(node: yaml.Node, file: str, budget: list[int]) -> Y:
+def _convert(node: yaml.Node, file: str, budget: list[int], depth: int = 0) -> Y:
+    if depth > MAX_YAML_DEPTH:
+        raise HarnessError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", file=file,
+                           line=node.start_mark.line + 1)
     if node.tag not in _TAGS:
         raise HarnessError(f"YAML tag {node.tag.removeprefix('tag:yaml.org,2002:')!r} is not allowed",
                            file=file, line=node.start_mark.line + 1)
@@ -190,26 +195,30 @@ def _convert(node: yaml.Node, file: str, budget: list[int]) -> Y:
                 raise HarnessError("mapping keys must be plain names", file=file, line=k.start_mark.line + 1)
             if k.value in out:
                 raise HarnessError(f"duplicate key {k.value!r}", file=file, line=k.start_mark.line + 1)
-            out[k.value] = _convert(v, file, budget)
+            out[k.value] = _convert(v, file, budget, depth + 1)
         return Y(out, line, "map")
     if isinstance(node, yaml.SequenceNode):
-        return Y([_convert(v, file, budget) for v in node.value], line, "seq")
+        return Y([_convert(v, file, budget, depth + 1) for v in node.value], line, "seq")
     return _scalar(node, file, line)
 
 
 def _scalar(node: yaml.ScalarNode, file: str, line: int) -> Y:
     text = node.value
     if node.tag == _INT_TAG:
-        return Y(Fraction(yaml.SafeLoader.construct_yaml_int(yaml.SafeLoader(""), node)), line, "num")
+        try:
+            value = _yaml_int(text)
+        except LiteralError as exc:
+            raise HarnessError(str(exc), file=file, line=line) from None
+        return Y(value, line, "num")
     if node.tag == _FLOAT_TAG:
         if re.search(r"nan", text, re.IGNORECASE):
             raise HarnessError(f"non-finite number {text!r} is not allowed", file=file, line=line)
         if re.search(r"inf", text, re.IGNORECASE):
             return Y(-math.inf if text.lstrip().startswith("-") else math.inf, line, "float")
         try:
-            value = Fraction(text.replace("_", ""))
-        except ValueError:
-            raise HarnessError(f"cannot read number {text!r}", file=file, line=line) from None
+            value = read_literal(text)
+        except LiteralError as exc:
+            raise HarnessError(str(exc), file=file, line=line) from None
         if value == 0 and text.lstrip().startswith("-"):
             return Y(-0.0, line, "float")  # the sign of zero matters to torch (atan2, copysign)
         return Y(value, line, "num")
@@ -220,17 +229,71 @@ def _scalar(node: yaml.ScalarNode, file: str, line: int) -> Y:
     return Y(text, line, "str")
 
 
+def _yaml_int(text: str) -> Fraction:
+    """YAML 1.1's integers, bounded before they are built: decimal, 0x and 0b, a leading 0 for
+    octal (`010` is 8), base 60 (`1:30` is 90)."""
+    clean = text.strip().replace("_", "")
+    sign, digits = (clean[0], clean[1:]) if clean[:1] in "+-" else ("", clean)
+    if ":" in digits:
+        if len(digits) > 64 or not re.fullmatch(r"[0-9]+(:[0-5]?[0-9])+", digits):
+            raise LiteralError(f"cannot read number {text[:40]!r}")
+        value = 0
+        for part in digits.split(":"):
+            value = value * 60 + int(part)
+        return Fraction(-value if sign == "-" else value)
+    if re.fullmatch(r"0[0-7]+", digits):
+        return read_literal(f"{sign}0o{digits[1:]}")
+    return read_literal(clean)
+
+
 # ---------------------------------------------------------------- loading
 
 
-def load_file(path: str | Path) -> list[Case | BadCase]:
-    """Every case in one file; a bad case becomes a BadCase, the others still load."""
+@dataclass(frozen=True)
+class Limits:
+    """What loading one file may take: its wall time and extra memory (0: no limit), as a case."""
+
+    timeout: float = 0.0
+    memory_mb: float = 0.0
+
+
+def load_file(path: str | Path, limits: Limits = Limits(), root: Path | None = None) -> list[Case | BadCase]:
+    """Every case in one file; a bad case becomes a BadCase, the others still load. The file is
+    its own boundary: nothing it holds raises out of here, and its loading runs under `limits`.
+    `root`: the folder being run; a symlink that resolves outside it is refused unread."""
     file = str(path)
     try:
-        data = Path(path).read_bytes()
+        with time_limit(limits.timeout), memory_limit(limits.memory_mb):
+            return load_bytes(_read(Path(path), root), file)
+    except HarnessError as exc:
+        return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
+    except CaseTimeout:
+        return [BadCase(Path(file).stem, file, 1, f"{file}:1: error: loading timed out after {limits.timeout:g} s")]
+    except Exception as exc:  # MemoryError, RecursionError, a bug: this file's error, the run goes on
+        return [BadCase(Path(file).stem, file, 1, f"{file}:1: {unexpected(exc)}")]
+
+
+def _read(path: Path, root: Path | None) -> bytes:
+    """A case file's bytes, checked before they are read: it stays inside `root` (the folder it
+    was found in, or its own folder), is a regular file and at most MAX_FILE_BYTES long."""
+    folder = (root or path.parent).resolve()
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise HarnessError(f"cannot read: {getattr(exc, 'strerror', None) or 'symlink loop'}") from None
+    if real != folder and folder not in real.parents:
+        raise HarnessError(f"refused: a symlink to a file outside {folder} (not read)")
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        return [BadCase(Path(file).stem, file, 1, f"{file}:1: cannot read: {exc.strerror}")]
-    return load_bytes(data, file)
+        raise HarnessError(f"cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise HarnessError("refused: not a regular file (a FIFO, device or socket is not read)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise HarnessError(f"file is {info.st_size} bytes (limit {MAX_FILE_BYTES})")
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 def load_text(text: str, file: str = "<text>") -> list[Case | BadCase]:
@@ -239,8 +302,12 @@ def load_text(text: str, file: str = "<text>") -> list[Case | BadCase]:
 
 
 def load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
-    with stage("parse"):
-        return _load_bytes(data, file)
+    token = _FILE_ELEMENTS.set([MAX_FILE_ELEMENTS])
+    try:
+        with stage("parse"):
+            return _load_bytes(data, file)
+    finally:
+        _FILE_ELEMENTS.reset(token)
 
 
 def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
@@ -256,8 +323,8 @@ def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
             return [BadCase(Path(file).stem, file, 1, f"{file}:1: empty file, expected a case or 'cases:'")]
         budget = [MAX_YAML_NODES]
         items = _case_nodes(raw, file)
-        if items is None:  # one case: the file is its boundary
-            return [_load_one(_convert(raw, file, budget), file, 0)]
+        if items is None:  # one case
+            return [_convert_one(raw, file, 0, budget)]
     except HarnessError as exc:
         return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
     loaded = [_convert_one(node, file, i, budget) for i, node in enumerate(items)]
@@ -292,12 +359,17 @@ def _case_nodes(raw: yaml.Node, file: str) -> list[yaml.Node] | None:
 
 
 def _convert_one(node: yaml.Node, file: str, index: int, budget: list[int]) -> Case | BadCase:
+    """One case from its raw node. This is the case's boundary: whatever it raises (the harness's
+    own error, or anything else) becomes this case's error, and the file's other cases load."""
+    name = _raw_name(node) or f"{Path(file).stem}[{index}]"
+    line = node.start_mark.line + 1
     try:
-        converted = _convert(node, file, budget)
+        return _case(_convert(node, file, budget), file)
     except HarnessError as exc:
-        line = exc.line or node.start_mark.line + 1
-        return BadCase(_raw_name(node) or f"{Path(file).stem}[{index}]", file, line, str(exc.at(file, line)))
-    return _load_one(converted, file, index)
+        at = exc.line or line
+        return BadCase(name, file, at, str(exc.at(file, at)))
+    except Exception as exc:  # RecursionError, MemoryError, a bug
+        return BadCase(name, file, line, f"{file}:{line}: {unexpected(exc)}")
 
 
 def _raw_name(node: yaml.Node) -> str | None:
@@ -307,16 +379,6 @@ def _raw_name(node: yaml.Node) -> str | None:
             if isinstance(k, yaml.ScalarNode) and k.value == "name" and isinstance(v, yaml.ScalarNode):
                 return v.value[:200]
     return None
-
-
-def _load_one(node: Y, file: str, index: int) -> Case | BadCase:
-    name = f"{Path(file).stem}[{index}]"
-    if node.kind == "map" and node.value.get("name") is not None and node.value["name"].kind == "str":
-        name = node.value["name"].value
-    try:
-        return _case(node, file)
-    except HarnessError as exc:
-        return BadCase(name, file, exc.line or node.line, str(exc.at(file, node.line)))
 
 
 def case_from_data(data: dict[str, Any], file: str, line: int) -> Case:
@@ -354,21 +416,22 @@ def _from_python(value: Any, line: int) -> Y:
     raise HarnessError(f"cannot read a {type(value).__name__} here (numbers, lists, mappings and text)", line=line)
 
 
-def load_paths(paths: list[str]) -> list[Case | BadCase]:
-    """Every case under the given files and folders (*.yaml, *.yml, sorted), names made unique."""
-    files: list[Path] = []
+def load_paths(paths: list[str], limits: Limits = Limits()) -> list[Case | BadCase]:
+    """Every case under the given files and folders (*.yaml, *.yml, sorted; symlinked folders are
+    not entered, symlinked files must stay inside the folder given), names made unique."""
+    files: list[tuple[Path, Path | None]] = []
     loaded: list[Case | BadCase] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            files += sorted(f for f in path.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
-        elif path.exists():
-            files.append(path)
+            files += [(f, path) for f in _case_files(path)]
+        elif path.exists() or path.is_symlink():
+            files.append((path, None))
         else:
             loaded.append(BadCase(path.stem, str(path), 1, f"{path}:1: no such file or folder"))
     seen: dict[str, str] = {}
-    for f in files:
-        for case in load_file(f):
+    for f, root in files:
+        for case in load_file(f, limits, root):
             where = f"{case.file}:{case.line}"
             if isinstance(case, Case) and case.name in seen:
                 case = BadCase(case.name, case.file, case.line,
@@ -378,7 +441,32 @@ def load_paths(paths: list[str]) -> list[Case | BadCase]:
     return loaded
 
 
+def _case_files(folder: Path) -> list[Path]:
+    """*.yaml and *.yml under a folder, sorted, without following symlinked folders (a FIFO or a
+    symlink is listed, and refused when read)."""
+    found = []
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        found += [Path(top) / n for n in names if n.endswith((".yaml", ".yml"))]
+    return sorted(found)
+
+
 # ---------------------------------------------------------------- one case
+
+
+_FILE_ELEMENTS: ContextVar[list[int] | None] = ContextVar("file_elements", default=None)
+
+
+def _charge(y: Y, name: str, elements: int) -> None:
+    """Count an input's elements against its file's budget before they are drawn: a 3 kB file of
+    cases that share one anchored 10^6-element input would otherwise need gigabytes."""
+    left = _FILE_ELEMENTS.get()
+    if left is None:
+        return
+    left[0] -= elements
+    if left[0] < 0:
+        raise _fail(y, f"input {name!r} takes the file past {MAX_FILE_ELEMENTS} input elements in all"
+                       " (anchors and aliases count each time they are used; split the file)")
 
 
 def _fail(y: Y, message: str) -> HarnessError:
@@ -418,7 +506,7 @@ def _case(node: Y, file: str) -> Case:
     if "inputs" not in fields:
         raise _fail(node, f"case {name!r} needs 'inputs:'")
     seed_y = fields.get("seed")
-    seed = _integer(seed_y, "seed") if seed_y else 0
+    seed = _integer(seed_y, "seed", 0, MAX_SEED) if seed_y else 0
     dtypes = _dtypes(fields.get("dtype"))
     is_complex = any(d in COMPLEX_DTYPES for d in dtypes)
     if is_complex and not all(d in COMPLEX_DTYPES for d in dtypes):
@@ -569,10 +657,14 @@ def _convention_rule(name: str, op: Any, y: Y) -> Convention:
     return Convention(name, order, _expect(fields["value"], "num", "a convention"), at, mode)
 
 
-def _integer(y: Y, what: str) -> int:
+def _integer(y: Y, what: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number, within [low, high] where given (checked before anything is sized by it)."""
     value = _expect(y, "num", what)
     if value.denominator != 1:
         raise _fail(y, f"{what} must be a whole number, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        shown = str(value) if abs(value) < 10**20 else f"a number of {len(str(abs(value.numerator)))} digits"
+        raise _fail(y, f"{what} must be from {low} to {high}, got {shown}")
     return int(value)
 
 
@@ -896,15 +988,26 @@ def _sampled(name: str, fields: dict[str, Y], y: Y, seed: int) -> InputSpec:
     size = int(np.prod(shape, dtype=np.int64))
     if size * count > MAX_ELEMENTS:
         raise _fail(y, f"input {name!r} has {size * count} elements (limit {MAX_ELEMENTS})")
+    critical, given = _edges(fields["edges"]) if "edges" in fields else (True, None)
+    listed = _expect(given, "seq", "edges") if given else []
+    if count == 1 and shape:
+        if len(listed) > size:
+            raise _fail(fields["edges"], f"{len(listed)} edges do not fit in shape {list(shape)}")
+    elif count + len(listed) > MAX_POINTS:
+        raise _fail(fields["edges"], f"input {name!r} has {count} points and {len(listed)} edges, each a point"
+                                     f" of its own (limit {MAX_POINTS} points)")
+    elif size * (count + len(listed)) > MAX_ELEMENTS:
+        raise _fail(y, f"input {name!r} has {size * (count + len(listed))} elements with its edges"
+                       f" (limit {MAX_ELEMENTS})")
+    _charge(y, name, size * (count if count == 1 and shape else count + len(listed)))
+    edges = [_literal_scalar(e) for e in listed]
     rng = np.random.default_rng([seed, *name.encode()])
     drawn = [np.asarray(sampler(rng, size), dtype=np.float64) for _ in range(count)]
+    if not all(np.isfinite(d).all() for d in drawn):
+        raise _fail(fields["sample"], f"sample: drew numbers past float64's range for {name!r}; narrow it")
     points = [tuple(Num(Fraction(v)) for v in d.tolist()) for d in drawn]
     doubles: list[np.ndarray | None] = list(drawn)
-    critical, given = _edges(fields["edges"]) if "edges" in fields else (True, None)
-    edges = [_literal_scalar(e) for e in _expect(given, "seq", "edges")] if given else []
     if count == 1 and shape:
-        if len(edges) > size:
-            raise _fail(fields["edges"], f"{len(edges)} edges do not fit in shape {list(shape)}")
         points[0] = tuple(edges) + points[0][len(edges):]
         doubles[0] = None if edges else doubles[0]
     else:
@@ -969,17 +1072,18 @@ def _bound(y: Y, kind: str) -> float:
     """A distribution bound: a number (YAML reads `1e-3`, without a dot, as text: accept that)."""
     if y.kind == "str":
         try:
-            return float(Fraction(y.value.strip()))
-        except ValueError:
+            return float(read_literal(y.value))
+        except LiteralError:
             pass
     return float(_expect(y, "num", f"{kind} bound"))
 
 
 def _shape(y: Y) -> tuple[int, ...]:
-    dims = tuple(_integer(d, "a dimension") for d in _expect(y, "seq", "shape"))
-    if any(d < 1 for d in dims):
-        raise _fail(y, f"shape dimensions must be positive, got {list(dims)}")
-    if int(np.prod(dims, dtype=np.float64)) > MAX_ELEMENTS:
+    items = _expect(y, "seq", "shape")
+    if len(items) > MAX_DIMENSIONS:
+        raise _fail(y, f"shape has {len(items)} dimensions (limit {MAX_DIMENSIONS})")
+    dims = tuple(_integer(d, "a dimension", 1, MAX_ELEMENTS) for d in items)
+    if math.prod(dims) > MAX_ELEMENTS:
         raise _fail(y, f"shape {list(dims)} has more than {MAX_ELEMENTS} elements")
     return dims
 
@@ -998,6 +1102,8 @@ def _distribution(y: Y) -> Any:
     if kind == "uniform":
         if not a < b:
             raise _fail(args_y, f"uniform needs low < high, got [{a}, {b}]")
+        if math.isinf(b - a):  # wider than float64 spans: draw on the halves, which it does
+            return lambda rng, n: np.clip(2 * rng.uniform(a / 2, b / 2, n), a, b)
         return lambda rng, n: rng.uniform(a, b, n)
     if kind == "normal":
         if b <= 0:
@@ -1005,7 +1111,7 @@ def _distribution(y: Y) -> Any:
         return lambda rng, n: rng.normal(a, b, n)
     if not 0 < a < b:
         raise _fail(args_y, f"loguniform needs 0 < low < high, got [{a}, {b}]")
-    return lambda rng, n: np.exp(rng.uniform(np.log(a), np.log(b), n))
+    return lambda rng, n: np.clip(np.exp(rng.uniform(np.log(a), np.log(b), n)), a, b)
 
 
 def _literal(y: Y) -> tuple[tuple[int, ...], tuple[Node, ...]]:

@@ -50,6 +50,7 @@ from harness.timing import stage
 ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hvp": 2, "hessian": 2,
          "minimize": 1, "wirtinger": 1}
 MAX_HESSIAN_ELEMENTS = 256
+MAX_JACOBIAN_ELEMENTS = 65_536  # entries: outputs x inputs elements, as dense torch.func.jacrev builds it
 
 
 PathFn = Callable[[int], list[np.ndarray]]
@@ -525,6 +526,11 @@ def _tangent_weights(tangent: dict[str, np.ndarray]) -> dict[Variable, arb]:
 
 
 def check_jacobian(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
+    inputs = sum(int(np.prod(s, dtype=np.int64)) for s in ctx.shapes.values())
+    outputs = sum(int(np.prod(out.shape, dtype=np.int64)) for out in ctx.outputs.values())
+    if inputs * outputs > MAX_JACOBIAN_ELEMENTS:
+        raise HarnessError(f"jacobian of {outputs} output x {inputs} input elements is over the limit of"
+                           f" {MAX_JACOBIAN_ELEMENTS} entries; use vjp or jvp (one row or column at a time)")
     return _each_output(ctx, index, check, _jacobian)
 
 

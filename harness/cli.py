@@ -5,24 +5,30 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
+from rich.text import Text
 
 from harness import __version__, cache
-from harness.cases import COMPILE_BACKENDS, BadCase, Case, load_paths
-from harness.errors import HarnessError
+from harness.cases import COMPILE_BACKENDS, BadCase, Case, Limits, load_paths
+from harness.errors import CaseTimeout, HarnessError, unexpected
+from harness.limits import memory_limit, time_limit
 from harness.paths import Selection
 from harness.report import jsonfile, write_atomic
 from harness.report.console import print_report
+from harness.report.text import visible
 from harness.results import CaseResult
 from harness.run import Options, check_case
 from harness.timing import stage
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
 
 
 def versions() -> dict[str, str]:
@@ -50,12 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--update-baseline", metavar="FILE", help="write this run's report as a baseline")
     run.add_argument("--jobs", type=int, default=1, help="cases in parallel processes")
     run.add_argument("--shard", help="k/n: run the k-th of n deterministic slices of the cases")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds one case may take per dtype (0: none)")
+    _limit_options(run)
     run.add_argument("--device", help="run every case on this device (cpu, cuda, cuda:N)")
     run.add_argument("--compile", nargs="?", const="inductor", choices=COMPILE_BACKENDS, metavar="BACKEND",
                      help="also run every case through torch.compile (default backend: inductor)")
-    run.add_argument("--memory-limit", type=float, default=0.0, metavar="MB",
-                     help="extra memory one case may take (0: no limit)")
     _cache_options(run)
     fz = sub.add_parser("fuzz", help="random expressions and points from the catalogue, shrunk on failure")
     fz.add_argument("--seed", type=int, default=0)
@@ -74,8 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("path", help="a case file")
     show.add_argument("-k", dest="keyword", help="only cases whose name matches this")
     show.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
+    _limit_options(show)
     _path_options(show)
     return p
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds loading one file, or one case per dtype, may take (0: none)")
+    p.add_argument("--memory-limit", type=float, default=0.0, metavar="MB",
+                   help="extra memory loading one file, or one case, may take (0: no limit)")
 
 
 def _path_options(p: argparse.ArgumentParser) -> None:
@@ -118,14 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
-    console = Console(highlight=False, soft_wrap=True)  # piped output: whole lines, never wrapped mid-word
+    # piped output: whole lines, never wrapped mid-word; no markup or emoji codes read from any text
+    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
     if args.command == "ops":
         return _paths_table(console) if args.paths else _ops(console)
     if args.command in ("run", "show"):
         try:
             args.selection = _selection(args)
         except HarnessError as exc:
-            console.print(str(exc), markup=False)
+            _say(console, str(exc))
             return EXIT_BAD_INPUT
     if args.command == "show":
         return _show(args, console)
@@ -133,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fuzz":
         return _fuzz(args, console)
     return _run(args, console)
+
+
+def _say(console: Console, text: str) -> None:
+    """Print text that holds user strings: each line with its control characters and escapes shown
+    (harness.report.text.visible), never read as markup."""
+    for line in text.split("\n"):
+        console.print(Text(visible(line)), soft_wrap=True)
 
 
 def _selected(cases: list[Case | BadCase], keyword: str | None) -> list[Case | BadCase]:
@@ -153,27 +173,45 @@ def _shard(cases: list[Case | BadCase], shard: str | None) -> list[Case | BadCas
     return [c for i, c in enumerate(cases) if i % n == k - 1]
 
 
-def _check_all(cases: list[Case | BadCase], options: Options, jobs: int, console: Console) -> list[CaseResult]:
-    """Every case, serially or in `jobs` processes; results in case order either way."""
+def _check_all(cases: list[Case | BadCase], options: Options, jobs: int,
+               console: Console) -> tuple[list[CaseResult], int]:
+    """Every case, serially or in `jobs` processes; results in case order either way, and how
+    many cases finished (fewer than all after Ctrl-C: the run stops, the finished ones count)."""
     results: list[CaseResult] = []
+    finished = 0
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking", total=len(cases))
             if jobs > 1:
-                from concurrent.futures import ProcessPoolExecutor
-
-                with ProcessPoolExecutor(max_workers=jobs) as pool:
-                    for done in pool.map(check_case, cases, [options] * len(cases), chunksize=1):
-                        results += done
-                        progress.advance(task)
+                for done in _in_processes(cases, options, jobs):
+                    results += done
+                    finished += 1
+                    progress.advance(task)
             else:
                 for case in cases:
-                    progress.update(task, description=f"checking {case.name}")
+                    progress.update(task, description=escape(f"checking {visible(case.name)}"))
                     results += check_case(case, options)
+                    finished += 1
                     progress.advance(task)
     except KeyboardInterrupt:
-        console.print("interrupted: writing reports of the cases that finished")
-    return results
+        pass
+    return results, finished
+
+
+def _in_processes(cases: list[Case | BadCase], options: Options, jobs: int) -> Iterator[list[CaseResult]]:
+    """check_case over `jobs` worker processes, in case order. Workers ignore SIGINT: Ctrl-C
+    reaches this process, which stops them at once (no traceback from each worker)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
+        yield from pool.map(check_case, cases, [options] * len(cases), chunksize=1)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # running cases are not waited for
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def write_reports(results: list[CaseResult], folder: Path) -> None:
@@ -183,30 +221,41 @@ def write_reports(results: list[CaseResult], folder: Path) -> None:
 
 
 def _write_reports(results: list[CaseResult], folder: Path) -> None:
+    """Each report on its own: one that cannot be written (a full disk, a bug) is named on stderr
+    in one line, and the others are still written."""
     from harness.report import html, junit, markdown
 
     meta = versions()
-    write_atomic(folder / "report.json", jsonfile.render(results, meta))
-    write_atomic(folder / "junit.xml", junit.render(results))
-    write_atomic(folder / "summary.md", markdown.render(results))
-    write_atomic(folder / "index.html", html.render(results, meta))
+    writers = {"report.json": lambda: jsonfile.render(results, meta), "junit.xml": lambda: junit.render(results),
+               "summary.md": lambda: markdown.render(results), "index.html": lambda: html.render(results, meta)}
+    for name, render in writers.items():
+        try:
+            write_atomic(folder / name, render())
+        except Exception as exc:
+            print(visible(f"harness: cannot write {folder / name}: {unexpected(exc)}"), file=sys.stderr)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     try:
-        cases = _shard(_selected(load_paths(args.paths), args.keyword), args.shard)
+        cases = _shard(_selected(load_paths(args.paths, Limits(args.timeout, args.memory_limit)), args.keyword),
+                       args.shard)
     except SystemExit:
-        console.print(f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}", markup=False)
+        _say(console, f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}")
         return EXIT_BAD_INPUT
     options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
                       device=args.device, compile=args.compile, paths=args.selection)
-    results = _check_all(cases, options, max(1, args.jobs), console)
+    results, finished = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
+    if finished < len(cases):
+        print_report(results, console, verbose=args.verbose)
+        _say(console, f"interrupted: {finished} of {len(cases)} cases finished; the reports in {args.reports}"
+                      " hold those alone (no baseline was written or gated)")
+        return EXIT_INTERRUPTED
     if args.update_baseline:
         write_atomic(Path(args.update_baseline), jsonfile.render(results, versions(), timings=False, slim=True))
     print_report(results, console, verbose=args.verbose)
     if not cases:
-        console.print(f"no case files found under {', '.join(args.paths)}")
+        _say(console, f"no case files found under {', '.join(args.paths)}")
         return EXIT_BAD_INPUT
     if args.baseline:
         return _gate(results, args, console)
@@ -221,12 +270,12 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
     try:
         gate = baseline.compare(results, baseline.load(Path(args.baseline)), args.baseline_factor)
     except HarnessError as exc:
-        console.print(f"harness run: {exc}", markup=False)
+        _say(console, f"harness run: {exc}")
         return EXIT_BAD_INPUT
     for line in gate.fixed:
-        console.print(f"fixed: {line}", markup=False, highlight=False)
+        _say(console, f"fixed: {line}")
     for line in gate.regressions:
-        console.print(f"REGRESSION: {line}", markup=False, highlight=False)
+        _say(console, f"REGRESSION: {line}")
     console.print(f"baseline {args.baseline}: {len(gate.regressions)} regressions, {len(gate.fixed)} fixed",
                   markup=False)
     return EXIT_OK if gate.ok else EXIT_FAIL
@@ -288,15 +337,23 @@ def _paths_table(console: Console) -> int:
 def _show(args: argparse.Namespace, console: Console) -> int:
     from harness.show import show_case
 
-    cases = _selected(load_paths([args.path]), args.keyword)
+    cases = _selected(load_paths([args.path], Limits(args.timeout, args.memory_limit)), args.keyword)
     code = EXIT_OK
-    options = Options(allow_targets=args.allow_target, paths=args.selection)
+    options = Options(allow_targets=args.allow_target, paths=args.selection, timeout=args.timeout,
+                      memory_mb=args.memory_limit)
     for case in cases:
         if isinstance(case, BadCase):
-            console.print(case.message, markup=False)
+            _say(console, case.message)
             code = EXIT_BAD_INPUT
             continue
-        console.print(show_case(case, options), markup=False, highlight=False)
+        try:  # one case's boundary, under the same limits as `harness run`'s
+            with time_limit(options.timeout), memory_limit(options.memory_mb):
+                text = show_case(case, options)
+        except CaseTimeout:
+            text, code = f"{case.file}:{case.line}: error: timed out after {options.timeout:g} s", EXIT_BAD_INPUT
+        except Exception as exc:
+            text, code = f"{case.file}:{case.line}: {unexpected(exc)}", EXIT_FAIL
+        _say(console, text)
     return code
 
 
@@ -312,7 +369,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                           save=Path(args.save), min_value=args.range[0], max_value=args.range[1],
                           progress=lambda n: progress.update(task, completed=n))
     except HarnessError as exc:
-        console.print(f"harness fuzz: {exc}", markup=False)
+        _say(console, f"harness fuzz: {exc}")
         return EXIT_BAD_INPUT
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
     console.print(f"{report.examples} cases in {report.seconds:.1f} s ({report.per_second:.1f}/s): {statuses}",
@@ -320,10 +377,10 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     if report.failure is None:
         console.print("no failure found", markup=False)
         return EXIT_OK
-    console.print(f"minimal failing case: {report.failure.sources[0][1]}", markup=False)
+    _say(console, f"minimal failing case: {report.failure.sources[0][1]}")
     for r in report.failure_results:
         if r.failed:
-            console.print(f"  {r.message}", markup=False, highlight=False)
+            _say(console, f"  {r.message}")
     if report.saved is not None:
         console.print(f"saved as {report.saved}; replay with: harness run {report.saved}", markup=False)
     return EXIT_FAIL

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from harness.errors import HarnessError
+from harness.numbers import MAX_LITERAL_DIGITS, LiteralError, read_literal
 
 MAX_TEXT = 10_000
 MAX_NODES = 2_000
@@ -92,10 +93,19 @@ def parse(text: str, *, ops: set[str], names: set[str]) -> Node:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise HarnessError(f"invalid expression {text!r}: {exc.msg}") from None
+        if "integer string conversion" in exc.msg:
+            raise HarnessError(f"expression {_clip(text)} has a number of more than {MAX_LITERAL_DIGITS} digits")\
+                from None
+        raise HarnessError(f"invalid expression {_clip(text)}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
-        raise HarnessError(f"expression {text[:40]!r}... is too deeply nested") from None
+        raise HarnessError(f"expression {_clip(text)} is too deeply nested") from None
     return _Converter(text.strip(), ops, names).convert(tree.body, 0)
+
+
+def _clip(text: str) -> str:
+    """Expression text as a message quotes it: its first and last characters."""
+    text = text.strip()
+    return repr(text if len(text) <= 60 else f"{text[:40]}...{text[-12:]}")
 
 
 def did_you_mean(word: str, choices: set[str] | list[str]) -> str:
@@ -122,7 +132,10 @@ class _Converter:
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise HarnessError(f"only numbers are allowed as literals, not {node.value!r}")
         segment = ast.get_source_segment(self.source, node) or repr(node.value)
-        return Num(Fraction(segment.replace("_", "")))
+        try:
+            return Num(read_literal(segment))
+        except LiteralError as exc:
+            raise HarnessError(str(exc)) from None
 
     def _Name(self, node: ast.Name, depth: int) -> Node:
         if node.id.startswith("__"):

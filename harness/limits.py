@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,8 +31,9 @@ def memory_limit(megabytes: float) -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     in_use = _address_space()
     cap = in_use + int(megabytes * 2**20)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
+    for outer in (soft, hard):  # nested in another limit: never above it
+        if outer != resource.RLIM_INFINITY:
+            cap = min(cap, outer)
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     try:
         yield
@@ -47,9 +49,14 @@ def _address_space() -> int:
         return 0
 
 
+_DEADLINES: list[float] = []  # the time limits now in force, outermost first (they nest)
+
+
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after `seconds` (main thread only; elsewhere no limit is set)."""
+    """Interrupt the block after `seconds` (main thread only; elsewhere no limit is set). Limits
+    nest: an inner one never extends an outer one, and an outer one that ran out while an inner
+    block swallowed its CaseTimeout fires as soon as the inner block ends."""
     usable = seconds > 0 and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     if not usable:
         yield
@@ -59,10 +66,20 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise CaseTimeout
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # and again every second: user code that swallows one
-    # CaseTimeout (an `except BaseException`) gets the next
+    _DEADLINES.append(time.monotonic() + seconds)
+    _arm()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINES.pop()
         signal.signal(signal.SIGALRM, previous)
+        if _DEADLINES:
+            _arm()
+
+
+def _arm() -> None:
+    """The timer for the nearest deadline, and again every second after it: user code that
+    swallows one CaseTimeout (an `except BaseException`) gets the next."""
+    left = min(_DEADLINES) - time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), 1.0)

@@ -8,6 +8,7 @@ module owns that rounding and the unit-in-the-last-place arithmetic the comparat
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -135,3 +136,71 @@ def ulp(magnitude: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     e = np.where(m == 0, fmt.emin, np.maximum(exp.astype(np.int64) - 1, fmt.emin))
     spacing = np.ldexp(1.0, (e - fmt.precision + 1).astype(np.int64))
     return np.where(np.isfinite(m), spacing, np.nan)
+
+
+# ---------------------------------------------------------------- literals from untrusted text
+
+MAX_LITERAL_DIGITS = 1_000  # significant digits of one number as written
+MAX_LITERAL_EXPONENT = 1_100  # |decimal exponent| of its leading digit: past it every format reads 0 or inf
+_LARGEST_DOUBLE = FORMATS["float64"].largest
+
+_DECIMAL = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_BASED = re.compile(r"([+-]?)0([xXoObB])([0-9a-fA-F]+)")
+
+
+class LiteralError(ValueError):
+    """A number as written that is not read: too many digits, out of range, or not a number."""
+
+
+def read_literal(text: str) -> Fraction:
+    """The exact value of a number written in decimal (`12`, `-0.5`, `1.5e-3`, `_` separators) or
+    with a base prefix (`0x10`, `0o17`, `0b101`), bounded before any big integer is built: at most
+    MAX_LITERAL_DIGITS digits, and a magnitude inside float64's finite range (a number past it is
+    infinite to torch; write `.inf`) and above 10**-MAX_LITERAL_EXPONENT."""
+    clean = text.strip().replace("_", "")
+    if len(clean) > MAX_LITERAL_DIGITS + 40:
+        raise LiteralError(f"number {_short(text)} has {len(clean)} characters (limit {MAX_LITERAL_DIGITS} digits)")
+    based = _BASED.fullmatch(clean)
+    if based:
+        sign, base, digits = based.groups()
+        try:
+            value = int(digits, {"x": 16, "o": 8, "b": 2}[base.lower()])
+        except ValueError:
+            raise LiteralError(f"cannot read number {_short(text)}") from None
+        return _in_range(Fraction(-value if sign == "-" else value), text)
+    match = _DECIMAL.fullmatch(clean)
+    if not match or not (match.group(2) or match.group(3)):
+        raise LiteralError(f"cannot read number {_short(text)}")
+    sign, whole, fraction, exponent = match.groups()
+    fraction = fraction or ""
+    digits = (whole + fraction).lstrip("0")
+    if len(digits) > MAX_LITERAL_DIGITS:
+        raise LiteralError(f"number {_short(text)} has {len(digits)} significant digits (limit {MAX_LITERAL_DIGITS})")
+    if len(exponent or "") > 8:
+        raise LiteralError(f"number {_short(text)} has an exponent of {len(exponent)} digits: out of range")
+    e = int(exponent or 0) - len(fraction)
+    if not digits:
+        return Fraction(0)
+    digits = digits.rstrip("0") or "0"
+    e += len((whole + fraction).lstrip("0")) - len(digits)  # trailing zeros into the exponent
+    leading = e + len(digits) - 1  # the decimal exponent of the leading digit
+    if leading > 309 or leading < -MAX_LITERAL_EXPONENT:
+        raise _out_of_range(text)
+    value = Fraction(int(digits)) * (Fraction(10) ** e)
+    return _in_range(-value if sign == "-" else value, text)
+
+
+def _in_range(value: Fraction, text: str) -> Fraction:
+    if abs(value) > _LARGEST_DOUBLE:
+        raise _out_of_range(text)
+    return value
+
+
+def _out_of_range(text: str) -> LiteralError:
+    return LiteralError(f"number {_short(text)} is out of range (finite numbers lie within float64's"
+                        f" +-1.8e308 and above 1e-{MAX_LITERAL_EXPONENT}; write .inf for infinity)")
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= 24 else f"{text[:10]}...{text[-10:]}")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.cases import BadCase, Case, load_file
+from harness.errors import unexpected
 from harness.results import CaseResult, unsupported_reason
 from harness.run import Options, check_case
 
@@ -44,18 +45,31 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class CaseFile(pytest.File):
     def collect(self) -> Any:
+        """One item per case, dtype and check; a bad file or case is one failing item, and pytest
+        goes on collecting (a collection error would stop the whole session)."""
         for case in load_file(self.path):
-            if isinstance(case, BadCase):
-                yield CaseItem.from_parent(self, name=f"{case.name} (bad case file)", case=case, dtype="-", check="-")
-                continue
-            for dtype in case.dtypes:
-                for check in dict.fromkeys(c.kind for c in case.checks):
-                    item = CaseItem.from_parent(self, name=f"{case.name}[{dtype}]::{check}", case=case,
-                                                dtype=dtype, check=check)
-                    xfail = _xfail(case, dtype, check)
-                    if xfail is not None:
-                        item.add_marker(pytest.mark.xfail(reason=xfail.reason, strict=xfail.strict))
-                    yield item
+            try:
+                items = list(self._items(case))
+            except Exception as exc:  # the case's boundary
+                items = [self._bad(BadCase(case.name, case.file, case.line,
+                                           f"{case.file}:{case.line}: {unexpected(exc)}"))]
+            yield from items
+
+    def _bad(self, case: BadCase) -> CaseItem:
+        return CaseItem.from_parent(self, name=f"{case.name} (bad case file)", case=case, dtype="-", check="-")
+
+    def _items(self, case: Case | BadCase) -> Any:
+        if isinstance(case, BadCase):
+            yield self._bad(case)
+            return
+        for dtype in case.dtypes:
+            for check in dict.fromkeys(c.kind for c in case.checks):
+                item = CaseItem.from_parent(self, name=f"{case.name}[{dtype}]::{check}", case=case,
+                                            dtype=dtype, check=check)
+                xfail = _xfail(case, dtype, check)
+                if xfail is not None:
+                    item.add_marker(pytest.mark.xfail(reason=xfail.reason, strict=xfail.strict))
+                yield item
 
 
 def _xfail(case: Case, dtype: str, check: str) -> Any:

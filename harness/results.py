@@ -75,6 +75,7 @@ class Comparison:
     exact_values: tuple[float, ...] = ()
     point_ulps: tuple[float, ...] = ()  # the largest error in ulps at each point (each optimizer step)
     series: tuple[tuple[float, float, float, float, float], ...] = ()  # plot data: x, torch, exact, ulps, allowed
+    bad_input: bool = False  # an error the case file causes (a limit, a shape), not a failure of the harness
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseR
                                       message=f"{case.file}:{case.line}: error: out of memory (limit "
                                               f"{options.memory_mb:g} MB)", seconds=time.perf_counter() - start,
                                       device=device))
+        except Exception as exc:  # the case's boundary: whatever escaped the stages is this case's error
+            results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
+                                      message=f"{case.file}:{case.line}: {unexpected(exc)}",
+                                      seconds=time.perf_counter() - start, device=device))
     return results
 
 
@@ -80,12 +84,23 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
             unrun.append((check.kind, unsupported_reason(found[0])))
         comparisons += found
     status, message = _case_status(case, xfail, comparisons, unrun)
-    exact = {name: str(out.term(0).expr) for name, out in ctx.outputs.items()}
+    exact = {name: _text(out.term(0).expr) for name, out in ctx.outputs.items()}
     for name, out in (ctx.complex_outputs or {}).items():
-        exact[f"{name} (complex)"] = str(out.value)
+        exact[f"{name} (complex)"] = _text(out.value)
         exact[f"{name} holomorphy"] = cx.holomorphy(out)
     return replace(base, status=status, comparisons=tuple(comparisons), message=message,
-                   seconds=time.perf_counter() - start, exact=exact, unrun=tuple(unrun))
+                   seconds=time.perf_counter() - start, exact=exact, unrun=tuple(unrun),
+                   bad_input=any(c.bad_input and c.status == "error" for c in comparisons))
+
+
+def _text(value: object, limit: int = 2_000) -> str:
+    """An exact expression as the reports show it; printing never fails a case (SymPy refuses
+    integers of more than 4,300 digits), and a huge one is cut short."""
+    try:
+        text = str(value)
+    except Exception as exc:
+        return f"(not printable: {type(exc).__name__})"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
@@ -93,10 +108,11 @@ def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
         with torch_warnings_quiet():  # once per check, not on the per-point hot path
             return CHECKS[check.kind](ctx, index, check)
     except HarnessError as exc:
-        message = str(exc.at(ctx.case.file, check.line))
+        message, bad = str(exc.at(ctx.case.file, check.line)), True
     except Exception as exc:
-        message = f"{ctx.case.file}:{check.line}: {unexpected(exc)}"
-    return [Comparison(check.kind, "-", "", "error", message=f"{ctx.breadcrumb} > {check.kind}: {message}")]
+        message, bad = f"{ctx.case.file}:{check.line}: {unexpected(exc)}", False
+    return [Comparison(check.kind, "-", "", "error", message=f"{ctx.breadcrumb} > {check.kind}: {message}",
+                       bad_input=bad)]
 
 
 def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) -> list[Comparison]:

@@ -6,12 +6,25 @@ import sympy
 
 from harness import complex as cx
 from harness.cases import COMPLEX_DTYPES, Case
+from harness.errors import CaseTimeout
+from harness.limits import time_limit
 from harness.numbers import FORMATS
 from harness.reference import constant_value, fold
 from harness.run import Options, check_case
 from harness.symbolic import SymbolicOutput, build_output, closed
 
 MAX_SHOWN = 6
+SIMPLIFY_SECONDS = 5.0
+
+
+def _simplified(expr: sympy.Expr) -> sympy.Expr | str:
+    """sympy.simplify, given SIMPLIFY_SECONDS: it has no bound of its own (minutes on a large
+    derivative); past them the expression is shown as it is."""
+    try:
+        with time_limit(SIMPLIFY_SECONDS):
+            return sympy.simplify(expr)
+    except CaseTimeout:
+        return f"{expr}  (not simplified: over {SIMPLIFY_SECONDS:g} s)"
 
 
 def _lines(name: str, out: SymbolicOutput) -> list[str]:
@@ -19,12 +32,12 @@ def _lines(name: str, out: SymbolicOutput) -> list[str]:
     for k in range(min(out.size, MAX_SHOWN)):
         label = name if out.size == 1 or out.elementwise else f"{name}[{k}]"
         expr = out.term(k).expr
-        lines += [f"{label} = {expr}", f"    = {sympy.simplify(closed(expr))}",
+        lines += [f"{label} = {expr}", f"    = {_simplified(closed(expr))}",
                   f"    LaTeX: {sympy.latex(closed(expr))}"]
         for s, d in out.gradient(k):
-            lines.append(f"  d{label}/d{s} = {sympy.simplify(closed(d))}    [{d}]")
+            lines.append(f"  d{label}/d{s} = {_simplified(closed(d))}    [{d}]")
         for s, t, d in out.hessian(k):
-            lines.append(f"  d2{label}/d{s}d{t} = {sympy.simplify(closed(d))}")
+            lines.append(f"  d2{label}/d{s}d{t} = {_simplified(closed(d))}")
         if out.elementwise:
             break
     return lines
@@ -55,7 +68,7 @@ def _show_complex(case: Case, options: Options) -> str:
         lines += [f"{name} = {out.value}", f"  re = {out.parts[0]}", f"  im = {out.parts[1]}"]
         for x in inputs:
             dz, dzbar = cx.wirtinger(out, x)
-            lines += [f"  d{name}/d{x} = {sympy.simplify(dz)}", f"  d{name}/d{x}-bar = {sympy.simplify(dzbar)}"]
+            lines += [f"  d{name}/d{x} = {_simplified(dz)}", f"  d{name}/d{x}-bar = {_simplified(dzbar)}"]
         lines.append(f"  {cx.holomorphy(out)}")
     return "\n".join(lines + _results(case, options))
 

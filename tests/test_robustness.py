@@ -89,7 +89,7 @@ def test_one_exception_never_stops_the_run(tmp_path, monkeypatch):
     assert "RuntimeError: sympy blew up" in c1["message"] and ".yaml:1:" in c1["message"]
 
 
-def test_ctrl_c_leaves_valid_reports_of_what_finished(tmp_path, monkeypatch):
+def test_ctrl_c_leaves_valid_reports_of_what_finished(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "cases"
     folder.mkdir()
     for i in range(3):
@@ -105,10 +105,15 @@ def test_ctrl_c_leaves_valid_reports_of_what_finished(tmp_path, monkeypatch):
         return check_case(case, options)
 
     monkeypatch.setattr(cli, "check_case", interrupt_second)
-    main(["run", str(folder), "--reports", str(tmp_path / "r")])
+    baseline = tmp_path / "baseline.json"
+    code = main(["run", str(folder), "--reports", str(tmp_path / "r"), "--update-baseline", str(baseline)])
+    assert code == 130
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [r["name"] for r in report["results"]] == ["c0"]
     assert (tmp_path / "r" / "index.html").exists() and (tmp_path / "r" / "junit.xml").exists()
+    assert not baseline.exists()  # a partial run is no baseline
+    out = capsys.readouterr().out
+    assert "interrupted: 1 of 3 cases finished" in out and "1 passed, 0 failed" in out
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
@@ -139,8 +144,8 @@ def test_a_case_past_its_memory_limit_becomes_an_error(tmp_path):
     import sys
 
     case = tmp_path / "big.yaml"
-    case.write_text("name: big\ninputs: {x: {shape: [900000], sample: {uniform: [-1, 1]}}}\nexpr: exp(x)\n"
-                    "checks: [value]\n")
+    case.write_text("name: big\ninputs: {x: {shape: [100000], sample: {uniform: [-1, 1]}}}\nexpr: exp(x)\n"
+                    "checks: [value]\n")  # loads within the limit; its check does not
     # in a subprocess: the limit applies to a whole process's address space
     done = subprocess.run([sys.executable, "-m", "harness", "run", str(case), "--memory-limit", "100",
                            "--reports", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
