@@ -41,7 +41,7 @@ CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", 
 MAX_DERIVATIVE_ORDER = 8
 MAX_DIMENSIONS = 16
 MAX_SEED = 2**64 - 1
-MAX_FILE_ELEMENTS = 2_000_000  # input elements of all the cases of one file together (aliases expanded)
+MAX_FILE_ELEMENTS = MAX_ELEMENTS  # input elements of all the cases of one file together (aliases expanded)
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
              "xfail", "target", "seed", "conventions", "device", "compile", "paths")
 DISTRIBUTIONS = ("uniform", "normal", "loguniform")

@@ -15,6 +15,7 @@ import pytest
 
 from harness.cases import BadCase, Case, load_file
 from harness.errors import unexpected
+from harness.report.text import visible
 from harness.results import CaseResult, unsupported_reason
 from harness.run import Options, check_case
 
@@ -56,7 +57,8 @@ class CaseFile(pytest.File):
             yield from items
 
     def _bad(self, case: BadCase) -> CaseItem:
-        return CaseItem.from_parent(self, name=f"{case.name} (bad case file)", case=case, dtype="-", check="-")
+        return CaseItem.from_parent(self, name=visible(f"{case.name} (bad case file)"), case=case, dtype="-",
+                                    check="-")
 
     def _items(self, case: Case | BadCase) -> Any:
         if isinstance(case, BadCase):
@@ -64,11 +66,11 @@ class CaseFile(pytest.File):
             return
         for dtype in case.dtypes:
             for check in dict.fromkeys(c.kind for c in case.checks):
-                item = CaseItem.from_parent(self, name=f"{case.name}[{dtype}]::{check}", case=case,
+                item = CaseItem.from_parent(self, name=visible(f"{case.name}[{dtype}]::{check}"), case=case,
                                             dtype=dtype, check=check)
                 xfail = _xfail(case, dtype, check)
                 if xfail is not None:
-                    item.add_marker(pytest.mark.xfail(reason=xfail.reason, strict=xfail.strict))
+                    item.add_marker(pytest.mark.xfail(reason=visible(xfail.reason), strict=xfail.strict))
                 yield item
 
 
@@ -83,7 +85,7 @@ def _xfail(case: Case, dtype: str, check: str) -> Any:
 
 def _skip(reason: str) -> None:
     """Skip the item, reported at the case file's line (the item's location), not this module's."""
-    raise pytest.skip.Exception(reason, _use_item_location=True)
+    raise pytest.skip.Exception(visible(reason), _use_item_location=True)
 
 
 class CaseFailure(Exception):
@@ -114,7 +116,7 @@ class CaseItem(pytest.Item):
             raise CaseFailure("\n".join(c.message for c in bad))
         if result.status == "xfail" and self.case.xfail is not None and self.case.xfail.applies(self.dtype):
             # the case's expected failure is in another check: this one is part of it, not an xpass
-            pytest.xfail(f"{self.case.xfail.reason} (the case fails in another check)")
+            pytest.xfail(visible(f"{self.case.xfail.reason} (the case fails in another check)"))
         mine = [c for c in result.comparisons if c.check == self.check]
         if all(c.status == "unsupported" for c in mine):  # (a check always makes a comparison)
             reasons = dict.fromkeys(unsupported_reason(c) for c in mine)
@@ -122,8 +124,8 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):
-            return str(excinfo.value)
+            return "\n".join(visible(line) for line in str(excinfo.value).split("\n"))
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.case.line - 1, f"{self.case.name} [{self.dtype}] {self.check}"
+        return self.path, self.case.line - 1, visible(f"{self.case.name} [{self.dtype}] {self.check}")
