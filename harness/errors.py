@@ -35,7 +35,11 @@ def unexpected(exc: BaseException) -> str:
     its type, its first line and where it was raised."""
     if isinstance(exc, MemoryError):
         return "error: out of memory (the case reached its memory limit)"
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    try:  # an exception from user code may have a __str__ that raises, or a huge one
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+        text = str(exc).strip()
+        first = text.splitlines()[0][:500] if text else ""
+    except Exception:
+        at, first = "", "(its message cannot be printed)"
     return f"{type(exc).__name__}: {first}{at}"
