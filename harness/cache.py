@@ -1,14 +1,26 @@
 """Symbolic results cached across runs: SymPy derivatives and limits, keyed by the expression.
 
 Differentiating is the slow part of SymPy's work; a suite that did not change asks for the same
-derivatives on every run. Each result is stored as a small JSON file named by a hash of the
-question (the expression, the symbols, and a fingerprint of SymPy's version and the harness
-sources that define derivatives, so a changed catalogue or SymPy never reads an old answer).
+derivatives on every run. Each result is stored as a small file named by a hash of the question
+(the expression, the symbols), in a subfolder named by a fingerprint of the format, SymPy's version
+and the harness sources that define derivatives, so a changed catalogue or SymPy never reads an old
+answer.
 
 The encoding is the harness's own tree of whitelisted node types: nothing read from the cache is
-evaluated or parsed as code, and a file that does not decode (tampered, truncated, an unknown
-function) is a miss. An answer is stored only when it decodes back to an expression equal to the
-one SymPy computed, so a hit gives exactly what a miss would have: a cache never changes a verdict.
+evaluated or parsed as code. An answer is stored only when it decodes back to an expression equal
+to the one SymPy computed, so a hit gives exactly what a miss would have: a cache never changes a
+verdict.
+
+Authentication: an entry is the hex HMAC-SHA256 of the rest, a newline, then the JSON of the
+question and the answer; the MAC covers the fingerprint too, under a secret key of 32 random bytes
+made at first use: the file `hmac-key` in the folder, beside the fingerprints' subfolders (mode
+0600, created whole or not at all). The MAC is checked (hmac.compare_digest) before anything is
+parsed, so a file this harness did not write on this machine is a miss, however well-formed. So is
+anything else that is not a good entry: no file, a directory, FIFO or symlink (never opened, never
+followed), a file over MAX_ENTRY_BYTES, a bad MAC, JSON that does not decode (wrong types, an
+unknown function, a huge integer, deep nesting). A key that cannot be trusted (unreadable, the
+wrong size, a symlink, another owner's, readable by group or others) turns the cache off for the
+process: everything is computed, nothing stored.
 
 The folder: `HARNESS_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/harness`, else
 `~/.cache/harness`; `harness run --cache DIR` and `--no-cache` set it for one run.
@@ -16,9 +28,13 @@ The folder: `HARNESS_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/harness`, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +44,15 @@ import sympy
 from harness import functions
 from harness.timing import stage
 
-FORMAT = 1
+FORMAT = 2  # 2: authenticated entries (format 1's are not read)
+KEY_NAME = "hmac-key"
+KEY_BYTES = 32
+MAX_ENTRY_BYTES = 4 << 20  # the largest real entry is tens of kB
+_MAX_BITS = 12_000  # an integer of at most 3613 digits, under Python's int/str limit (4300)
+_MAX_DIGITS = 4300
+_MAX_ORDER = 64
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _SOURCES = ("cache.py", "functions.py", "ops.py", "tensor_ops.py", "symbolic.py")
 
 
@@ -78,9 +102,11 @@ def encode(expr: sympy.Basic) -> list:
         return ["s", expr.name]
     if expr in _CONSTANT_NAMES:
         return ["c", _CONSTANT_NAMES[expr]]
-    if isinstance(expr, sympy.Integer):
-        return ["i", str(int(expr))]
     if isinstance(expr, sympy.Rational):
+        if max(abs(int(expr.p)), int(expr.q)).bit_length() > _MAX_BITS:
+            raise Uncachable("an integer too long to store")
+        if isinstance(expr, sympy.Integer):
+            return ["i", str(int(expr))]
         return ["q", str(int(expr.p)), str(int(expr.q))]
     args = [encode(a) for a in expr.args]
     if isinstance(expr, sympy.Add):
@@ -120,8 +146,8 @@ def decode(data: object) -> sympy.Basic:
     if tag == "op" and len(rest) >= 2 and isinstance(rest[0], str) and isinstance(rest[1], list):
         from harness.ops import OPS
 
-        if rest[0] not in OPS or not all(isinstance(o, int) for o in rest[1]):
-            raise ValueError(f"unknown op {rest[0]!r}")
+        if rest[0] not in OPS or not all(type(o) is int and 0 <= o <= _MAX_ORDER for o in rest[1]):
+            raise ValueError(f"unknown op {rest[0]!r} or bad orders")
         cls = functions.op_function(OPS[rest[0]], tuple(rest[1]))
         return cls(*(decode(a) for a in rest[2:]), evaluate=False)
     if tag == "rel" and len(rest) == 3 and rest[0] in _RELATIONS:
@@ -141,7 +167,7 @@ def decode(data: object) -> sympy.Basic:
 
 
 def _integer(text: object) -> int:
-    if not isinstance(text, str) or len(text) > 10_000:
+    if not isinstance(text, str) or len(text) > _MAX_DIGITS:
         raise ValueError("malformed integer")
     return int(text)
 
@@ -165,20 +191,95 @@ def _default_folder() -> Path | None:
     return Path(base) / "harness"
 
 
+def _read_regular(path: Path, limit: int) -> tuple[bytes, os.stat_result] | None:
+    """The bytes of a plain file of at most `limit` bytes, with its status; None for anything else.
+    A symlink is not followed, and a FIFO or device is never opened, so a read cannot hang."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        with os.fdopen(os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK), "rb") as f:
+            status = os.fstat(f.fileno())  # the file opened, should it have been swapped since
+            if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
+                return None
+            data = f.read(limit + 1)
+    except OSError:
+        return None
+    return (data, status) if len(data) <= limit else None
+
+
+def _create_key(path: Path) -> None:
+    """A new random key at `path`, unless another process puts one there first: written under a
+    unique name, then hard-linked into place, so that it appears whole or not at all."""
+    part = path.with_name(f"{path.name}.{secrets.token_hex(8)}.part")
+    key = secrets.token_bytes(KEY_BYTES)
+    try:
+        _create_file(part, key)
+        os.link(part, path)  # never replaces a key that is there
+    except FileExistsError:
+        pass  # another process's key won: it is the one used
+    except OSError:  # a filesystem without hard links: in place (a racing reader may find it empty)
+        with contextlib.suppress(FileExistsError):
+            _create_file(path, key)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+
+
+def _create_file(path: Path, data: bytes) -> None:
+    """A new file (never an existing one, nor through a symlink), mode 0600, holding `data`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask
+        f.write(data)
+
+
+def load_key(folder: Path) -> bytes | None:
+    """The secret key of the cache in `folder`, made at first use; None when it cannot be trusted."""
+    path = folder / KEY_NAME
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not os.path.lexists(path):
+            _create_key(path)
+    except OSError:
+        return None
+    found = _read_regular(path, KEY_BYTES)
+    if found is None:
+        return None
+    key, status = found
+    foreign = hasattr(os, "geteuid") and status.st_uid != os.geteuid()
+    return None if len(key) != KEY_BYTES or status.st_mode & 0o077 or foreign else key
+
+
 class Store:
-    """Answers on disk, one JSON file per question, under a folder per fingerprint."""
+    """Answers on disk, one authenticated file per question, under a folder per fingerprint."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder / _fingerprint() if folder is not None else None
+        self.root = folder
+        self.fingerprint = _fingerprint() if folder is not None else ""
+        self.folder = folder / self.fingerprint if folder is not None else None
         self.hits = self.misses = 0
+        self.key: bytes | None = None
+
+    def enabled(self) -> bool:
+        """Whether the cache is on: at first use, read (or make) the key; if it cannot be trusted,
+        the cache is off from then on."""
+        if self.key is None and self.root is not None:
+            self.key = load_key(self.root)
+            if self.key is None:
+                self.root = self.folder = None
+        return self.key is not None
+
+    def path(self, question: str) -> Path:
+        """Where the answer to a question (its compact JSON) is stored."""
+        assert self.folder is not None
+        return self.folder / f"{hashlib.sha256(question.encode()).hexdigest()}.json"
 
     def answer(self, question: list, compute: Callable[[], sympy.Basic | None]) -> sympy.Basic | None:
         """The stored answer to `question`, or `compute()` (stored when it round-trips)."""
-        if self.folder is None:
+        if not self.enabled():
             return compute()
         text = json.dumps(question, separators=(",", ":"))
-        path = self.folder / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
-        stored = self._read(path, text)
+        stored = self._read(self.path(text), text)
         if stored is not _MISS:
             self.hits += 1
             return stored  # type: ignore[return-value]
@@ -186,33 +287,56 @@ class Store:
         result = compute()
         try:
             encoded = None if result is None else encode(result)
-        except Uncachable:
+            if encoded is not None and decode(encoded) != result:
+                return result  # would not come back exactly: leave it out
+        except (Uncachable, ValueError, RecursionError):
             return result
-        if encoded is not None and decode(encoded) != result:
-            return result  # would not come back exactly: leave it out
-        self._write(path, {"question": text, "answer": encoded})
+        entry = self.seal(text, encoded)
+        if len(entry) <= MAX_ENTRY_BYTES:
+            _write(self.path(text), entry)
         return result
 
-    @staticmethod
-    def _read(path: Path, question: str) -> object:
+    def seal(self, question: str, answer: list | None) -> bytes:
+        """An entry's bytes: the MAC, a newline, the JSON of the question (compact JSON) and answer."""
+        body = json.dumps({"question": question, "answer": answer}, separators=(",", ":")).encode()
+        return self._mac(body) + b"\n" + body
+
+    def _mac(self, body: bytes) -> bytes:
+        """The hex HMAC-SHA256 of an entry's body and this store's fingerprint, under the key."""
+        assert self.key is not None
+        return hmac.new(self.key, self.fingerprint.encode() + b"\n" + body, hashlib.sha256).hexdigest().encode()
+
+    def _read(self, path: Path, question: str) -> object:
+        """The stored answer (None: no value), or _MISS for anything but an entry this store sealed."""
+        found = _read_regular(path, MAX_ENTRY_BYTES)
+        if found is None:
+            return _MISS
+        mac, _, body = found[0].partition(b"\n")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return _MISS  # not written here (forged, foreign, old format) or damaged
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(entry, dict) or entry.get("question") != question:
+            entry = json.loads(body)
+            if not isinstance(entry, dict) or entry.get("question") != question or "answer" not in entry:
                 return _MISS
             return None if entry["answer"] is None else decode(entry["answer"])
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
-            return _MISS  # absent, or not a well-formed answer: compute it again
+        except Exception:  # sealed here yet not decodable (a bug): costs only a recomputation
+            return _MISS
 
-    @staticmethod
-    def _write(path: Path, entry: dict) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f, separators=(",", ":"))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only or full disk only costs speed
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a file atomically (a temporary file, renamed); a read-only or full disk costs only speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 _MISS = object()
