@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")
+    fz.add_argument("--timeout", type=float, default=60.0, help="seconds one example may take (0: none)")
+    fz.add_argument("--memory-limit", type=float, default=2000.0, metavar="MB",
+                    help="extra memory one example may take (0: no limit)")
     _cache_options(fz)
     ops = sub.add_parser("ops", help="list the op catalogue")
     ops.add_argument("--paths", action="store_true", help="list each check's torch paths and their families")
@@ -214,6 +217,15 @@ def _in_processes(cases: list[Case | BadCase], options: Options, jobs: int) -> I
     pool.shutdown()
 
 
+def _print_report(results: list[CaseResult], console: Console, verbose: bool) -> None:
+    """The table and the counts; a failure to print (a bug, a closed pipe) is one line on stderr,
+    after the reports were written, and the exit code still says what the run found."""
+    try:
+        print_report(results, console, verbose=verbose)
+    except Exception as exc:
+        print(visible(f"harness: cannot print the report: {unexpected(exc)}"), file=sys.stderr)
+
+
 def write_reports(results: list[CaseResult], folder: Path) -> None:
     """report.json, junit.xml, summary.md and index.html, each written atomically."""
     with stage("report"):
@@ -247,13 +259,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     results, finished = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if finished < len(cases):
-        print_report(results, console, verbose=args.verbose)
+        _print_report(results, console, args.verbose)
         _say(console, f"interrupted: {finished} of {len(cases)} cases finished; the reports in {args.reports}"
                       " hold those alone (no baseline was written or gated)")
         return EXIT_INTERRUPTED
     if args.update_baseline:
         write_atomic(Path(args.update_baseline), jsonfile.render(results, versions(), timings=False, slim=True))
-    print_report(results, console, verbose=args.verbose)
+    _print_report(results, console, args.verbose)
     if not cases:
         _say(console, f"no case files found under {', '.join(args.paths)}")
         return EXIT_BAD_INPUT
@@ -360,14 +372,15 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 def _fuzz(args: argparse.Namespace, console: Console) -> int:
     from harness.fuzz import fuzz
 
-    ops = [o.strip() for o in args.ops.split(",")] if args.ops else None
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops is not None else None  # "" names none
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
             report = fuzz(seed=args.seed, max_examples=args.max_examples, ops=ops,
                           dtypes=tuple(args.dtype or ("float32", "float64")), max_depth=args.max_depth,
                           save=Path(args.save), min_value=args.range[0], max_value=args.range[1],
-                          progress=lambda n: progress.update(task, completed=n))
+                          progress=lambda n: progress.update(task, completed=n), timeout=args.timeout,
+                          memory_mb=args.memory_limit)
     except HarnessError as exc:
         _say(console, f"harness fuzz: {exc}")
         return EXIT_BAD_INPUT

@@ -3,6 +3,10 @@
 Hypothesis draws cases from `harness.strategies.cases`; a case that fails (or errors) makes
 Hypothesis shrink it to a minimal expression and point, which is written as a case file that
 `harness run` replays with the same verdict. The same seed gives the same run.
+
+Each example runs under a time and a memory limit (`timeout`, `memory_mb`), like a case of
+`harness run`: its point's domain check and its check each. An example past one is counted
+("timeout", "memory") and skipped: it says nothing about torch, so it is never shrunk.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable
 
 from harness.cases import Case
-from harness.errors import HarnessError
+from harness.errors import CaseTimeout, HarnessError
 from harness.report import write_atomic
 from harness.results import CaseResult
 from harness.run import Options, check_case
@@ -48,11 +53,28 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
          dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS, max_depth: int = 3,
          inputs: Sequence[str] = ("x", "y"), save: Path | None = Path("cases/regressions"),
          min_value: float = -10.0, max_value: float = 10.0, edge_probability: float = 0.15,
-         progress: Callable[[int], None] | None = None) -> FuzzReport:
-    """Run one campaign; on a failure, shrink it and save the minimal case under `save`."""
+         progress: Callable[[int], None] | None = None, timeout: float = 60.0,
+         memory_mb: float = 2000.0) -> FuzzReport:
+    """Run one campaign; on a failure, shrink it and save the minimal case under `save`.
+
+    Each example may take `timeout` seconds and `memory_mb` MB beyond what the process holds
+    (0: no limit); one past either is counted as "timeout" or "memory" and skipped."""
+    from harness.cases import COMPLEX_DTYPES
+
+    if not (timeout >= 0 and memory_mb >= 0):
+        raise HarnessError(f"the time and memory limits must be >= 0, got {timeout!r} s and {memory_mb!r} MB")
     report = FuzzReport()
     last: dict[str, object] = {}
-    from harness.cases import COMPLEX_DTYPES
+    options = Options(timeout=timeout, memory_mb=memory_mb)
+
+    def count(status: str) -> None:
+        report.statuses[status] = report.statuses.get(status, 0) + 1
+
+    def limited(kind: str) -> None:  # a drawn point whose domain check ran past a limit
+        report.examples += 1
+        count(kind)
+        if progress is not None:
+            progress(report.examples)
 
     if any(d in COMPLEX_DTYPES for d in dtypes):  # complex expressions over complex inputs
         if not all(d in COMPLEX_DTYPES for d in dtypes):
@@ -61,28 +83,41 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
                                  checks=COMPLEX_CHECKS if tuple(checks) == CHECKS else checks)
     else:
         strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
-                         min_value=min_value, max_value=max_value, edge_probability=edge_probability)
+                         min_value=min_value, max_value=max_value, edge_probability=edge_probability,
+                         timeout=timeout, memory_mb=memory_mb, on_limit=limited)
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
     @given(strategy)
     def one(case: Case) -> None:
-        results = check_case(case, Options())
+        try:
+            results = check_case(case, options)  # the limits are set and cancelled in there, per dtype
+        except CaseTimeout:  # a second alarm while the first one unwound
+            results = []
         report.examples += 1
+        real = []  # the results that are verdicts on torch
         for r in results:
-            report.statuses[r.status] = report.statuses.get(r.status, 0) + 1
+            kind = limit_kind(r)
+            count(kind or r.status)
+            if kind is None:
+                real.append(r)
+        if not results:
+            count("timeout")
         if progress is not None:
             progress(report.examples)
-        if any(r.status in ("fail", "error") for r in results):
-            last["case"], last["results"] = case, results
-            raise Falsified(results[0].message)
+        if any(r.status in ("fail", "error") for r in real):  # (past a limit: no verdict, never shrunk)
+            last["case"], last["results"] = case, real
+            raise Falsified(real[0].message)
 
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             one()
+    except Unsatisfiable:
+        raise HarnessError("no case could be drawn: every expression or point from these ops and this range was"
+                           " rejected (outside the domain, or past the time or memory limit)") from None
     except (Falsified, BaseExceptionGroup) as exc:
         if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(Falsified):
             raise
@@ -92,6 +127,20 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
     if report.failure is not None and save is not None:
         report.saved = save_case(report.failure, save, seed)
     return report
+
+
+_LIMIT_MARKS = (("timeout", "timed out after"), ("memory", "out of memory"))  # check_case's and unexpected()'s words
+
+
+def limit_kind(result: CaseResult) -> str | None:
+    """ "timeout" or "memory" for an error that is only its time or memory limit running out."""
+    if result.status != "error":
+        return None
+    messages = [c.message for c in result.comparisons if c.status == "error"] or [result.message]
+    kinds = {next((kind for kind, mark in _LIMIT_MARKS if mark in m), None) for m in messages}
+    if None in kinds:
+        return None
+    return "timeout" if "timeout" in kinds else "memory"
 
 
 def save_case(case: Case, folder: Path, seed: int) -> Path:

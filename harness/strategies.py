@@ -16,7 +16,9 @@ Arguments are keyword-only and validated when the strategy is built.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import lru_cache
 
@@ -25,8 +27,9 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from harness.cases import Case, load_text
-from harness.errors import HarnessError
+from harness.errors import CaseTimeout, HarnessError
 from harness.expr import Call, Name, Node, Num, names_in, unparse
+from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, round_to_format
 from harness.ops import OPS
 
@@ -76,7 +79,8 @@ def expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
                 inputs: Sequence[str] = ("x",)) -> st.SearchStrategy[Node]:
     """Expression trees over `inputs` built from catalogue ops, at most `max_depth` calls deep.
 
-    Every input appears at least once. Shrinking goes towards fewer calls and plainer leaves.
+    Every input appears at least once (with one-input ops only, a tree has one leaf: the first
+    input). Shrinking goes towards fewer calls and plainer leaves.
     """
     chosen, names = _check_ops(ops), _check_inputs(inputs)
     _check_int("max_depth", max_depth, 1, 8)
@@ -85,6 +89,10 @@ def expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
 
 
 def _trees(names: tuple[str, ...], unary: list[str], binary: list[str], max_depth: int) -> st.SearchStrategy[Node]:
+    if not binary:  # a chain of one-input calls has a single leaf
+        names = names[:1]
+    elif len(names) > 2**max_depth:
+        raise HarnessError(f"{len(names)} inputs do not fit in a tree {max_depth} calls deep")
     leaves = st.one_of(st.sampled_from([Name(n) for n in names]), st.sampled_from([Num(c) for c in _CONSTANTS]))
 
     def at_most(depth: int) -> st.SearchStrategy[Node]:  # calls nest at most `depth` deep, by construction
@@ -135,6 +143,10 @@ def _unary(op: str, a: Node) -> Node:
     return Num(-a.value) if op == "neg" and isinstance(a, Num) else Call(op, (a,))
 
 
+LimitHook = Callable[[str], None]
+"""Told "timeout" or "memory" when the domain check of a drawn point ran past its limit."""
+
+
 @st.composite
 def _point(draw: st.DrawFn, names: tuple[str, ...], dtype: str, low: float, high: float,
            edge_probability: float, min_magnitude: float) -> dict[str, float]:
@@ -151,11 +163,14 @@ def _point(draw: st.DrawFn, names: tuple[str, ...], dtype: str, low: float, high
 
 
 def points(expr: Node, *, dtype: str = "float64", min_value: float = -10.0, max_value: float = 10.0,
-           edge_probability: float = 0.15, min_magnitude: float = 0.0) -> st.SearchStrategy[dict[str, float]]:
+           edge_probability: float = 0.15, min_magnitude: float = 0.0, timeout: float = 10.0,
+           memory_mb: float = 0.0, on_limit: LimitHook | None = None) -> st.SearchStrategy[dict[str, float]]:
     """Input values (exact in `dtype`) where the expression and its first derivatives are defined.
 
     With probability `edge_probability` an input is an edge value (0, +-1, +-tiny, +-20, ...);
-    other values are 0 or at least `min_magnitude` in size.
+    other values are 0 or at least `min_magnitude` in size. The exact domain check of one point
+    may take `timeout` seconds and `memory_mb` MB more memory (0: no limit); a point past either
+    is not used (and `on_limit` is told which limit).
     """
     if dtype not in FORMATS:
         raise HarnessError(f"dtype= must be one of {', '.join(FORMATS)}, got {dtype!r}")
@@ -165,9 +180,17 @@ def points(expr: Node, *, dtype: str = "float64", min_value: float = -10.0, max_
         raise HarnessError(f"edge_probability= must be in [0, 1], got {edge_probability!r}")
     if not 0 <= min_magnitude < max(abs(min_value), abs(max_value)):
         raise HarnessError(f"min_magnitude= must be >= 0 and inside the range, got {min_magnitude!r}")
+    if not (timeout >= 0 and memory_mb >= 0):
+        raise HarnessError(f"timeout= and memory_mb= must be >= 0, got {timeout!r}, {memory_mb!r}")
     names = tuple(sorted(names_in(expr)))
-    return _point(names, dtype, min_value, max_value, edge_probability, min_magnitude).filter(
-        lambda values: defined(expr, values, dtype))
+
+    def usable(values: dict[str, float]) -> bool:
+        verdict = _domain(unparse(expr), tuple(sorted(values.items())), dtype, timeout, memory_mb)
+        if isinstance(verdict, str) and on_limit is not None:
+            on_limit(verdict)
+        return verdict is True
+
+    return _point(names, dtype, min_value, max_value, edge_probability, min_magnitude).filter(usable)
 
 
 def complex_points(*, dtype: str = "complex128", max_modulus: float = 10.0,
@@ -191,13 +214,38 @@ def complex_points(*, dtype: str = "complex128", max_modulus: float = 10.0,
     return st.builds(lambda a, sa, b, sb: complex(exact(sa * a), exact(sb * b)), part, sign, part, sign)
 
 
-def defined(expr: Node, values: dict[str, float], dtype: str) -> bool:
-    """Whether the exact value and first derivatives are finite reals at these inputs."""
-    return _defined(unparse(expr), tuple(sorted(values.items())), dtype)
+def defined(expr: Node, values: dict[str, float], dtype: str, *, timeout: float = 10.0,
+            memory_mb: float = 0.0) -> bool:
+    """Whether the exact value and first derivatives are finite reals at these inputs (False
+    where finding out takes more than `timeout` seconds or `memory_mb` MB)."""
+    return _domain(unparse(expr), tuple(sorted(values.items())), dtype, timeout, memory_mb) is True
 
 
 @lru_cache(maxsize=4096)
+def _domain(text: str, values: tuple[tuple[str, float], ...], dtype: str, timeout: float,
+            memory_mb: float) -> bool | str:
+    """`_defined` under the limits: its verdict, or "timeout" / "memory" past one (remembered, so
+    shrinking does not wait for the same point again)."""
+    try:
+        with _limits(timeout, memory_mb):
+            return _defined(text, values, dtype)
+    except CaseTimeout:
+        return "timeout"
+    except MemoryError:
+        return "memory"
+
+
+@contextmanager
+def _limits(seconds: float, megabytes: float) -> Iterator[None]:
+    """time_limit and memory_limit; no alarm of its own inside one already set (an outer limit,
+    pytest-timeout), which time_limit would cancel."""
+    armed = hasattr(signal, "getitimer") and signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    with time_limit(0 if armed else seconds), memory_limit(megabytes):
+        yield
+
+
 def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bool:
+    """The domain check itself, with no limit."""
     import numpy as np
 
     from harness.balls import finite
@@ -236,16 +284,19 @@ def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float | comp
 def cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, inputs: Sequence[str] = ("x",),
           dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS,
           max_points: int = 2, min_value: float = -10.0, max_value: float = 10.0,
-          edge_probability: float = 0.15, min_magnitude: float = 0.0) -> st.SearchStrategy[Case]:
-    """Whole cases: an expression, points in its domain, one dtype, the checks; loaded from YAML."""
+          edge_probability: float = 0.15, min_magnitude: float = 0.0, timeout: float = 10.0,
+          memory_mb: float = 0.0, on_limit: LimitHook | None = None) -> st.SearchStrategy[Case]:
+    """Whole cases: an expression, points in its domain, one dtype, the checks; loaded from YAML.
+    `timeout`, `memory_mb` and `on_limit` bound each point's domain check (see `points`)."""
     names = _check_case_args(inputs, dtypes, tuple(FORMATS), checks, CHECKS, max_points)
     trees = expressions(ops=ops, max_depth=max_depth, inputs=names)
-    points(Num(Fraction(0)), min_value=min_value, max_value=max_value, edge_probability=edge_probability,
-           min_magnitude=min_magnitude)
 
-    def point(expr: Node, dtype: str) -> st.SearchStrategy[dict[str, float | complex]]:
-        return points(expr, dtype=dtype, min_value=min_value, max_value=max_value,
-                      edge_probability=edge_probability, min_magnitude=min_magnitude)  # type: ignore[return-value]
+    def point(expr: Node, dtype: str = "float64") -> st.SearchStrategy[dict[str, float | complex]]:
+        return points(expr, dtype=dtype, min_value=min_value, max_value=max_value,  # type: ignore[return-value]
+                      edge_probability=edge_probability, min_magnitude=min_magnitude, timeout=timeout,
+                      memory_mb=memory_mb, on_limit=on_limit)
+
+    point(Num(Fraction(0)))  # validates the range and limits now
 
     return _cases(trees, dtypes, checks, max_points, point)
 

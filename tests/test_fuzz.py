@@ -1,0 +1,129 @@
+"""`harness fuzz` under its limits: a slow or huge example is counted and skipped, never shrunk;
+any op set draws cases; a bad op list is one line of bad input."""
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from harness import run, strategies
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.expr import Call, names_in
+from harness.fuzz import fuzz, limit_kind
+from harness.results import CaseResult, Comparison
+from harness.strategies import expressions
+
+QUICK = {"seed": 0, "dtypes": ("float64",), "checks": ("value",), "max_depth": 2, "save": None}
+
+
+@pytest.fixture
+def fresh_domain_cache():
+    strategies._domain.cache_clear()  # verdicts are remembered per (point, limits)
+    yield
+    strategies._domain.cache_clear()
+
+
+def _nth_call(monkeypatch, target, name: str, n: int, action):
+    """Replace target.name by a wrapper that does `action()` instead on its n-th call."""
+    original, calls = getattr(target, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            return action()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, wrapper)
+    return calls
+
+
+def test_a_slow_example_is_counted_as_a_timeout_and_the_campaign_goes_on(monkeypatch):
+    _nth_call(monkeypatch, run, "_check_dtype", 2, lambda: time.sleep(60))
+    start = time.perf_counter()
+    report = fuzz(max_examples=6, ops=["add", "mul"], timeout=1.0, **QUICK)
+    assert time.perf_counter() - start < 30
+    assert report.statuses.get("timeout") == 1 and report.failure is None  # not a failure, not shrunk
+    assert report.examples >= 6 and report.statuses.get("pass", 0) >= 5
+
+
+def test_an_example_over_the_memory_limit_is_counted_and_skipped(monkeypatch):
+    _nth_call(monkeypatch, run, "_check_dtype", 2, lambda: bytearray(1024 * 2**20))
+    report = fuzz(max_examples=6, ops=["add", "mul"], memory_mb=200, **QUICK)
+    assert report.statuses.get("memory") == 1 and report.failure is None
+    assert report.examples >= 6 and report.statuses.get("pass", 0) >= 5
+    assert bytearray(300 * 2**20)  # and the limit is lifted afterwards
+
+
+def test_a_slow_domain_check_skips_the_point(monkeypatch, fresh_domain_cache):
+    _nth_call(monkeypatch, strategies, "_defined", 1, lambda: time.sleep(60))
+    report = fuzz(max_examples=4, ops=["add", "mul"], timeout=1.0, **QUICK)
+    assert report.statuses.get("timeout") == 1 and report.failure is None
+    assert report.statuses.get("pass", 0) >= 4
+
+
+def test_a_campaign_whose_every_point_is_rejected_is_bad_input(monkeypatch, fresh_domain_cache):
+    monkeypatch.setattr(strategies, "_defined", lambda *args: False)
+    with pytest.raises(HarnessError, match="no case could be drawn"):
+        fuzz(max_examples=1, ops=["add"], **QUICK)
+
+
+def test_limit_errors_are_told_from_real_errors():
+    def result(status, message, *comparisons):
+        return CaseResult("c", "f.yaml", 1, "float64", status, comparisons=comparisons, message=message)
+
+    assert limit_kind(result("error", "f.yaml:1: error: timed out after 60 s")) == "timeout"
+    memory = Comparison("grad", "p", "", "error", message="c > grad: error: out of memory (the case reached ...)")
+    assert limit_kind(result("error", memory.message, memory)) == "memory"
+    bug = Comparison("value", "p", "", "error", message="c > value: ZeroDivisionError: (at x.py:1)")
+    assert limit_kind(result("error", memory.message, memory, bug)) is None
+    assert limit_kind(result("fail", "f.yaml:1: error: timed out after 60 s")) is None
+
+
+@pytest.mark.parametrize("ops", [["sinc"], ["exp", "sin"], ["add"], ["mul", "sub"]], ids="+".join)
+def test_any_op_set_draws_expressions(ops):
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(expressions(ops=ops, max_depth=3, inputs=("x", "y")))
+    def check(tree):
+        unary_only = all(strategies.OPS[o].arity == 1 for o in ops)
+        assert names_in(tree) == ({"x"} if unary_only else {"x", "y"})
+        assert _ops_in(tree) <= set(ops)
+
+    check()
+
+
+def _ops_in(tree) -> set[str]:
+    return {tree.op} | set().union(*map(_ops_in, tree.args)) if isinstance(tree, Call) else set()
+
+
+def test_a_fuzz_campaign_of_one_unary_op_runs():
+    report = fuzz(max_examples=5, ops=["sinc"], **QUICK)
+    assert report.examples >= 5 and report.failure is None
+
+
+def test_too_many_inputs_for_the_depth_is_an_error():
+    with pytest.raises(HarnessError, match="3 inputs do not fit"):
+        expressions(ops=["add"], max_depth=1, inputs=("x", "y", "z"))
+
+
+@pytest.mark.parametrize("ops, message", [([], "at least one op"), (["nope"], "unknown op 'nope'"),
+                                          (["sum"], "elementwise ops")])
+def test_bad_op_lists_are_harness_errors(ops, message):
+    with pytest.raises(HarnessError, match=message):
+        fuzz(max_examples=2, ops=ops, **QUICK)
+
+
+@pytest.mark.parametrize("ops, message", [("", "at least one op"), (",", "at least one op"),
+                                          ("exp,nope", "unknown op 'nope'")])
+def test_bad_op_lists_on_the_command_line_are_one_line(ops, message, capsys, tmp_path):
+    assert main(["fuzz", "--ops", ops, "--max-examples", "2", "--save", str(tmp_path)]) == 2
+    out = capsys.readouterr().out.strip()
+    assert message in out and len(out.splitlines()) == 1 and "Traceback" not in out
+
+
+def test_the_limits_are_command_line_options(capsys, tmp_path):
+    code = main(["fuzz", "--ops", "add", "--max-examples", "2", "--dtype", "float64", "--max-depth", "1",
+                 "--timeout", "30", "--memory-limit", "500", "--save", str(tmp_path)])
+    assert code == 0 and "2 cases in" in capsys.readouterr().out
+    assert main(["fuzz", "--ops", "add", "--timeout", "-1", "--save", str(tmp_path)]) == 2
