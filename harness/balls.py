@@ -243,12 +243,19 @@ def _lgamma_abs(a: arb) -> arb:
     return (arb.pi() / abs(s)).log() - (1 - a).lgamma()
 
 
+MAX_POLYGAMMA_SHIFTS = 100_000  # (Arb's acb polygamma was certified wrong far left: not used)
+
+
 def _polygamma(n: arb, x: arb) -> arb:
     order = int(n.unique_fmpz()) if n.is_exact() and n.is_integer() else None
     if order is None or order < 0:
         return arb.nan()
     if order == 0:
         return x.digamma()
+    if not x.is_finite():
+        return arb.nan()
+    if not x > -MAX_POLYGAMMA_SHIFTS and not (x.is_exact() and x.is_integer()):
+        return arb(0, float("inf"))  # a shift per unit left of 0.5: past the cap, no finite ball (uncertified)
     # Hurwitz zeta wants a positive shift: zeta(s, x) = zeta(s, x + k) + sum_{j<k} (x + j)^-s
     s, total, shift = arb(order + 1), ZERO, x
     while not shift > 0.5:
@@ -1024,8 +1031,11 @@ def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, f
 
 
 def _removable(cls: type, balls: list[arb], value: arb) -> arb:
+    """A one-input op's value where its closed form is not finite at an exact argument: the limit
+    there (log(0) = -inf, a 0/0). Only at a moderate argument: every edge of a catalogue op lies
+    within 2^64, and SymPy asked for the limit of exp2 at 2^1000 builds 2^(2^1000) exactly."""
     exact = [_exact_fraction(b) for b in balls]
-    if any(e is None for e in exact):
+    if any(e is None or abs(e) > 2**64 or e.denominator > 2**1100 for e in exact):
         return value
     limit = _limit(cls, tuple(exact))  # type: ignore[arg-type]
     return value if limit is None else compile_closed(limit, [])([])
