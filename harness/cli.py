@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-target", action="store_true", help="let 'target:' import user code")
     _path_options(run)
     run.add_argument("-v", "--verbose", action="store_true", help="print every case's message")
+    run.add_argument("--format", choices=("table", "lines"), dest="form",
+                     help="a table, or one plain line per case and dtype (default: a table on a terminal, else lines)")
     run.add_argument("--baseline", help="fail only on regressions against this report.json")
     run.add_argument("--baseline-factor", type=float, default=2.0, help="allowed growth of an error in ulps")
     run.add_argument("--update-baseline", metavar="FILE", help="write this run's report as a baseline")
@@ -217,11 +219,11 @@ def _in_processes(cases: list[Case | BadCase], options: Options, jobs: int) -> I
     pool.shutdown()
 
 
-def _print_report(results: list[CaseResult], console: Console, verbose: bool) -> None:
+def _print_report(results: list[CaseResult], console: Console, verbose: bool, form: str | None = None) -> None:
     """The table and the counts; a failure to print (a bug, a closed pipe) is one line on stderr,
     after the reports were written, and the exit code still says what the run found."""
     try:
-        print_report(results, console, verbose=verbose)
+        print_report(results, console, verbose=verbose, form=form)
     except Exception as exc:
         print(visible(f"harness: cannot print the report: {unexpected(exc)}"), file=sys.stderr)
 
@@ -259,13 +261,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     results, finished = _check_all(cases, options, max(1, args.jobs), console)
     write_reports(results, Path(args.reports))
     if finished < len(cases):
-        _print_report(results, console, args.verbose)
+        _print_report(results, console, args.verbose, args.form)
         _say(console, f"interrupted: {finished} of {len(cases)} cases finished; the reports in {args.reports}"
                       " hold those alone (no baseline was written or gated)")
         return EXIT_INTERRUPTED
     if args.update_baseline:
         write_atomic(Path(args.update_baseline), jsonfile.render(results, versions(), timings=False, slim=True))
-    _print_report(results, console, args.verbose)
+    _print_report(results, console, args.verbose, args.form)
     if not cases:
         _say(console, f"no case files found under {', '.join(args.paths)}")
         return EXIT_BAD_INPUT

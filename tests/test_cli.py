@@ -9,7 +9,7 @@ def test_run_writes_report_and_prints_summary(tmp_path, capsys):
     code = main(["run", str(case), "--reports", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "\n1 passed, 0 failed\n" in out
+    assert "\n1 passed, 0 failed, 0 errors\n" in out
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["schema"] == "harness.report/1" and report["summary"]["pass"] == 1
     (result,) = report["results"]
@@ -88,3 +88,27 @@ def test_parallel_and_sharded_runs_give_the_same_report(tmp_path):
     assert main(["run", str(folder), "--shard", "3/2", "--reports", str(tmp_path)]) == 2
     for name in ("junit.xml", "summary.md", "index.html"):
         assert (tmp_path / "serial" / name).exists()
+
+
+def test_piped_output_is_one_whole_line_per_case_at_any_width(tmp_path):
+    import subprocess
+    import sys
+
+    deep = tmp_path.joinpath(*(["a folder with a long name and spaces"] * 4))
+    deep.mkdir(parents=True)
+    case = deep / "cases.yaml"
+    case.write_text("cases:\n- name: a-case-whose-name-is-longer-than-the-terminal-is-wide-by-far\n  inputs: {x: 0.5}\n"
+                    "  expr: exp(x)\n  checks: [value]\n- name: broken\n  inputs: {x: 0.5}\n  expr: nope(x)\n"
+                    "  checks: [value]\n")
+    env = {**__import__("os").environ, "COLUMNS": "40"}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", str(case), "--reports", str(tmp_path / "r"),
+                           "--no-cache"], capture_output=True, text=True, env=env, timeout=300)
+    lines = done.stdout.splitlines()
+    (good,) = [line for line in lines if line.startswith("PASS a-case-whose-name-is-longer-than-the-terminal")]
+    assert good.startswith("PASS a-case-whose-name-is-longer-than-the-terminal-is-wide-by-far [float64] value > y: ")
+    assert "ulps allowed, torch 1.6487212707001282, exact 1.6487212707001282" in good
+    (bad,) = [line for line in lines if line.startswith("ERROR broken")]
+    assert f"{case}:8: unknown op 'nope'" in bad  # the whole path on the one line, paste-able
+    assert lines[-2:] == ["1 passed, 0 failed, 1 errors",
+                          "0 kink, 0 undefined, 0 unsupported, 0 xfail, 0 xpass (2 results in all)"]
+    assert done.returncode == 2

@@ -18,16 +18,18 @@ def counts(results: Sequence[CaseResult]) -> dict[str, int]:
 
 
 def summary_line(results: Sequence[CaseResult]) -> str:
-    """The plain closing line, `N passed, N failed`."""
+    """The plain headline, `N passed, N failed, N errors` and then every other status, so that the
+    counts add up to the results (one per case and dtype)."""
     c = counts(results)
-    return f"{c['pass']} passed, {c['fail']} failed"
+    return f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors"
 
 
 def details_line(results: Sequence[CaseResult]) -> str:
+    """The other statuses, the total, and the torch paths the callable cannot run."""
     c = counts(results)
-    names = {"kink": "kink", "undefined": "undefined", "unsupported": "unsupported", "error": "errors",
-             "xfail": "xfail", "xpass": "xpass"}
-    line = ", ".join(f"{c[s]} {label}" for s, label in names.items())
+    names = {"kink": "kink", "undefined": "undefined", "unsupported": "unsupported", "xfail": "xfail",
+             "xpass": "xpass"}
+    line = ", ".join(f"{c[s]} {label}" for s, label in names.items()) + f" ({len(results)} results in all)"
     paths = len(unsupported_paths(results))
     return line + (f"; {paths} torch path{'s' * (paths != 1)} unsupported by the callable" if paths else "")
 

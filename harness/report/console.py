@@ -1,4 +1,6 @@
-"""The console report: a rich table of cases, the failures in full, then the plain summary line.
+"""The console report: a rich table of cases on a terminal, one plain line per case and dtype
+anywhere else (pipes, CI logs: never wrapped, every line grep-able), then the failures in full and
+the headline (`N passed, N failed, N errors`, then the other statuses and the total).
 
 User strings reach rich only as `Text` of `visible(...)`: never markup nor emoji codes, no escape
 sequence, carriage return or bidi override reaches the terminal, and every message is one line."""
@@ -20,8 +22,41 @@ STYLE = {"pass": "green", "fail": "bold red", "error": "bold red", "kink": "yell
 
 
 def _worst(result: CaseResult) -> Comparison | None:
-    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error"), -(c.max_ulps or 0)))
+    """The comparison to show for a case: failures and errors first, then the one whose worst element
+    is furthest past (or nearest to) what it is allowed; its element's ulps, torch and exact values
+    are shown together."""
+    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error"), -_ratio(c)))
     return ranked[0] if ranked else None
+
+
+def _ratio(c: Comparison) -> float:
+    """The worst element's error as a share of what it is allowed (0 with nothing compared)."""
+    w = c.worst
+    if w is None or not w.ulps:
+        return 0.0
+    if not w.allowed_ulps:
+        return float("inf")
+    return w.ulps / w.allowed_ulps if w.allowed_ulps != float("inf") else 0.0
+
+
+def _ulps(c: Comparison | None) -> str:
+    """The worst element's error beside what was allowed, `0.5 of 4`."""
+    if c is None or c.worst is None:
+        return ""
+    return f"{c.worst.ulps:.3g} of {c.worst.allowed_ulps:.3g}"
+
+
+def result_line(r: CaseResult) -> str:
+    """One case in one dtype on one line: status, case, where, its worst element, and why when not
+    a pass (the plain format for pipes and CI)."""
+    w = _worst(r)
+    head = f"{r.status.upper()} {r.name} [{where(r)}]"
+    if w is not None and w.worst is not None:
+        head += (f" {w.check} > {w.part}: {_ulps(w)} ulps allowed, torch {w.worst.torch!r},"
+                 f" exact {w.worst.exact!r}")
+    if r.status != "pass" and r.message:
+        head += f": {r.message}"
+    return visible(head)
 
 
 def _plain(text: str, style: str = "") -> Text:
@@ -41,25 +76,37 @@ def _line(console: Console, *parts: str | Text) -> None:
 
 def table(results: Sequence[CaseResult]) -> Table:
     t = Table(title="symbolic vs autodiff", show_lines=False)
-    for column in ("case", "dtype", "status", "worst check", "max ulps", "torch", "exact"):
+    for column in ("case", "dtype", "status", "worst check", "ulps of allowed", "torch", "exact"):
         t.add_column(column, overflow="fold")
     for r in results:
         w = _worst(r)
         worst = w.worst if w is not None else None
-        t.add_row(_plain(r.name), _plain(where(r)), _status(r.status),
-                  _plain(f"{w.check} > {w.part}" if w else ""),
-                  _plain(f"{w.max_ulps:.3g}" if w else ""),
+        check = f"{w.check} > {w.part}" if w else ""
+        if r.status == "error" and worst is None:  # nothing compared: the reason in place of the check
+            check = r.message
+        t.add_row(_plain(r.name), _plain(where(r)), _status(r.status), _plain(check), _plain(_ulps(w)),
                   _plain(repr(worst.torch) if worst else ""), _plain(repr(worst.exact) if worst else ""))
     return t
 
 
-def print_report(results: Sequence[CaseResult], console: Console, verbose: bool = False) -> None:
-    console.print(table(results))
-    if verbose:
-        console.print(comparisons_table(results))
+def print_report(results: Sequence[CaseResult], console: Console, verbose: bool = False,
+                 form: str | None = None) -> None:
+    """`form`: "table" or "lines"; by default a table on a terminal and lines anywhere else."""
+    tabled = (form or ("table" if console.is_terminal else "lines")) == "table"
+    if tabled:
+        console.print(table(results))
+        if verbose:
+            console.print(comparisons_table(results))
+    else:
+        for r in results:
+            _line(console, _status(r.status, result_line(r)))
+            if verbose:
+                for c in r.comparisons:
+                    _line(console, "  ", comparison_line(c))
     for r in results:
         if r.status in ("fail", "error") or (verbose and r.message):
-            _line(console, _status(r.status, r.status.upper()), " ", r.message)
+            if tabled:  # (a line already holds the case's own message)
+                _line(console, _status(r.status, r.status.upper()), " ", r.message)
             for c in r.comparisons:
                 if c.status in ("fail", "error") and c.message != r.message:
                     _line(console, "  ", c.message)
@@ -88,6 +135,14 @@ def _unsupported_overall(results: Sequence[CaseResult]) -> dict[str, tuple[list[
 def _values(values: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.9g}" for v in values) + "]" if len(values) > 1 else (
         f"{values[0]!r}" if values else "")
+
+
+def comparison_line(c: Comparison) -> str:
+    """One torch path on one line: check > path > part, status, ulps, torch beside exact."""
+    torch_text = _values(c.torch_values) or (repr(c.worst.torch) if c.worst else "")
+    exact_text = _values(c.exact_values) or (repr(c.worst.exact) if c.worst else "")
+    return visible(f"{c.check} > {c.path} > {c.part}: {c.status} {_ulps(c)} ulps allowed, torch {torch_text},"
+                   f" exact {exact_text}")
 
 
 def comparisons_table(results: Sequence[CaseResult]) -> Table:
