@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="repeatable (default float32 and float64; complex ones draw complex expressions)")
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
-    fz.add_argument("--save", default="cases/regressions", help="folder for the shrunk failing case")
+    fz.add_argument("--save", metavar="DIR", help="write the shrunk failing case into this folder (default: print it)")
+    fz.add_argument("--xfail", metavar="REASON", help="mark the saved case as an expected failure with this reason")
     fz.add_argument("--timeout", type=float, default=60.0, help="seconds one example may take (0: none)")
     fz.add_argument("--memory-limit", type=float, default=2000.0, metavar="MB",
                     help="extra memory one example may take (0: no limit)")
@@ -380,7 +381,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
             report = fuzz(seed=args.seed, max_examples=args.max_examples, ops=ops,
                           dtypes=tuple(args.dtype or ("float32", "float64")), max_depth=args.max_depth,
-                          save=Path(args.save), min_value=args.range[0], max_value=args.range[1],
+                          save=Path(args.save) if args.save else None, xfail=args.xfail,
+                          min_value=args.range[0], max_value=args.range[1],
                           progress=lambda n: progress.update(task, completed=n), timeout=args.timeout,
                           memory_mb=args.memory_limit)
     except HarnessError as exc:
@@ -397,5 +399,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
         if r.failed:
             _say(console, f"  {r.message}")
     if report.saved is not None:
-        console.print(f"saved as {report.saved}; replay with: harness run {report.saved}", markup=False)
+        _say(console, f"saved as {report.saved}; replay with: harness run {report.saved}")
+    else:
+        _say(console, f"not saved: harness fuzz --seed {args.seed} --save DIR [--xfail REASON] writes it"
+                      " as a case file")
     return EXIT_FAIL

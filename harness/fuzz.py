@@ -11,6 +11,7 @@ Each example runs under a time and a memory limit (`timeout`, `memory_mb`), like
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from hypothesis.errors import Unsatisfiable
 from harness.cases import Case
 from harness.errors import CaseTimeout, HarnessError
 from harness.report import write_atomic
+from harness.report.text import visible
 from harness.results import CaseResult
 from harness.run import Options, check_case
 from harness.strategies import CHECKS, COMPLEX_CHECKS, case_yaml, cases, complex_cases
@@ -51,11 +53,12 @@ class FuzzReport:
 
 def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
          dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS, max_depth: int = 3,
-         inputs: Sequence[str] = ("x", "y"), save: Path | None = Path("cases/regressions"),
+         inputs: Sequence[str] = ("x", "y"), save: Path | None = None, xfail: str | None = None,
          min_value: float = -10.0, max_value: float = 10.0, edge_probability: float = 0.15,
          progress: Callable[[int], None] | None = None, timeout: float = 60.0,
          memory_mb: float = 2000.0) -> FuzzReport:
-    """Run one campaign; on a failure, shrink it and save the minimal case under `save`.
+    """Run one campaign; on a failure, shrink it and save the minimal case under `save` (None: not
+saved), marked xfail with the reason `xfail` if given.
 
     Each example may take `timeout` seconds and `memory_mb` MB beyond what the process holds
     (0: no limit); one past either is counted as "timeout" or "memory" and skipped."""
@@ -125,7 +128,8 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
         report.failure_results = last["results"]  # type: ignore[assignment]
     report.seconds = time.perf_counter() - start
     if report.failure is not None and save is not None:
-        report.saved = save_case(report.failure, save, seed)
+        found = next((r.message for r in report.failure_results if r.status in ("fail", "error")), "")
+        report.saved = save_case(report.failure, save, seed, found=found, xfail=xfail)
     return report
 
 
@@ -143,8 +147,10 @@ def limit_kind(result: CaseResult) -> str | None:
     return "timeout" if "timeout" in kinds else "memory"
 
 
-def save_case(case: Case, folder: Path, seed: int) -> Path:
-    """Write the (shrunk) case as a file that `harness run` replays."""
+def save_case(case: Case, folder: Path, seed: int, *, found: str = "", xfail: str | None = None) -> Path:
+    """Write the (shrunk) case as a file that `harness run` replays, named by its content (the same
+    case, the same file), saying what it found; `xfail`: marked as an expected failure with that
+    reason, so that a baseline gate or `pytest cases/` accepts the known finding."""
     from harness.cases import COMPLEX_ONLY
     from harness.expr import parse
     from harness.ops import OPS
@@ -159,10 +165,12 @@ def save_case(case: Case, folder: Path, seed: int) -> Path:
         return complex(re, float(i.imag[p][0].value)) if i.imag else re  # type: ignore[attr-defined]
 
     points = [{i.name: value(i, p) for i in spec} for p in range(case.n_points)]
-    stem = f"fuzz-seed{seed}-{abs(hash((text, tuple(map(tuple, (sorted(p.items()) for p in points)))))) % 10**8:08d}"
     checks = [c.kind for c in case.checks]
-    body = case_yaml(stem, expr, points, dtype=case.dtypes[0], checks=checks,
-                     doc=f"found by harness fuzz --seed {seed}, shrunk by Hypothesis")
+    content = case_yaml("-", expr, points, dtype=case.dtypes[0], checks=checks)
+    stem = f"fuzz-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+    doc = f"found by harness fuzz --seed {seed}, shrunk by Hypothesis: {found}" if found else \
+        f"found by harness fuzz --seed {seed}, shrunk by Hypothesis"
+    body = case_yaml(stem, expr, points, dtype=case.dtypes[0], checks=checks, doc=visible(doc)[:2000], xfail=xfail)
     path = folder / f"{stem}.yaml"
     write_atomic(path, body)
     return path

@@ -268,7 +268,7 @@ def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bo
 
 
 def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float | complex]], *, dtype: str,
-              checks: Sequence[str], doc: str = "") -> str:
+              checks: Sequence[str], doc: str = "", xfail: str | None = None) -> str:
     """A case file (YAML text) for this expression and these points; `harness run` replays it."""
     names = sorted(names_in(expr))
 
@@ -278,6 +278,8 @@ def case_yaml(name: str, expr: Node, point_list: Sequence[dict[str, float | comp
     document = {"name": name, "doc": doc or "found by harness fuzz", "dtype": dtype,
                 "inputs": {n: {"points": [shown(p[n]) for p in point_list]} for n in names},
                 "expr": unparse(expr), "checks": list(checks)}
+    if xfail is not None:
+        document["xfail"] = xfail
     return yaml.safe_dump(document, sort_keys=False, width=1000)
 
 

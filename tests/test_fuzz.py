@@ -127,3 +127,24 @@ def test_the_limits_are_command_line_options(capsys, tmp_path):
                  "--timeout", "30", "--memory-limit", "500", "--save", str(tmp_path)])
     assert code == 0 and "2 cases in" in capsys.readouterr().out
     assert main(["fuzz", "--ops", "add", "--timeout", "-1", "--save", str(tmp_path)]) == 2
+
+
+def test_a_reproducer_is_written_only_where_save_says_named_by_content_and_xfail(tmp_path, monkeypatch):
+    from harness.cases import load_file
+    from harness.fuzz import fuzz
+
+    monkeypatch.chdir(tmp_path)
+    kwargs = dict(seed=3, max_examples=40, ops=["softplus"], dtypes=("float64",), checks=("grad",),
+                  inputs=("x",), min_value=0, max_value=40)  # softplus' threshold: a known finding
+    unsaved = fuzz(**kwargs)
+    assert unsaved.failure is not None and unsaved.saved is None and not list(tmp_path.rglob("*.yaml"))
+    one = fuzz(**kwargs, save=tmp_path / "a", xfail="softplus above its threshold, torch issue #1")
+    two = fuzz(**kwargs, save=tmp_path / "b", xfail="softplus above its threshold, torch issue #1")
+    assert one.saved.name == two.saved.name and one.saved.name.startswith("fuzz-")
+    assert one.saved.read_text() == two.saved.read_text()
+    (case,) = load_file(one.saved)
+    assert case.xfail is not None and case.xfail.reason == "softplus above its threshold, torch issue #1"
+    assert "shrunk by Hypothesis: " in case.doc and "ulps" in case.doc  # says what it found
+    from harness.run import Options, check_case
+
+    assert {r.status for r in check_case(case, Options())} == {"xfail"}
