@@ -40,6 +40,9 @@ CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", 
           "wirtinger")
 MAX_DERIVATIVE_ORDER = 8
 MAX_DIMENSIONS = 16
+MAX_NAME = 200  # characters of a case's name: it is quoted in every report line about the case
+MAX_CASES = 10_000  # cases in one file
+MAX_CONSTANTS = 1_000
 MAX_SEED = 2**64 - 1
 MAX_FILE_ELEMENTS = MAX_ELEMENTS  # input elements of all the cases of one file together (aliases expanded)
 CASE_KEYS = ("name", "doc", "inputs", "constants", "expr", "outputs", "checks", "dtype", "tolerance",
@@ -325,6 +328,8 @@ def _load_bytes(data: bytes, file: str) -> list[Case | BadCase]:
         items = _case_nodes(raw, file)
         if items is None:  # one case
             return [_convert_one(raw, file, 0, budget)]
+        if len(items) > MAX_CASES:
+            raise HarnessError(f"file has {len(items)} cases (limit {MAX_CASES}; split the file)", file=file, line=1)
     except HarnessError as exc:
         return [BadCase(Path(file).stem, file, exc.line or 1, str(exc.at(file, 1)))]
     loaded = [_convert_one(node, file, i, budget) for i, node in enumerate(items)]
@@ -423,7 +428,11 @@ def load_paths(paths: list[str], limits: Limits = Limits()) -> list[Case | BadCa
     loaded: list[Case | BadCase] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir():
+        leaving = _folder_link_leaving(path if path.is_dir() else path.parent)
+        if leaving is not None:
+            loaded.append(BadCase(path.stem, str(path), 1, f"{path}:1: refused: {leaving} is a symlink to a folder"
+                                                           f" outside {leaving.parent} (not read)"))
+        elif path.is_dir():
             files += [(f, path) for f in _case_files(path)]
         elif path.exists() or path.is_symlink():
             files.append((path, None))
@@ -439,6 +448,19 @@ def load_paths(paths: list[str], limits: Limits = Limits()) -> list[Case | BadCa
             seen.setdefault(case.name, where)
             loaded.append(case)
     return loaded
+
+
+def _folder_link_leaving(folder: Path) -> Path | None:
+    """The first folder on a path as it was typed (each of its components if relative, the last
+    if absolute) that is a symlink resolving outside its own parent: `harness run cases/*` must not
+    follow `cases/link -> /` any more than a walk of `cases/` does."""
+    parts = [folder, *folder.parents][:-1] if not folder.is_absolute() else [folder]
+    for part in parts:
+        if part.is_symlink():
+            target, parent = part.resolve(), part.absolute().parent.resolve()
+            if target != parent and parent not in target.parents:
+                return part
+    return None
 
 
 def _case_files(folder: Path) -> list[Path]:
@@ -503,6 +525,8 @@ def _case(node: Y, file: str) -> Case:
     if "name" not in fields:
         raise _fail(node, "a case needs a 'name:'")
     name = _expect(fields["name"], "str", "name")
+    if len(name) > MAX_NAME:
+        raise _fail(fields["name"], f"name is {len(name)} characters long (limit {MAX_NAME})")
     if "inputs" not in fields:
         raise _fail(node, f"case {name!r} needs 'inputs:'")
     seed_y = fields.get("seed")
@@ -708,11 +732,16 @@ def _constants(y: Y | None, inputs: set[str]) -> tuple[tuple[str, Node], ...]:
     if y is None:
         return ()
     out: list[tuple[str, Node]] = []
-    for name, value in _expect(y, "map", "constants").items():
+    items = _expect(y, "map", "constants")
+    if len(items) > MAX_CONSTANTS:
+        raise _fail(y, f"{len(items)} constants (limit {MAX_CONSTANTS})")
+    known: set[str] = set()
+    for name, value in items.items():
         _check_identifier(name, value)
         if name in inputs:
             raise _fail(value, f"{name!r} is both an input and a constant")
-        out.append((name, _parse_at(value, {n for n, _ in out})))
+        out.append((name, _parse_at(value, known)))
+        known.add(name)
     return tuple(out)
 
 

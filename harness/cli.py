@@ -274,7 +274,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_BAD_INPUT
     if args.baseline:
         return _gate(results, args, console)
-    if any(r.bad_input for r in results):
+    if any(r.bad_input or r.status == "error" for r in results):  # a file, a limit or a crash: never 1
         return EXIT_BAD_INPUT
     return EXIT_FAIL if any(r.failed for r in results) else EXIT_OK
 

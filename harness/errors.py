@@ -24,10 +24,19 @@ class HarnessError(Exception):
         return HarnessError(self.message, file=file, line=self.line if self.line else line)
 
     def __str__(self) -> str:
+        message = clip(self.message)
         if self.file is None:
-            return self.message
+            return message
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{where}: {message}"
+
+
+MAX_MESSAGE = 1_000  # characters of one error's reason: it is quoted in every report
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A reason cut to `limit` characters (a quoted 300-digit number, a long name), saying so."""
+    return text if len(text) <= limit else f"{text[:limit - 40]}... ({len(text)} characters in all)"
 
 
 def unexpected(exc: BaseException) -> str:

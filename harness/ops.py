@@ -504,6 +504,9 @@ def numeric_keywords(op: Op) -> tuple[str, ...]:
     return tuple(name for name, default in op.keywords if not isinstance(default, str))
 
 
+MAX_LEADING = 1_000  # polygamma's order: n! and a Hurwitz zeta of order n + 1 stay cheap below it
+
+
 def lead_to_keywords(node: Any) -> Any:
     """polygamma(1, x) -> polygamma(x, n=1): literal leading arguments become keywords."""
     from harness.errors import HarnessError
@@ -515,6 +518,8 @@ def lead_to_keywords(node: Any) -> Any:
     lead, rest = node.args[: len(op.leading)], node.args[len(op.leading):]
     if len(lead) < len(op.leading) or not all(isinstance(a, Num) and a.value.denominator == 1 for a in lead):
         raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} first, as whole-number literals")
+    if not all(0 <= a.value <= MAX_LEADING for a in lead):
+        raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} from 0 to {MAX_LEADING}")
     return Call(node.op, rest, node.keywords + tuple(zip(op.leading, (a.value for a in lead))))
 
 

@@ -652,6 +652,10 @@ def constant_value(node: Node, fmt: FloatFormat, constants: dict[str, Fraction] 
             ball = form([])
             if not finite(ball):
                 raise HarnessError(f"constant {expr} is not a finite real number")
+            if abs(ball) > arb(2) ** (fmt.emax + 1):  # before any exact conversion: 2^(2^30) is 128 MB
+                raise HarnessError(f"constant {expr} overflows {fmt.name}")
+            if abs(ball) < arb(2) ** (fmt.emin - fmt.precision):  # below half the smallest subnormal
+                return Fraction(0)
             lo, hi = (round_to_format(_fraction(b), fmt) for b in (ball.lower(), ball.upper()))
         if lo == hi:
             if isinstance(lo, float):

@@ -118,11 +118,17 @@ def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
 def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) -> list[Comparison]:
     if check.xfail is None or not check.xfail.applies(dtype):
         return comparisons
-    failed = any(c.status in ("fail", "error") for c in comparisons)
+    failed = any(_torch_failed(c) for c in comparisons)
     status = "xfail" if failed else ("fail" if check.xfail.strict else "xpass")
     note = f" [xfail: {check.xfail.reason}]"
-    return [replace(c, status=status, message=c.message + note) if c.status in ("pass", "fail", "error") else c
+    return [replace(c, status=status, message=c.message + note) if c.status == "pass" or _torch_failed(c) else c
             for c in comparisons]
+
+
+def _torch_failed(c: Comparison) -> bool:
+    """A failure that an xfail may expect: a mismatch, or a torch path that raised. The check's own
+    boundary error (path "-": bad input, a limit, a crash of the harness) stays an error."""
+    return c.status == "fail" or (c.status == "error" and c.path != "-")
 
 
 def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],
@@ -131,8 +137,11 @@ def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],
     errors; then a check none of whose paths could run; then kinks, undefined points, xfail."""
     failing = [c for c in comparisons if c.status == "fail"]
     errors = [c for c in comparisons if c.status == "error"]
+    harness_errors = [c for c in errors if not _torch_failed(c)]
     first = (failing or errors)[0].message if failing or errors else ""
     if xfail is not None:
+        if harness_errors:  # a check that could not run is not the failure expected
+            return "error", harness_errors[0].message
         if failing or errors:
             return "xfail", f"{xfail.reason} ({first})"
         if xfail.strict:

@@ -34,6 +34,7 @@ def test_bad_file_gives_its_one_line_error(name, line, message):
 @pytest.mark.parametrize("name, message", [
     pytest.param("cotangent_shape.yaml", "v for 'y' has shape [2], expected [3]", id="cotangent-shape"),
     pytest.param("target_without_flag.yaml", "imports of user code need --allow-target", id="target-needs-flag"),
+    pytest.param("cotangent_overflow.yaml", "constant 2**(2**30) overflows float64", id="cotangent-overflow"),
 ])
 def test_run_time_errors_name_the_file_and_line(name, message):
     (case,) = load_file(BAD / name)
@@ -416,3 +417,40 @@ def test_a_grammar_of_hostile_expressions_parses_or_says_why(text):
         parse(_yaml.safe_load(text), ops=set(OPS), names={"x", "y"})
     except HarnessError as exc:
         assert "\n" not in str(exc) and len(str(exc)) < 600
+
+
+def test_an_xfail_never_hides_the_harness_failing_to_run_a_check(monkeypatch):
+    import harness.run as run
+
+    def crash(ctx, index, check):
+        raise RuntimeError("a bug in the harness")
+
+    monkeypatch.setitem(run.CHECKS, "grad", crash)
+    (case,) = load_text("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\nchecks: [value, {grad: {xfail: torch is wrong}}]\n")
+    (result,) = check_case(case, Options())
+    assert result.status == "error" and "RuntimeError: a bug in the harness" in result.message
+    (case,) = load_text("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\nxfail: torch is wrong\nchecks: [value, grad]\n")
+    (result,) = check_case(case, Options())
+    assert result.status == "error"
+
+
+def test_a_case_past_its_time_limit_exits_2_not_1(tmp_path, capsys):
+    case = tmp_path / "slow.yaml"
+    case.write_text("name: slow\ninputs: {x: {shape: [300000], sample: {uniform: [-1, 1]}}}\n"
+                    "expr: exp(sin(x)) * tanh(x)\nchecks: [value, vjp, grad2]\n")
+    assert main(["run", str(case), "--timeout", "0.5", "--reports", str(tmp_path / "r"), "--no-cache"]) == 2
+    assert "error: timed out after 0.5 s" in capsys.readouterr().out
+
+
+def test_a_named_folder_that_is_a_symlink_out_of_its_parent_is_refused(tmp_path, monkeypatch, capsys):
+    import os
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.yaml").write_text("name: TOPSECRET-11\n")
+    (tmp_path / "cases").mkdir()
+    os.symlink(tmp_path / "outside", tmp_path / "cases" / "link")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "cases/link", "--reports", "r", "--no-cache"]) == 2
+    assert main(["show", "cases/link/secret.yaml"]) == 2
+    out = capsys.readouterr().out
+    assert "refused: cases/link is a symlink to a folder outside cases (not read)" in out and "TOPSECRET" not in out
