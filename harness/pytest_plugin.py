@@ -1,7 +1,9 @@
 """pytest plugin: case files collected as test items, one per case, dtype and check.
 
-`pytest cases/` collects every YAML file under a folder named `cases` (or any YAML file named on the
-command line), through the same `check_case` as `harness run`. A failure shows the report's message
+`pytest cases/` collects the YAML files under the paths named on the command line, and under the
+folders of the `harness_cases` ini option (so that a plain `pytest` collects them too); no other
+YAML file of a project is touched. Each becomes items per case, dtype, device and check, run
+through the same `check_case` as `harness run`. A failure shows the report's message
 text, not a traceback; `xfail:` maps to pytest's xfail; pytest-xdist (`-n auto`) runs items in
 parallel. Registered through the `pytest11` entry point.
 """
@@ -13,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from harness.cases import BadCase, Case, load_file
+from harness.cases import BadCase, Case, Limits, load_file
 from harness.errors import unexpected
 from harness.report.text import visible
 from harness.results import CaseResult, unsupported_reason
 from harness.run import Options, check_case
 
+LOAD_SECONDS = 300.0  # loading one file, as `harness run --timeout`'s default
 _RESULTS: dict[tuple[str, int], list[CaseResult]] = {}
 
 
@@ -29,13 +32,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _is_case_file(file_path: Path, config: pytest.Config) -> bool:
+    """A YAML file named on the command line, under a folder named there, or under a folder of the
+    `harness_cases` ini option: an opt-in, never a guess from folder names."""
     if file_path.suffix not in (".yaml", ".yml"):
         return False
-    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    root = config.invocation_params.dir
+    typed = [a for a in config.invocation_params.args if not str(a).startswith("-")]
+    named = [(root / str(a).split("::")[0]).resolve() for a in typed]
     folders = [Path(p).resolve() for p in config.getini("harness_cases")]
-    resolved = file_path.resolve()
-    return (resolved in named or any(p.name == "cases" for p in resolved.parents)
-            or any(f in resolved.parents for f in folders))
+    resolved = file_path.absolute().resolve()
+    return any(resolved == n or n in resolved.parents for n in [*named, *folders])
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -48,7 +54,7 @@ class CaseFile(pytest.File):
     def collect(self) -> Any:
         """One item per case, dtype and check; a bad file or case is one failing item, and pytest
         goes on collecting (a collection error would stop the whole session)."""
-        for case in load_file(self.path):
+        for case in load_file(self.path, Limits(timeout=LOAD_SECONDS)):
             try:
                 items = list(self._items(case))
             except Exception as exc:  # the case's boundary
@@ -64,10 +70,11 @@ class CaseFile(pytest.File):
         if isinstance(case, BadCase):
             yield self._bad(case)
             return
-        for dtype in case.dtypes:
+        for dtype, device in ((d, v) for v in case.devices for d in case.dtypes):
+            on = "" if case.devices == ("cpu",) else f" on {device}"
             for check in dict.fromkeys(c.kind for c in case.checks):
-                item = CaseItem.from_parent(self, name=visible(f"{case.name}[{dtype}]::{check}"), case=case,
-                                            dtype=dtype, check=check)
+                item = CaseItem.from_parent(self, name=visible(f"{case.name}[{dtype}{on}]::{check}"), case=case,
+                                            dtype=dtype, check=check, device=device)
                 xfail = _xfail(case, dtype, check)
                 if xfail is not None:
                     item.add_marker(pytest.mark.xfail(reason=visible(xfail.reason), strict=xfail.strict))
@@ -93,9 +100,9 @@ class CaseFailure(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case: Case | BadCase, dtype: str, check: str, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case | BadCase, dtype: str, check: str, device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.case, self.dtype, self.check = case, dtype, check
+        self.case, self.dtype, self.check, self.device = case, dtype, check, device
 
     def runtest(self) -> None:
         if isinstance(self.case, BadCase):
@@ -104,7 +111,7 @@ class CaseItem(pytest.Item):
         if key not in _RESULTS:  # one run per case serves all its items in this process
             allow = bool(self.config.getoption("harness_allow_target"))
             _RESULTS[key] = check_case(self.case, Options(allow_targets=allow, allow_flag="--harness-allow-target"))
-        (result,) = [r for r in _RESULTS[key] if r.dtype == self.dtype]
+        (result,) = [r for r in _RESULTS[key] if r.dtype == self.dtype and r.device == self.device]
         if result.status == "error" and not result.comparisons:
             raise CaseFailure(result.message)
         bad = [c for c in result.comparisons if c.check == self.check and c.status in ("fail", "error")]

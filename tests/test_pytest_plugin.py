@@ -103,3 +103,31 @@ def test_the_error_that_asks_for_the_flag_names_the_plugins_flag(pytester):
     result = pytester.runpytest("cases")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(["*imports of user code need --harness-allow-target*"])
+
+
+def test_only_case_files_opted_into_are_collected(pytester):
+    """An unrelated project's YAML (even under a folder named cases) is never touched; the
+    folders named on the command line, or in the `harness_cases` ini option, are."""
+    other = pytester.mkdir("tests")
+    (other / "cases").mkdir()
+    (other / "cases" / "config.yaml").write_text("foo: 1\n")
+    (other / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    pytester.runpytest().assert_outcomes(passed=1)  # no 'unknown key foo' item
+    _cases(pytester, good=GOOD)
+    pytester.runpytest().assert_outcomes(passed=1)  # cases/ not opted into: a plain run leaves it alone
+    pytester.runpytest("cases").assert_outcomes(passed=4)
+    pytester.makeini("[pytest]\nharness_cases = cases\n")
+    pytester.runpytest().assert_outcomes(passed=5)
+
+
+def test_a_device_list_gives_items_per_device(pytester):
+    import torch
+
+    _cases(pytester, dev="name: dev\ninputs: {x: 0.5}\nexpr: sin(x)\ndevice: [cpu, cuda]\nchecks: [value]\n")
+    result = pytester.runpytest("cases", "-v")
+    assert "too many values to unpack" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*dev?float64 on cpu?::value PASSED*"])
+    if torch.cuda.is_available():
+        result.stdout.fnmatch_lines(["*dev?float64 on cuda?::value PASSED*"])
+    else:
+        result.stdout.fnmatch_lines(["*dev?float64 on cuda?::value FAILED*", "*device 'cuda' is not available here*"])
