@@ -28,7 +28,17 @@ from harness.functions import MODES, Convention
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, LiteralError, read_literal
 from harness.ops import OPS
-from harness.paths import COMPILABLE, COMPILED, FAMILIES, Selection, all_names, known, lookup, paths_of
+from harness.paths import (
+    COMPILABLE,
+    COMPILE_BACKENDS,
+    COMPILED,
+    FAMILIES,
+    Selection,
+    all_names,
+    known,
+    lookup,
+    paths_of,
+)
 from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
@@ -563,7 +573,6 @@ def _case(node: Y, file: str) -> Case:
         compile=_compile(fields["compile"]) if "compile" in fields else None)
 
 
-COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
 def _compile(y: Y) -> str | None:

@@ -9,23 +9,40 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.text import Text
 
-from harness import __version__, cache
-from harness.cases import COMPILE_BACKENDS, BadCase, Case, Limits, load_paths
+from harness import __version__
 from harness.errors import CaseTimeout, HarnessError, unexpected
 from harness.limits import memory_limit, time_limit
-from harness.paths import Selection
-from harness.report import jsonfile, write_atomic
-from harness.report.console import print_report
+from harness.paths import COMPILE_BACKENDS, Selection
 from harness.report.text import visible
-from harness.results import CaseResult
-from harness.run import Options, check_case
 from harness.timing import stage
+
+if TYPE_CHECKING:
+    from harness.cases import BadCase, Case
+    from harness.results import CaseResult
+    from harness.run import Options
+
+# torch, SymPy and the catalogue are imported when a command needs them: `harness --version` and
+# `--help` start in a fraction of a second.
+
+
+def check_case(case: Case | BadCase, options: Options) -> list[CaseResult]:
+    from harness.run import check_case as check
+
+    return check(case, options)
+
+
+def load_paths(paths: list[str], timeout: float, memory_mb: float) -> list[Case | BadCase]:
+    from harness.cases import Limits
+    from harness.cases import load_paths as load
+
+    return load(paths, Limits(timeout, memory_mb))
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
@@ -127,6 +144,8 @@ def _use_cache(args: argparse.Namespace) -> None:
     """--cache / --no-cache, for this process and the worker processes it starts."""
     if args.no_cache or args.cache:
         os.environ["HARNESS_CACHE"] = "off" if args.no_cache else str(Path(args.cache).resolve())
+        from harness import cache
+
         cache.use(None if args.no_cache else Path(os.environ["HARNESS_CACHE"]))
 
 
@@ -223,6 +242,8 @@ def _in_processes(cases: list[Case | BadCase], options: Options, jobs: int) -> I
 def _print_report(results: list[CaseResult], console: Console, verbose: bool, form: str | None = None) -> None:
     """The table and the counts; a failure to print (a bug, a closed pipe) is one line on stderr,
     after the reports were written, and the exit code still says what the run found."""
+    from harness.report.console import print_report
+
     try:
         print_report(results, console, verbose=verbose, form=form)
     except Exception as exc:
@@ -238,7 +259,7 @@ def write_reports(results: list[CaseResult], folder: Path) -> None:
 def _write_reports(results: list[CaseResult], folder: Path) -> None:
     """Each report on its own: one that cannot be written (a full disk, a bug) is named on stderr
     in one line, and the others are still written."""
-    from harness.report import html, junit, markdown
+    from harness.report import html, jsonfile, junit, markdown, write_atomic
 
     meta = versions()
     writers = {"report.json": lambda: jsonfile.render(results, meta), "junit.xml": lambda: junit.render(results),
@@ -252,11 +273,14 @@ def _write_reports(results: list[CaseResult], folder: Path) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     try:
-        cases = _shard(_selected(load_paths(args.paths, Limits(args.timeout, args.memory_limit)), args.keyword),
+        cases = _shard(_selected(load_paths(args.paths, args.timeout, args.memory_limit), args.keyword),
                        args.shard)
     except SystemExit:
         _say(console, f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}")
         return EXIT_BAD_INPUT
+    from harness.report import jsonfile, write_atomic
+    from harness.run import Options
+
     options = Options(allow_targets=args.allow_target, timeout=args.timeout, memory_mb=args.memory_limit,
                       device=args.device, compile=args.compile, paths=args.selection)
     results, finished = _check_all(cases, options, max(1, args.jobs), console)
@@ -350,9 +374,11 @@ def _paths_table(console: Console) -> int:
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:
+    from harness.cases import BadCase
+    from harness.run import Options
     from harness.show import show_case
 
-    cases = _selected(load_paths([args.path], Limits(args.timeout, args.memory_limit)), args.keyword)
+    cases = _selected(load_paths([args.path], args.timeout, args.memory_limit), args.keyword)
     code = EXIT_OK
     options = Options(allow_targets=args.allow_target, paths=args.selection, timeout=args.timeout,
                       memory_mb=args.memory_limit)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")  # torch.compile backends a case may name
+
 FAMILIES: dict[str, str] = {
     "forward": "the plain forward call",
     "backward": "reverse mode on the tape: .backward() and torch.autograd.grad",

@@ -112,3 +112,14 @@ def test_piped_output_is_one_whole_line_per_case_at_any_width(tmp_path):
     assert lines[-2:] == ["1 passed, 0 failed, 1 errors",
                           "0 kink, 0 undefined, 0 unsupported, 0 xfail, 0 xpass (2 results in all)"]
     assert done.returncode == 2
+
+
+def test_version_and_help_start_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom harness.cli import main\nfor argv in (['--version'], ['--help'], ['run', '--help']):\n"
+            "    assert main(argv) == 0\nassert 'torch' not in sys.modules and 'sympy' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sympy'))[:5]\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -84,7 +84,7 @@ def test_one_exception_never_stops_the_run(tmp_path, monkeypatch):
         return original(case, dtype, options, device)
 
     monkeypatch.setattr(run, "prepare", explode)
-    assert main(["run", str(folder), "--reports", str(tmp_path / "r")]) == 1
+    assert main(["run", str(folder), "--reports", str(tmp_path / "r")]) == 2  # an error, never 1 (a failure)
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     statuses = {r["name"]: r["status"] for r in report["results"]}
     assert statuses == {"c0": "pass", "c1": "error", "c2": "pass"}
@@ -152,7 +152,7 @@ def test_a_case_past_its_memory_limit_becomes_an_error(tmp_path):
     # in a subprocess: the limit applies to a whole process's address space
     done = subprocess.run([sys.executable, "-m", "harness", "run", str(case), "--memory-limit", "100",
                            "--reports", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a limit reached: an error, not a failure of torch
     (result,) = json.loads((tmp_path / "r" / "report.json").read_text())["results"]
     assert result["status"] == "error" and "out of memory" in result["message"]
 
@@ -434,10 +434,14 @@ def test_an_xfail_never_hides_the_harness_failing_to_run_a_check(monkeypatch):
     assert result.status == "error"
 
 
-def test_a_case_past_its_time_limit_exits_2_not_1(tmp_path, capsys):
+def test_a_case_past_its_time_limit_exits_2_not_1(tmp_path, capsys, monkeypatch):
+    import time
+
+    import harness.run as run
+
+    monkeypatch.setattr(run, "_check_dtype", lambda *args: time.sleep(10))
     case = tmp_path / "slow.yaml"
-    case.write_text("name: slow\ninputs: {x: {shape: [300000], sample: {uniform: [-1, 1]}}}\n"
-                    "expr: exp(sin(x)) * tanh(x)\nchecks: [value, vjp, grad2]\n")
+    case.write_text("name: slow\ninputs: {x: 0.5}\nexpr: sin(x)\nchecks: [value]\n")
     assert main(["run", str(case), "--timeout", "0.5", "--reports", str(tmp_path / "r"), "--no-cache"]) == 2
     assert "error: timed out after 0.5 s" in capsys.readouterr().out
 
