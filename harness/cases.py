@@ -762,8 +762,8 @@ def _check_identifier(name: str, y: Y) -> None:
 def _outputs(fields: dict[str, Y], node: Y, names: set[str]) -> tuple[tuple[tuple[str, Node], ...], tuple]:
     if ("expr" in fields) == ("outputs" in fields):
         raise _fail(node, "a case needs exactly one of 'expr:' and 'outputs:'")
-    if "expr" in fields:
-        items = {"y": fields["expr"]}
+    if "expr" in fields:  # its output is `y`, unless an input or constant has that name
+        items = {next(n for n in ("y", "out", "result", "f", "output") if n not in names): fields["expr"]}
     else:
         items = _expect(fields["outputs"], "map", "outputs")
         if not items:

@@ -273,8 +273,8 @@ def _write_reports(results: list[CaseResult], folder: Path) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     try:
-        cases = _shard(_selected(load_paths(args.paths, args.timeout, args.memory_limit), args.keyword),
-                       args.shard)
+        loaded = load_paths(args.paths, args.timeout, args.memory_limit)
+        cases = _shard(_selected(loaded, args.keyword), args.shard)
     except SystemExit:
         _say(console, f"harness run: --shard takes k/n with 1 <= k <= n, got {args.shard!r}")
         return EXIT_BAD_INPUT
@@ -294,7 +294,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         write_atomic(Path(args.update_baseline), jsonfile.render(results, versions(), timings=False, slim=True))
     _print_report(results, console, args.verbose, args.form)
     if not cases:
-        _say(console, f"no case files found under {', '.join(args.paths)}")
+        if not loaded:
+            _say(console, f"no case files found under {', '.join(args.paths)}")
+        else:
+            chosen = " and ".join(filter(None, [f"-k {args.keyword!r}" if args.keyword else "",
+                                                f"--shard {args.shard}" if args.shard else ""]))
+            _say(console, f"no case selected: {chosen} matches none of the {len(loaded)} cases under"
+                          f" {', '.join(args.paths)}")
         return EXIT_BAD_INPUT
     if args.baseline:
         return _gate(results, args, console)

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from tests_support import ROOT_CASES
 
-from harness.cases import BadCase, Case, load_file, load_paths, schema
+from harness.cases import BadCase, Case, load_file, load_paths, load_text, schema
 from harness.expr import Num
 
 
@@ -145,3 +145,10 @@ def test_schema_rejects_what_the_loader_rejects():
     validator = jsonschema.Draft202012Validator(schema())
     assert not validator.is_valid({"name": "a", "inputs": {"x": 1}, "checks": ["value"]})  # no expr
     assert not validator.is_valid({"name": "a", "inputs": {"x": 1}, "expr": "x", "checks": ["valeu"]})
+
+
+def test_the_output_of_expr_is_y_unless_an_input_has_that_name():
+    (case,) = load_text("name: c\ninputs: {x: 0.5}\nexpr: x\nchecks: [value]\n")
+    assert [name for name, _ in case.outputs] == ["y"]
+    (case,) = load_text("name: c\ninputs: {x: 0.5, y: 2}\nexpr: x * y\nchecks: [value]\n")
+    assert [name for name, _ in case.outputs] == ["out"]

@@ -123,3 +123,11 @@ def test_version_and_help_start_without_torch():
             "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sympy'))[:5]\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_selection_that_matches_nothing_says_so(tmp_path, capsys):
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value]\n")
+    assert main(["run", str(case), "-k", "nomatch", "--reports", str(tmp_path / "r")]) == 2
+    assert f"no case selected: -k 'nomatch' matches none of the 1 cases under {case}" in capsys.readouterr().out
+    assert main(["run", str(tmp_path / "empty"), "--reports", str(tmp_path / "r")]) == 2
