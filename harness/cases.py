@@ -142,6 +142,12 @@ class Case:
     devices: tuple[str, ...] = ("cpu",)
     compile: str | None = None  # a torch.compile backend: the checks also run through the compiled function
     paths: Selection = field(default_factory=Selection)  # which torch paths run, in every check
+    lines: tuple[tuple[str, int], ...] = ()  # each key's line in the file, for errors found later
+
+    def line_of(self, *keys: str) -> int:
+        """The line of the first of these keys the case has (its own line if none)."""
+        found = dict(self.lines)
+        return next((found[k] for k in keys if k in found), self.line)
 
     @property
     def n_points(self) -> int:
@@ -563,6 +569,7 @@ def _case(node: Y, file: str) -> Case:
     _check_paths_left(paths, checks, "compile" in fields and _compile(fields["compile"]) is not None)
     return Case(
         name=name, file=file, line=node.line, inputs=inputs, outputs=outputs, paths=paths,
+        lines=tuple((key, value.line) for key, value in fields.items()),
         checks=checks, dtypes=dtypes, constants=constants,
         tolerance=_tolerance(fields["tolerance"]) if "tolerance" in fields else None,
         xfail=_xfail(fields["xfail"]) if "xfail" in fields else None,

@@ -382,7 +382,7 @@ def _paths_table(console: Console) -> int:
 def _show(args: argparse.Namespace, console: Console) -> int:
     from harness.cases import BadCase
     from harness.run import Options
-    from harness.show import show_case
+    from harness.show import show
 
     cases = _selected(load_paths([args.path], args.timeout, args.memory_limit), args.keyword)
     code = EXIT_OK
@@ -395,11 +395,13 @@ def _show(args: argparse.Namespace, console: Console) -> int:
             continue
         try:  # one case's boundary, under the same limits as `harness run`'s
             with time_limit(options.timeout), memory_limit(options.memory_mb):
-                text = show_case(case, options)
+                text, statuses = show(case, options)
+            if "error" in statuses:  # it says why in the text; the exit code says so too
+                code = EXIT_BAD_INPUT
         except CaseTimeout:
             text, code = f"{case.file}:{case.line}: error: timed out after {options.timeout:g} s", EXIT_BAD_INPUT
         except Exception as exc:
-            text, code = f"{case.file}:{case.line}: {unexpected(exc)}", EXIT_FAIL
+            text, code = f"{case.file}:{case.line}: {unexpected(exc)}", EXIT_BAD_INPUT
         _say(console, text)
     return code
 

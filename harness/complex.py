@@ -27,14 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import sympy
 import torch
 
 from harness import cache
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num
-from harness.symbolic import SymbolicOutput, Term
+from harness.symbolic import SymbolicOutput, Term, broadcast
 
 IMAG_UNIT = sympy.I
 
@@ -201,7 +200,7 @@ def real_outputs(out: ComplexOutput, shapes: dict[str, tuple[int, ...]]) -> dict
     alone when it is real."""
     symbols = {s: s.name for pair in out.symbols.values() for s in pair}
     input_shapes = {name: shapes[name] for name in symbols.values()}
-    shape = tuple(np.broadcast_shapes(*input_shapes.values())) if input_shapes else ()
+    shape = broadcast(input_shapes, out.name)
     names = (out.name,) if out.is_real else part_names(out.name)
     trees = out.trees or out.parts
     return {n: SymbolicOutput(n, shape, True, input_shapes, symbols, (Term(t, e),))  # type: ignore[arg-type]

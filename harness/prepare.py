@@ -111,7 +111,10 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
         points = _points(case, fmt)
     with stage("symbolic"):
-        outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
+        try:
+            outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
+        except HarnessError as exc:  # a shape that does not broadcast, a size: the expression's line
+            raise exc.at(case.file, case.line_of("expr", "outputs")) from None
     with stage("torch"):
         function, target_name = _torch_function(case, trees, options)
         torch_dtype = autodiff.DTYPES[dtype]
@@ -197,8 +200,12 @@ def _load_target(case: Case, options: Options) -> target.Target:
     if not isinstance(case.target, str):
         return target.from_callable(case.target)
     if not options.allow_targets:
-        raise HarnessError(f"case uses target {case.target!r}: imports of user code need {options.allow_flag}")
-    return target.resolve(case.target, case.file)
+        raise HarnessError(f"case uses target {case.target!r}: imports of user code need {options.allow_flag}",
+                           file=case.file, line=case.line_of("target"))
+    try:
+        return target.resolve(case.target, case.file)
+    except HarnessError as exc:
+        raise exc.at(case.file, case.line_of("target")) from None
 
 
 def _points(case: Case, fmt: FloatFormat) -> list[dict[str, np.ndarray]]:

@@ -6,10 +6,11 @@ import sympy
 
 from harness import complex as cx
 from harness.cases import COMPLEX_DTYPES, Case
-from harness.errors import CaseTimeout
+from harness.errors import CaseTimeout, HarnessError
 from harness.limits import time_limit
 from harness.numbers import FORMATS
 from harness.reference import constant_value, fold
+from harness.results import CaseResult
 from harness.run import Options, check_case
 from harness.symbolic import SymbolicOutput, build_output, closed
 
@@ -44,8 +45,24 @@ def _lines(name: str, out: SymbolicOutput) -> list[str]:
 
 
 def show_case(case: Case, options: Options = Options()) -> str:
-    if case.dtypes[0] in COMPLEX_DTYPES:
-        return _show_complex(case, options)
+    return show(case, options)[0]
+
+
+def show(case: Case, options: Options = Options()) -> tuple[str, tuple[str, ...]]:
+    """The text `harness show` prints for a case, and the statuses of its results (per dtype)."""
+    results = check_case(case, options)
+    statuses = tuple(r.status for r in results)
+    try:
+        if case.dtypes[0] in COMPLEX_DTYPES:
+            return _show_complex(case, results), statuses
+        return _show_real(case, results), statuses
+    except HarnessError as exc:  # no exact side to show (a shape, a constant): why, and the results
+        where = case.line_of("expr", "outputs")
+        header = [f"case {case.name} ({case.file}:{case.line})", f"  {exc.at(case.file, where)}"]
+        return "\n".join(header + _results(results)), statuses
+
+
+def _show_real(case: Case, results: list[CaseResult]) -> str:
     fmt = FORMATS[case.dtypes[0]]
     constants: dict = {}
     for name, tree in case.constants:
@@ -56,10 +73,10 @@ def show_case(case: Case, options: Options = Options()) -> str:
         lines.append(f"  {case.doc}")
     for name, tree in case.outputs:
         lines += _lines(name, build_output(name, fold(tree, fmt, constants), shapes, {}))
-    return "\n".join(lines + _results(case, options))
+    return "\n".join(lines + _results(results))
 
 
-def _show_complex(case: Case, options: Options) -> str:
+def _show_complex(case: Case, results: list[CaseResult]) -> str:
     """A complex case: each output, its real and imaginary parts, Wirtinger derivatives, holomorphy."""
     lines = [f"case {case.name} ({case.file}:{case.line})"] + ([f"  {case.doc}"] if case.doc else [])
     inputs = [spec.name for spec in case.inputs]
@@ -70,12 +87,12 @@ def _show_complex(case: Case, options: Options) -> str:
             dz, dzbar = cx.wirtinger(out, x)
             lines += [f"  d{name}/d{x} = {_simplified(dz)}", f"  d{name}/d{x}-bar = {_simplified(dzbar)}"]
         lines.append(f"  {cx.holomorphy(out)}")
-    return "\n".join(lines + _results(case, options))
+    return "\n".join(lines + _results(results))
 
 
-def _results(case: Case, options: Options) -> list[str]:
+def _results(results: list[CaseResult]) -> list[str]:
     lines = [""]
-    for result in check_case(case, options):
+    for result in results:
         lines.append(f"[{result.dtype}] {result.status}")
         if result.status == "error" and not result.comparisons:
             lines.append(f"  {result.message}")

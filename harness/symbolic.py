@@ -115,6 +115,17 @@ class SymbolicOutput:
         return tuple(entries)
 
 
+def broadcast(shapes: dict[str, tuple[int, ...]], output: str) -> tuple[int, ...]:
+    """The shape elementwise ops give inputs of these shapes, as torch broadcasts them; inputs that
+    do not broadcast are named in the error (not NumPy's 'arg 0')."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes.values())) if shapes else ()
+    except ValueError:
+        shown = ", ".join(f"{n} (shape {list(s)})" for n, s in shapes.items())
+        raise HarnessError(f"output {output!r}: inputs {shown} do not broadcast together (trailing dimensions"
+                           " must be equal or 1)") from None
+
+
 def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]],
                  constants: dict[str, Fraction]) -> SymbolicOutput:
     """Build one output from a folded tree (all literals already rounded to the dtype)."""
@@ -122,7 +133,7 @@ def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]]
     if is_elementwise(tree, ELEMENTWISE):
         symbols = {n: sympy.Symbol(n, real=True) for n in used}
         env = {**{n: (s, s) for n, s in symbols.items()}, **_constant_env(constants)}
-        shape = tuple(np.broadcast_shapes(*used.values())) if used else ()
+        shape = broadcast(used, name)
         tree_form, expr_form = _Builder(env, elementwise=True).build(tree)
         return SymbolicOutput(name, shape, True, used, {s: n for n, s in symbols.items()},
                               (Term(tree_form, expr_form),))
@@ -239,7 +250,11 @@ def _elementwise(op: Op, keywords: tuple, evaluate: bool) -> Callable[..., sympy
 def _map(fn: Callable[..., sympy.Expr], args: list) -> object:
     if not any(isinstance(a, np.ndarray) for a in args):
         return fn(*args)
-    arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in args])
+    try:
+        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in args])
+    except ValueError:
+        shapes = " and ".join(str(list(np.shape(a))) for a in args)
+        raise HarnessError(f"operands of shapes {shapes} do not broadcast together") from None
     out = np.empty(arrays[0].shape, dtype=object)
     for index in np.ndindex(*out.shape):
         out[index] = fn(*(a[index] for a in arrays))

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from harness.cli import main
 
@@ -131,3 +132,11 @@ def test_a_selection_that_matches_nothing_says_so(tmp_path, capsys):
     assert main(["run", str(case), "-k", "nomatch", "--reports", str(tmp_path / "r")]) == 2
     assert f"no case selected: -k 'nomatch' matches none of the 1 cases under {case}" in capsys.readouterr().out
     assert main(["run", str(tmp_path / "empty"), "--reports", str(tmp_path / "r")]) == 2
+
+
+def test_show_of_a_case_that_errors_says_why_and_exits_2(capsys):
+    bad = Path(__file__).parent / "data" / "bad" / "broadcast_mismatch.yaml"
+    assert main(["show", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert f"{bad}:3: output 'out': inputs x (shape [3]), y (shape [4]) do not broadcast" in out
+    assert "[float64] error" in out

@@ -284,7 +284,7 @@ def test_show_of_a_case_past_its_time_limit(monkeypatch, tmp_path, capsys):
 
     import harness.show as show
 
-    monkeypatch.setattr(show, "show_case", lambda case, options: time.sleep(10))
+    monkeypatch.setattr(show, "show", lambda case, options: time.sleep(10))
     case = tmp_path / "c.yaml"
     case.write_text("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\nchecks: [grad]\n")
     assert main(["show", str(case), "--timeout", "0.2"]) == 2
@@ -458,3 +458,16 @@ def test_a_named_folder_that_is_a_symlink_out_of_its_parent_is_refused(tmp_path,
     assert main(["show", "cases/link/secret.yaml"]) == 2
     out = capsys.readouterr().out
     assert "refused: cases/link is a symlink to a folder outside cases (not read)" in out and "TOPSECRET" not in out
+
+
+@pytest.mark.parametrize("name, where, message", [
+    ("broadcast_mismatch.yaml", 3, "output 'out': inputs x (shape [3]), y (shape [4]) do not broadcast together"),
+    ("target_missing.yaml", 5, "cannot import target 'nomod:f': no module 'nomod'"),
+    ("target_without_flag.yaml", 5, "imports of user code need --allow-target"),
+])
+def test_errors_found_while_preparing_name_their_own_line(name, where, message):
+    (case,) = load_file(BAD / name)
+    (result,) = check_case(case, Options(allow_targets=name == "target_missing.yaml"))
+    assert result.status == "error" and result.bad_input
+    assert result.message.startswith(f"{BAD / name}:{where}: ") and message in result.message
+    assert "arg 0" not in result.message and "_stride_tricks" not in result.message
