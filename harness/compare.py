@@ -170,14 +170,16 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
         for piece, e in compared:
             series += _series(piece, e, fmt)
     step = max(1, len(series) // SERIES_POINTS)
+    by_input = all(p.abscissa is not None and p.abscissa.size == np.asarray(p.actual).size for p, _ in compared)
     comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified, unbounded,
                             max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),
-                            tuple(point_ulps), tuple(series[::step]))
+                            tuple(point_ulps), tuple(series[::step]), abscissa="input" if by_input else "element")
     return _with_message(comparison, breadcrumb)
 
 
-def _series(piece: Piece, e: Elementwise, fmt: FloatFormat) -> list[tuple[float, float, float, float, float]]:
-    """(x, torch, exact, error in ulps, allowed in ulps) per element; x is an input or the index."""
+def _series(piece: Piece, e: Elementwise, fmt: FloatFormat) -> list[tuple[float, float, float, float, float, str]]:
+    """(x, torch, exact, error in ulps, allowed in ulps, status) per element; x is an input's value,
+    or the element's index where no one input is the abscissa (a VJP, a Jacobian)."""
     actual = np.asarray(piece.actual, dtype=np.float64).ravel()
     xs = piece.abscissa.ravel() if piece.abscissa is not None else np.arange(actual.size, dtype=np.float64)
     if xs.size != actual.size:
@@ -187,8 +189,8 @@ def _series(piece: Piece, e: Elementwise, fmt: FloatFormat) -> list[tuple[float,
     scale = ulp(np.where(np.isfinite(e.exact), e.exact, 0.0), fmt)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         allowed = e.allowed / scale
-    return [(float(x), float(t), float(r), float(u), float(a))
-            for x, t, r, u, a in zip(xs, actual, e.exact, e.ulps, allowed)]
+    return [(float(x), float(t), float(r), float(u), float(a), str(status))
+            for x, t, r, u, a, status in zip(xs, actual, e.exact, e.ulps, allowed, e.status)]
 
 
 def _status(count: int, mismatched: int, kinks: int, undefined: int) -> str:

@@ -74,7 +74,9 @@ class Comparison:
     torch_values: tuple[float, ...] = ()  # every element, for small comparisons (<= 16 in all)
     exact_values: tuple[float, ...] = ()
     point_ulps: tuple[float, ...] = ()  # the largest error in ulps at each point (each optimizer step)
-    series: tuple[tuple[float, float, float, float, float], ...] = ()  # plot data: x, torch, exact, ulps, allowed
+    # plot data per element: x, torch, exact, ulps, allowed, status; x is `abscissa`: an input's value or the index
+    series: tuple[tuple[float, float, float, float, float, str], ...] = ()
+    abscissa: str = "input"
     bad_input: bool = False  # an error the case file causes (a limit, a shape), not a failure of the harness
 
 

@@ -243,7 +243,7 @@ def test_html_escapes_every_string_in_text_and_attributes():
     assert not [a for a in parsed.attributes if a.startswith("on")]  # no onload=, onclick=: only our attributes
     assert set(parsed.tags) <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "strong", "small",
                                 "table", "tr", "th", "td", "a", "span", "code", "div", "figure", "figcaption", "svg",
-                                "line", "text", "polyline", "circle"}
+                                "line", "text", "polyline", "circle", "rect", "polygon"}
     rows = [tuple(row) for row in parsed.rows]
     for r in rs:
         assert any(row[:2] == (visible(r.name), visible(where(r))) for row in rows)
