@@ -479,12 +479,16 @@ def _folder_link_leaving(folder: Path) -> Path | None:
     return None
 
 
+_NOT_CASES = {"node_modules", "__pycache__", "site-packages", "dist-packages"}
+
+
 def _case_files(folder: Path) -> list[Path]:
     """*.yaml and *.yml under a folder, sorted, without following symlinked folders (a FIFO or a
-    symlink is listed, and refused when read)."""
+    symlink is listed, and refused when read), nor entering hidden folders (.venv, .git, .github)
+    or installed packages (node_modules, site-packages), whose YAML is no one's case file."""
     found = []
     for top, dirs, names in os.walk(folder, followlinks=False):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _NOT_CASES)
         found += [Path(top) / n for n in names if n.endswith((".yaml", ".yml"))]
     return sorted(found)
 
@@ -534,6 +538,9 @@ def _show(y: Y) -> str:
 
 
 def _case(node: Y, file: str) -> Case:
+    if node.kind == "seq":
+        raise _fail(node, "a case must be a mapping, got a list (several cases in one file go under 'cases:',"
+                          " a list of mappings)")
     fields = _expect(node, "map", "a case")
     for key, value in fields.items():
         if key not in CASE_KEYS:

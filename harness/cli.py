@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -149,14 +150,44 @@ def _use_cache(args: argparse.Namespace) -> None:
         cache.use(None if args.no_cache else Path(os.environ["HARNESS_CACHE"]))
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A reader that closed the pipe (`| head`): the rest of the output goes nowhere and the run
+        goes on to its own exit code (rich's default exits 1, which reads as a failure)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command's exit code; a reader that closes the pipe early (`| head`) changes nothing."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = None
+    if code is None or _pipe_closed():
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+    return code if code is not None else EXIT_OK
+
+
+def _pipe_closed() -> bool:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_BAD_INPUT if exc.code else EXIT_OK
     # piped output: whole lines, never wrapped mid-word; no markup or emoji codes read from any text
-    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    console = _Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
     if args.command == "ops":
         return _paths_table(console) if args.paths else _ops(console)
     if args.command in ("run", "show"):
@@ -205,7 +236,7 @@ def _check_all(cases: list[Case | BadCase], options: Options, jobs: int,
     results: list[CaseResult] = []
     finished = 0
     try:
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task("checking", total=len(cases))
             if jobs > 1:
                 for done in _in_processes(cases, options, jobs):
@@ -246,6 +277,8 @@ def _print_report(results: list[CaseResult], console: Console, verbose: bool, fo
 
     try:
         print_report(results, console, verbose=verbose, form=form)
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         print(visible(f"harness: cannot print the report: {unexpected(exc)}"), file=sys.stderr)
 
@@ -332,16 +365,24 @@ def _ops(console: Console) -> int:
     from harness.numbers import FORMATS
     from harness.ops import CATALOGUE, torch_api
 
-    t = Table(title="op catalogue")
-    for column in ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
-                   "critical points (float64)"):
-        t.add_column(column, overflow="fold")
+    columns = ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
+               "critical points (float64)")
+    rows = []
     for op in CATALOGUE:
         kinks = "; ".join(f"{k.where}: {k.convention}" for k in op.kinks) or "none"
         accuracy = "/".join(f"{u:g}" for u in op.ulps) if isinstance(op.ulps, tuple) else f"{op.ulps:g}"
         critical = ", ".join(f"{v:.6g}" for v in op.critical(FORMATS["float64"])) or "-"
-        t.add_row(op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps", critical)
-    console.print(t)
+        rows.append((op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps", critical))
+    if not console.is_terminal:  # piped: one whole line per op, its fields named
+        for row in rows:
+            _say(console, f"{row[0]}: " + " | ".join(f"{c}: {v}" for c, v in zip(columns[1:], row[1:])))
+    else:
+        t = Table(title="op catalogue")
+        for column in columns:
+            t.add_column(column, overflow="fold")
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
     console.print(f"{len(CATALOGUE)} ops; accuracy is what torch's kernel is held to (float32/float64)")
     return EXIT_OK
 
@@ -411,7 +452,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
 
     ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops is not None else None  # "" names none
     try:
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
             report = fuzz(seed=args.seed, max_examples=args.max_examples, ops=ops,
                           dtypes=tuple(args.dtype or ("float32", "float64")), max_depth=args.max_depth,
@@ -433,7 +474,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
         if r.failed:
             _say(console, f"  {r.message}")
     if report.saved is not None:
-        _say(console, f"saved as {report.saved}; replay with: harness run {report.saved}")
+        _say(console, f"saved as {report.saved}; replay with: harness run {shlex.quote(str(report.saved))}")
     else:
         _say(console, f"not saved: harness fuzz --seed {args.seed} --save DIR [--xfail REASON] writes it"
                       " as a case file")

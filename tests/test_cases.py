@@ -152,3 +152,12 @@ def test_the_output_of_expr_is_y_unless_an_input_has_that_name():
     assert [name for name, _ in case.outputs] == ["y"]
     (case,) = load_text("name: c\ninputs: {x: 0.5, y: 2}\nexpr: x * y\nchecks: [value]\n")
     assert [name for name, _ in case.outputs] == ["out"]
+
+
+def test_a_folder_walk_skips_hidden_folders_and_installed_packages(tmp_path):
+    for junk in (".venv/lib/x.yaml", "node_modules/p/y.yml", ".github/workflows/ci.yaml", "a/site-packages/z.yaml"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("- not a case\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "good.yaml").write_text("name: good\ninputs: {x: 0.5}\nexpr: x\nchecks: [value]\n")
+    assert [c.name for c in load_paths([str(tmp_path)])] == ["good"]

@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 from harness.cli import main
@@ -110,7 +111,7 @@ def test_piped_output_is_one_whole_line_per_case_at_any_width(tmp_path):
     assert "ulps allowed, torch 1.6487212707001282, exact 1.6487212707001282" in good
     (bad,) = [line for line in lines if line.startswith("ERROR broken")]
     assert f"{case}:8: unknown op 'nope'" in bad  # the whole path on the one line, paste-able
-    assert lines[-2:] == ["1 passed, 0 failed, 1 errors",
+    assert lines[-2:] == ["1 passed, 0 failed, 1 error",
                           "0 kink, 0 undefined, 0 unsupported, 0 xfail, 0 xpass (2 results in all)"]
     assert done.returncode == 2
 
@@ -140,3 +141,16 @@ def test_show_of_a_case_that_errors_says_why_and_exits_2(capsys):
     out = capsys.readouterr().out
     assert f"{bad}:3: output 'out': inputs x (shape [3]), y (shape [4]) do not broadcast" in out
     assert "[float64] error" in out
+
+
+def test_a_reader_closing_the_pipe_leaves_the_exit_code_as_it_was(tmp_path):
+    import shlex
+    import subprocess
+
+    good = tmp_path / "good.yaml"
+    good.write_text("cases:\n" + "".join(f"- name: c{i}\n  inputs: {{x: 0.5}}\n  expr: exp(x)\n  checks: [value]\n"
+                                         for i in range(30)))
+    command = (f"{shlex.quote(sys.executable)} -m harness run {shlex.quote(str(good))} --no-cache --reports"
+               f" {shlex.quote(str(tmp_path / 'r'))} | head -1; exit ${{PIPESTATUS[0]}}")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("PASS c0 ") and "Error" not in done.stderr

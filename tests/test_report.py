@@ -104,7 +104,7 @@ def test_unsupported_paths_are_counted_apart_in_every_report():
     console = Console(record=True, width=200)
     print_report(rs, console)
     out = console.export_text()
-    assert "0 passed, 0 failed, 0 errors\n" in out and "1 unsupported" in out and "(1 results in all)" in out
+    assert "0 passed, 0 failed, 0 errors\n" in out and "1 unsupported" in out and "(1 result in all)" in out
     assert "4 torch paths unsupported" in out
     assert "UNSUPPORTED in 1 case: jvp > forward_ad.make_dual: Softplus: forward mode needs a jvp" in out
     verbose = Console(record=True, width=200)

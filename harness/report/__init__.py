@@ -21,7 +21,11 @@ def summary_line(results: Sequence[CaseResult]) -> str:
     """The plain headline, `N passed, N failed, N errors` and then every other status, so that the
     counts add up to the results (one per case and dtype)."""
     c = counts(results)
-    return f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors"
+    return f"{c['pass']} passed, {c['fail']} failed, {_plural(c['error'], 'error')}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def details_line(results: Sequence[CaseResult]) -> str:
@@ -29,7 +33,7 @@ def details_line(results: Sequence[CaseResult]) -> str:
     c = counts(results)
     names = {"kink": "kink", "undefined": "undefined", "unsupported": "unsupported", "xfail": "xfail",
              "xpass": "xpass"}
-    line = ", ".join(f"{c[s]} {label}" for s, label in names.items()) + f" ({len(results)} results in all)"
+    line = ", ".join(f"{c[s]} {label}" for s, label in names.items()) + f" ({_plural(len(results), 'result')} in all)"
     paths = len(unsupported_paths(results))
     return line + (f"; {paths} torch path{'s' * (paths != 1)} unsupported by the callable" if paths else "")
 

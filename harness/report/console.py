@@ -25,7 +25,7 @@ def _worst(result: CaseResult) -> Comparison | None:
     """The comparison to show for a case: failures and errors first, then the one whose worst element
     is furthest past (or nearest to) what it is allowed; its element's ulps, torch and exact values
     are shown together."""
-    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error"), -_ratio(c)))
+    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error", "xfail"), -_ratio(c)))
     return ranked[0] if ranked else None
 
 
