@@ -90,7 +90,7 @@ def test_the_page_links_only_to_sections_and_marks_failures_kinks_and_undefined_
     assert page.count('text-anchor="end">1e') >= 3 and "stroke-dasharray" in page
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     shot = tmp_path / "kink.png"
-    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1000,700", f"--screenshot={shot}",
+    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1000,2400", f"--screenshot={shot}",
                     (tmp_path / "a" / "index.html").as_uri()], capture_output=True, timeout=120, check=True)
     width, height, rows = _pixels(shot.read_bytes())
     colours = {rows[y][x * 4:x * 4 + 3] for y in range(height) for x in range(width)}
