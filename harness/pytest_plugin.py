@@ -21,6 +21,7 @@ from harness.report.text import visible
 from harness.results import CaseResult, unsupported_reason
 from harness.run import Options, check_case
 
+_ROOTS = pytest.StashKey[tuple[Path, ...]]()  # the opted-in paths, resolved
 LOAD_SECONDS = 300.0  # loading one file, as `harness run --timeout`'s default
 _RESULTS: dict[tuple[str, int], list[CaseResult]] = {}
 
@@ -36,12 +37,13 @@ def _is_case_file(file_path: Path, config: pytest.Config) -> bool:
     `harness_cases` ini option: an opt-in, never a guess from folder names."""
     if file_path.suffix not in (".yaml", ".yml"):
         return False
-    root = config.invocation_params.dir
-    typed = [a for a in config.invocation_params.args if not str(a).startswith("-")]
-    named = [(root / str(a).split("::")[0]).resolve() for a in typed]
-    folders = [Path(p).resolve() for p in config.getini("harness_cases")]
+    if _ROOTS not in config.stash:  # once per session: pytest asks for every file of the tree
+        root = config.invocation_params.dir
+        typed = [a for a in config.invocation_params.args if not str(a).startswith("-")]
+        named = [(root / str(a).split("::")[0]).resolve() for a in typed]
+        config.stash[_ROOTS] = (*named, *(Path(p).resolve() for p in config.getini("harness_cases")))
     resolved = file_path.absolute().resolve()
-    return any(resolved == n or n in resolved.parents for n in [*named, *folders])
+    return any(resolved == n or n in resolved.parents for n in config.stash[_ROOTS])
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from harness import complex as cx
 from harness.cases import BadCase, Case, CheckSpec, Xfail
 from harness.checks import CHECKS, torch_warnings_quiet
-from harness.errors import CaseTimeout, HarnessError, unexpected
+from harness.errors import CaseTimeout, HarnessError, clip, unexpected
 from harness.limits import memory_limit, time_limit
 from harness.prepare import Options, Prepared, prepare
 from harness.results import CaseResult, Comparison, unsupported_reason
@@ -93,14 +93,14 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
                    bad_input=any(c.bad_input and c.status == "error" for c in comparisons))
 
 
-def _text(value: object, limit: int = 2_000) -> str:
+def _text(value: object) -> str:
     """An exact expression as the reports show it; printing never fails a case (SymPy refuses
     integers of more than 4,300 digits), and a huge one is cut short."""
     try:
         text = str(value)
     except Exception as exc:
         return f"(not printable: {type(exc).__name__})"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    return clip(text, 2_000)
 
 
 def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:

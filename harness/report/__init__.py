@@ -52,6 +52,31 @@ def unsupported_by_reason(result: CaseResult) -> dict[str, list[str]]:
     return grouped
 
 
+def worst_comparison(result: CaseResult) -> Comparison | None:
+    """The comparison to show for a case: failures and errors first, then the one whose worst element
+    is furthest past (or nearest to) what it is allowed; its element's ulps, torch and exact values
+    are shown together."""
+    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error", "xfail"), -_ratio(c)))
+    return ranked[0] if ranked else None
+
+
+def _ratio(c: Comparison) -> float:
+    """The worst element's error as a share of what it is allowed (0 with nothing compared)."""
+    w = c.worst
+    if w is None or not w.ulps:
+        return 0.0
+    if not w.allowed_ulps:
+        return float("inf")
+    return w.ulps / w.allowed_ulps if w.allowed_ulps != float("inf") else 0.0
+
+
+def ulps_of_allowed(c: Comparison | None) -> str:
+    """The worst element's error beside what was allowed, `0.5 of 4`."""
+    if c is None or c.worst is None:
+        return ""
+    return f"{c.worst.ulps:.3g} of {c.worst.allowed_ulps:.3g}"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a whole file or nothing: a temporary file in the same folder, then a rename.
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report import details_line, summary_line, unsupported_by_reason, where
+from harness.report import details_line, summary_line, ulps_of_allowed, unsupported_by_reason, where, worst_comparison
 from harness.report.text import visible
 from harness.results import CaseResult, Comparison
 
@@ -21,38 +21,13 @@ STYLE = {"pass": "green", "fail": "bold red", "error": "bold red", "kink": "yell
          "unsupported": "blue", "xfail": "magenta", "xpass": "magenta"}
 
 
-def _worst(result: CaseResult) -> Comparison | None:
-    """The comparison to show for a case: failures and errors first, then the one whose worst element
-    is furthest past (or nearest to) what it is allowed; its element's ulps, torch and exact values
-    are shown together."""
-    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error", "xfail"), -_ratio(c)))
-    return ranked[0] if ranked else None
-
-
-def _ratio(c: Comparison) -> float:
-    """The worst element's error as a share of what it is allowed (0 with nothing compared)."""
-    w = c.worst
-    if w is None or not w.ulps:
-        return 0.0
-    if not w.allowed_ulps:
-        return float("inf")
-    return w.ulps / w.allowed_ulps if w.allowed_ulps != float("inf") else 0.0
-
-
-def _ulps(c: Comparison | None) -> str:
-    """The worst element's error beside what was allowed, `0.5 of 4`."""
-    if c is None or c.worst is None:
-        return ""
-    return f"{c.worst.ulps:.3g} of {c.worst.allowed_ulps:.3g}"
-
-
 def result_line(r: CaseResult) -> str:
     """One case in one dtype on one line: status, case, where, its worst element, and why when not
     a pass (the plain format for pipes and CI)."""
-    w = _worst(r)
+    w = worst_comparison(r)
     head = f"{r.status.upper()} {r.name} [{where(r)}]"
     if w is not None and w.worst is not None:
-        head += (f" {w.check} > {w.part}: {_ulps(w)} ulps allowed, torch {w.worst.torch!r},"
+        head += (f" {w.check} > {w.part}: {ulps_of_allowed(w)} ulps allowed, torch {w.worst.torch!r},"
                  f" exact {w.worst.exact!r}")
     if r.status != "pass" and r.message:
         head += f": {r.message}"
@@ -79,12 +54,12 @@ def table(results: Sequence[CaseResult]) -> Table:
     for column in ("case", "dtype", "status", "worst check", "ulps of allowed", "torch", "exact"):
         t.add_column(column, overflow="fold")
     for r in results:
-        w = _worst(r)
+        w = worst_comparison(r)
         worst = w.worst if w is not None else None
         check = f"{w.check} > {w.part}" if w else ""
         if r.status == "error" and worst is None:  # nothing compared: the reason in place of the check
             check = r.message
-        t.add_row(_plain(r.name), _plain(where(r)), _status(r.status), _plain(check), _plain(_ulps(w)),
+        t.add_row(_plain(r.name), _plain(where(r)), _status(r.status), _plain(check), _plain(ulps_of_allowed(w)),
                   _plain(repr(worst.torch) if worst else ""), _plain(repr(worst.exact) if worst else ""))
     return t
 
@@ -141,7 +116,7 @@ def comparison_line(c: Comparison) -> str:
     """One torch path on one line: check > path > part, status, ulps, torch beside exact."""
     torch_text = _values(c.torch_values) or (repr(c.worst.torch) if c.worst else "")
     exact_text = _values(c.exact_values) or (repr(c.worst.exact) if c.worst else "")
-    return visible(f"{c.check} > {c.path} > {c.part}: {c.status} {_ulps(c)} ulps allowed, torch {torch_text},"
+    return visible(f"{c.check} > {c.path} > {c.part}: {c.status} {ulps_of_allowed(c)} ulps allowed, torch {torch_text},"
                    f" exact {exact_text}")
 
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.report import counts, holomorphy, summary_line, unsupported_by_reason, unsupported_paths, where
+from harness.report import (
+    counts,
+    holomorphy,
+    summary_line,
+    ulps_of_allowed,
+    unsupported_by_reason,
+    unsupported_paths,
+    where,
+    worst_comparison,
+)
 from harness.report.text import html_text
 from harness.results import CaseResult, Comparison
 
@@ -168,12 +177,10 @@ def _linked(text: str, linked: bool, i: int) -> str:
 
 def _worst_ulps(r: CaseResult) -> str:
     """The worst element's error beside its allowance (one element's two numbers), or the reason."""
-    shown = [x.worst for x in r.comparisons if x.worst is not None]
-    if not shown:
+    shown = worst_comparison(r)
+    if shown is None or shown.worst is None:
         return html_text(r.message) if r.status == "error" else ""
-    w = max(shown, key=lambda w: w.ulps / w.allowed_ulps if w.allowed_ulps not in (0, math.inf) else
-            (math.inf if w.allowed_ulps == 0 and w.ulps else 0.0))
-    return f"{w.ulps:.3g} of {w.allowed_ulps:.3g}"
+    return ulps_of_allowed(shown)
 
 
 def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
