@@ -18,11 +18,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from importlib import import_module
 from typing import Any, Literal
 
 import sympy
-import torch
-import torch.nn.functional as F
 
 from harness import tensor_ops
 from harness.functions import (
@@ -66,10 +65,30 @@ class Kink:
         return None
 
 
+Adapter = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class TorchRef:
+    """The torch function under test, by its public name under `torch` ("special.i0e",
+    "nn.functional.silu"), and how the harness calls it (`adapt` wraps the function: keywords passed
+    only when given, a reduction's optional dim). Naming it rather than holding it keeps torch out of
+    the catalogue's import: `harness ops` and the loader never import torch; `function()` does, once."""
+
+    name: str
+    adapt: Adapter | None = field(default=None, compare=False)
+
+    def function(self) -> Callable[..., Any]:
+        target: Any = import_module("torch")
+        for part in self.name.split("."):
+            target = getattr(target, part)
+        return self.adapt(target) if self.adapt is not None else target
+
+
 @dataclass(frozen=True, eq=False)
 class Op:
     name: str
-    torch: Callable[..., Any] = field(repr=False)
+    ref: TorchRef = field(repr=False)
     exact: Callable[..., Any] = field(repr=False)
     domain: str
     kind: Kind = "elementwise"
@@ -85,6 +104,11 @@ class Op:
     # and its derivatives, where a result rounds to its asymptote (sigmoid to 1), kernel branch
     # switches; sampled inputs get these (and fixed kinks) by default (harness.prepare, `edges:`)
     critical: Callable[[FloatFormat], tuple[float, ...]] = field(default=lambda fmt: (), repr=False)
+
+    @functools.cached_property
+    def torch(self) -> Callable[..., Any]:
+        """The torch function itself (torch is imported at the first use of any op's)."""
+        return self.ref.function()
 
     def accuracy(self, precision: int) -> float:
         """The ulps torch's kernel is held to, in the format of this precision."""
@@ -111,13 +135,27 @@ def _sigmoid(x: sympy.Expr) -> sympy.Expr:
     return 1 / (1 + sympy.exp(-x))
 
 
-def _kw(fn: Callable[..., torch.Tensor], *names: str) -> Callable[..., torch.Tensor]:
+def T(name: str, adapt: Adapter | None = None) -> TorchRef:  # noqa: N802 (reads as the torch it names)
+    return TorchRef(name, adapt)
+
+
+def _kw(name: str, *names: str) -> TorchRef:
     """A torch function called with the catalogue's keywords (None: leave torch's default)."""
 
-    def call(*args: Any, **keywords: Any) -> torch.Tensor:
-        return fn(*args, **{k: v for k, v in keywords.items() if k in names and v is not None})
+    def adapt(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **keywords: Any) -> Any:
+            return fn(*args, **{k: v for k, v in keywords.items() if k in names and v is not None})
 
-    return call
+        return call
+
+    return TorchRef(name, adapt)
+
+
+def _kw_with(name: str, adapt: Adapter, *names: str) -> TorchRef:
+    """As _kw, for a function the harness calls through its own adapter first."""
+    inner = _kw(name, *names).adapt
+    assert inner is not None
+    return TorchRef(name, lambda fn: inner(adapt(fn)))
 
 
 def _exp_overflow(fmt: FloatFormat) -> float:
@@ -185,226 +223,247 @@ def _pw(*pieces: tuple[sympy.Expr, Any]) -> sympy.Expr:
 # ---------------------------------------------------------------- the catalogue
 
 ARITHMETIC: tuple[Op, ...] = (
-    Op("add", torch.add, lambda a, b, evaluate=True: sympy.Add(a, b, evaluate=evaluate), X,
+    Op("add", T("add"), lambda a, b, evaluate=True: sympy.Add(a, b, evaluate=evaluate), X,
        kind="arithmetic", arity=2, ulps=0.5, doc="a + b"),
-    Op("sub", torch.sub, _sub, X, kind="arithmetic", arity=2, ulps=0.5, doc="a - b"),
-    Op("mul", torch.mul, lambda a, b, evaluate=True: sympy.Mul(a, b, evaluate=evaluate), X,
+    Op("sub", T("sub"), _sub, X, kind="arithmetic", arity=2, ulps=0.5, doc="a - b"),
+    Op("mul", T("mul"), lambda a, b, evaluate=True: sympy.Mul(a, b, evaluate=evaluate), X,
        kind="arithmetic", arity=2, ulps=0.5, doc="a * b"),
-    Op("div", torch.div, _div, "b != 0", kind="arithmetic", arity=2, ulps=0.5, doc="a / b"),
-    Op("neg", torch.neg, lambda a, evaluate=True: sympy.Mul(-1, a, evaluate=evaluate), X,
+    Op("div", T("div"), _div, "b != 0", kind="arithmetic", arity=2, ulps=0.5, doc="a / b"),
+    Op("neg", T("neg"), lambda a, evaluate=True: sympy.Mul(-1, a, evaluate=evaluate), X,
        kind="arithmetic", ulps=0.0, doc="-a"),
-    Op("pow", torch.pow, lambda a, b, evaluate=True: sympy.Pow(a, b, evaluate=evaluate),
+    Op("pow", T("pow"), lambda a, b, evaluate=True: sympy.Pow(a, b, evaluate=evaluate),
        "a > 0, or an integer b (a != 0 for b < 0); the derivative at a = 0 needs b >= 1",
        kind="arithmetic", arity=2, ulps=1.0, doc="a ** b, pow(a, b)"),
 )
 
 SMOOTH: tuple[Op, ...] = (
-    Op("exp", torch.exp, sympy.exp, X, critical=_exp_like, outside="inf on overflow"),
-    Op("exp2", torch.exp2, lambda x: 2**x, X,
+    Op("exp", T("exp"), sympy.exp, X, critical=_exp_like, outside="inf on overflow"),
+    Op("exp2", T("exp2"), lambda x: 2**x, X,
        critical=lambda f: (f.emax + 1.0, f.emin, f.emin - f.precision)),
-    Op("expm1", torch.expm1, lambda x: sympy.exp(x) - 1, X,
+    Op("expm1", T("expm1"), lambda x: sympy.exp(x) - 1, X,
        critical=lambda f: (_exp_overflow(f), -_rounds_to_one(f), -_rounds_to_one(f) - 4),
        doc="exp(x) - 1; torch's derivative is y + 1, which loses exp(x) below about -37"),
-    Op("log", torch.log, sympy.log, "x > 0", critical=lambda f: (0.0,), outside="-inf at 0, nan below"),
-    Op("log2", torch.log2, lambda x: sympy.log(x) / sympy.log(2), "x > 0", critical=lambda f: (0.0,)),
-    Op("log10", torch.log10, lambda x: sympy.log(x) / sympy.log(10), "x > 0", critical=lambda f: (0.0,)),
-    Op("log1p", torch.log1p, lambda x: sympy.log(1 + x), "x > -1"),
-    Op("sqrt", torch.sqrt, sympy.sqrt, "x >= 0 (the derivative needs x > 0)", critical=lambda f: (0.0,), ulps=0.5),
-    Op("rsqrt", torch.rsqrt, lambda x: 1 / sympy.sqrt(x), "x > 0", critical=lambda f: (0.0,)),
-    Op("reciprocal", torch.reciprocal, lambda x: 1 / x, "x != 0", ulps=0.5),
-    Op("square", torch.square, lambda x: x**2, X, ulps=0.5),
-    Op("sin", torch.sin, sympy.sin, X),
-    Op("cos", torch.cos, sympy.cos, X),
-    Op("tan", torch.tan, sympy.tan, "x != pi/2 + k*pi"),
-    Op("asin", torch.asin, sympy.asin, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
-    Op("acos", torch.acos, sympy.acos, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
-    Op("atan", torch.atan, sympy.atan, X),
-    Op("sinh", torch.sinh, sympy.sinh, X, critical=_hyperbolic),
-    Op("cosh", torch.cosh, sympy.cosh, X, critical=_hyperbolic),
-    Op("tanh", torch.tanh, sympy.tanh, X, critical=_tanh_like),
-    Op("asinh", torch.asinh, sympy.asinh, X),
-    Op("acosh", torch.acosh, sympy.acosh, "x >= 1 (the derivative needs x > 1)"),
-    Op("atanh", torch.atanh, sympy.atanh, "-1 < x < 1"),
-    Op("sinc", torch.sinc, lambda x: sympy.sin(sympy.pi * x) / (sympy.pi * x), X,
+    Op("log", T("log"), sympy.log, "x > 0", critical=lambda f: (0.0,), outside="-inf at 0, nan below"),
+    Op("log2", T("log2"), lambda x: sympy.log(x) / sympy.log(2), "x > 0", critical=lambda f: (0.0,)),
+    Op("log10", T("log10"), lambda x: sympy.log(x) / sympy.log(10), "x > 0", critical=lambda f: (0.0,)),
+    Op("log1p", T("log1p"), lambda x: sympy.log(1 + x), "x > -1"),
+    Op("sqrt", T("sqrt"), sympy.sqrt, "x >= 0 (the derivative needs x > 0)", critical=lambda f: (0.0,), ulps=0.5),
+    Op("rsqrt", T("rsqrt"), lambda x: 1 / sympy.sqrt(x), "x > 0", critical=lambda f: (0.0,)),
+    Op("reciprocal", T("reciprocal"), lambda x: 1 / x, "x != 0", ulps=0.5),
+    Op("square", T("square"), lambda x: x**2, X, ulps=0.5),
+    Op("sin", T("sin"), sympy.sin, X),
+    Op("cos", T("cos"), sympy.cos, X),
+    Op("tan", T("tan"), sympy.tan, "x != pi/2 + k*pi"),
+    Op("asin", T("asin"), sympy.asin, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
+    Op("acos", T("acos"), sympy.acos, "-1 <= x <= 1 (the derivative needs |x| < 1)"),
+    Op("atan", T("atan"), sympy.atan, X),
+    Op("sinh", T("sinh"), sympy.sinh, X, critical=_hyperbolic),
+    Op("cosh", T("cosh"), sympy.cosh, X, critical=_hyperbolic),
+    Op("tanh", T("tanh"), sympy.tanh, X, critical=_tanh_like),
+    Op("asinh", T("asinh"), sympy.asinh, X),
+    Op("acosh", T("acosh"), sympy.acosh, "x >= 1 (the derivative needs x > 1)"),
+    Op("atanh", T("atanh"), sympy.atanh, "-1 < x < 1"),
+    Op("sinc", T("sinc"), lambda x: sympy.sin(sympy.pi * x) / (sympy.pi * x), X,
        doc="sin(pi*x)/(pi*x), 1 at 0 (a removable singularity: the reference takes the limit)"),
-    Op("erf", torch.erf, sympy.erf, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
-    Op("erfc", torch.erfc, sympy.erfc, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
-    Op("erfinv", torch.erfinv, sympy.erfinv, "-1 < x < 1",),
-    Op("lgamma", torch.lgamma, loggamma_abs, "x not in {0, -1, -2, ...}", doc="log|Gamma(x)|",
+    Op("erf", T("erf"), sympy.erf, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
+    Op("erfc", T("erfc"), sympy.erfc, X, critical=lambda f: tuple(-x / math.sqrt(2) for x in _normal_tail(f)[:3])),
+    Op("erfinv", T("erfinv"), sympy.erfinv, "-1 < x < 1",),
+    Op("lgamma", T("lgamma"), loggamma_abs, "x not in {0, -1, -2, ...}", doc="log|Gamma(x)|",
        outside="inf at the poles", ulps=(4, 4)),
-    Op("digamma", torch.digamma, lambda x: sympy.polygamma(0, x), "x not in {0, -1, -2, ...}",
+    Op("digamma", T("digamma"), lambda x: sympy.polygamma(0, x), "x not in {0, -1, -2, ...}",
        ulps=(4, 4)),
-    Op("polygamma", lambda n, x: torch.polygamma(n, x), lambda x, n: sympy.polygamma(n, x),
+    Op("polygamma", T("polygamma"), lambda x, n: sympy.polygamma(n, x),
        "n a whole number >= 0 (given first, as a literal); x not in {0, -1, -2, ...}",
        leading=("n",), keywords=(("n", Fraction(0)),), ulps=(4, 4), doc="polygamma(n, x)"),
-    Op("i0", torch.i0, lambda x: sympy.besseli(0, x), X, ulps=(4, 4), doc="modified Bessel I0"),
-    Op("special.i0e", torch.special.i0e,
+    Op("i0", T("i0"), lambda x: sympy.besseli(0, x), X, ulps=(4, 4), doc="modified Bessel I0"),
+    Op("special.i0e", T("special.i0e"),
        lambda x: _pw((sympy.exp(x) * sympy.besseli(0, x), x < 0), (sympy.exp(-x) * sympy.besseli(0, x), True)),
        X, kinks=(Kink("x = 0", "i0e'(0) = 0 (one-sided slopes -+1), i0e''(0) = 1/2 (exact 3/2 both sides)", at=_at(0),
                       orders=((1, S.Zero), (2, S.Half))),),
        ulps=(4, 4), doc="exp(-|x|)*I0(x)"),
-    Op("special.i1", torch.special.i1, lambda x: sympy.besseli(1, x), X,
+    Op("special.i1", T("special.i1"), lambda x: sympy.besseli(1, x), X,
        ulps=(4, 4), doc="modified Bessel I1"),
-    Op("special.i1e", torch.special.i1e,
+    Op("special.i1e", T("special.i1e"),
        lambda x: _pw((sympy.exp(x) * sympy.besseli(1, x), x < 0), (sympy.exp(-x) * sympy.besseli(1, x), True)),
        X, kinks=(Kink("x = 0", "smooth to first order (1/2); the second derivative jumps from 1 to -1: torch gives 0",
                       at=_at(0), orders=((2, S.Zero),)),),
        ulps=(4, 4), doc="exp(-|x|)*I1(x)"),
-    Op("special.ndtr", torch.special.ndtr, lambda x: erfc_neg(x / sympy.sqrt(2)) / 2, X, critical=_normal_tail,
+    Op("special.ndtr", T("special.ndtr"), lambda x: erfc_neg(x / sympy.sqrt(2)) / 2, X, critical=_normal_tail,
        doc="the standard normal CDF"),
-    Op("special.ndtri", torch.special.ndtri, lambda p: sympy.sqrt(2) * sympy.erfinv(2 * p - 1), "0 < p < 1",
+    Op("special.ndtri", T("special.ndtri"), lambda p: sympy.sqrt(2) * sympy.erfinv(2 * p - 1), "0 < p < 1",
        doc="the inverse of ndtr"),
-    Op("special.log_ndtr", torch.special.log_ndtr, lambda x: sympy.log(erfc_neg(x / sympy.sqrt(2)) / 2), X,
+    Op("special.log_ndtr", T("special.log_ndtr"), lambda x: sympy.log(erfc_neg(x / sympy.sqrt(2)) / 2), X,
        critical=_normal_tail,
        ulps=(16, 16), doc="log(ndtr(x))"),
-    Op("special.erfcx", torch.special.erfcx, lambda x: sympy.exp(x**2) * sympy.erfc(x), X,
+    Op("special.erfcx", T("special.erfcx"), lambda x: sympy.exp(x**2) * sympy.erfc(x), X,
        doc="exp(x^2)*erfc(x)"),
-    Op("special.entr", torch.special.entr, lambda x: -x * sympy.log(x),
+    Op("special.entr", T("special.entr"), lambda x: -x * sympy.log(x),
        "x >= 0 (-inf below; the derivative needs x > 0)",
        doc="-x*log(x), 0 at 0"),
-    Op("logit", _kw(torch.logit), lambda x: sympy.log(x / (1 - x)), "0 < x < 1"),
-    Op("sigmoid", torch.sigmoid, _sigmoid, X, critical=_sigmoid_like, doc="1/(1 + exp(-x))"),
-    Op("logsigmoid", F.logsigmoid, lambda x: -sympy.log(1 + sympy.exp(-x)), X, critical=_sigmoid_like,
+    Op("logit", _kw("logit"), lambda x: sympy.log(x / (1 - x)), "0 < x < 1"),
+    Op("sigmoid", T("sigmoid"), _sigmoid, X, critical=_sigmoid_like, doc="1/(1 + exp(-x))"),
+    Op("logsigmoid", T("nn.functional.logsigmoid"), lambda x: -sympy.log(1 + sympy.exp(-x)), X, critical=_sigmoid_like,
        doc="log(sigmoid(x))"),
-    Op("softplus", _kw(F.softplus, "beta", "threshold"),
+    Op("softplus", _kw("nn.functional.softplus", "beta", "threshold"),
        lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta, X,
        keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))), critical=lambda f: (20.0, *_sigmoid_like(f)),
        doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
-    Op("silu", F.silu, lambda x: x * _sigmoid(x), X, critical=_sigmoid_like, doc="x*sigmoid(x)"),
-    Op("mish", F.mish, lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), X,
+    Op("silu", T("nn.functional.silu"), lambda x: x * _sigmoid(x), X, critical=_sigmoid_like, doc="x*sigmoid(x)"),
+    Op("mish", T("nn.functional.mish"), lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), X,
        critical=lambda f: (20.0, *_sigmoid_like(f)),
        doc="x*tanh(softplus(x))"),
-    Op("softsign", F.softsign, lambda x: _pw((x / (1 - x), x < 0), (x / (1 + x), True)), X,
+    Op("softsign", T("nn.functional.softsign"), lambda x: _pw((x / (1 - x), x < 0), (x / (1 + x), True)), X,
        kinks=(Kink("x = 0", "smooth to first order; torch's second derivative there is 0", at=_at(0),
                    orders=((2, S.Zero),)),),
        doc="x/(1 + |x|)"),
-    Op("tanhshrink", F.tanhshrink, lambda x: x - sympy.tanh(x), X,
+    Op("tanhshrink", T("nn.functional.tanhshrink"), lambda x: x - sympy.tanh(x), X,
        doc="x - tanh(x)"),
-    Op("gelu", _kw(F.gelu, "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
+    Op("gelu", _kw("nn.functional.gelu", "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
        critical=_normal_tail,
        doc="x*ndtr(x); gelu(x, approximate='tanh') is the tanh form", keywords=(("approximate", "none"),)),
-    Op("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"),
+    Op("gelu_tanh", T("nn.functional.gelu", lambda gelu: lambda x: gelu(x, approximate="tanh")),
        lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + sympy.Rational(44715, 10**6) * x**3))) / 2,
        X, doc="gelu(x, approximate='tanh'): x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
-    Op("atan2", torch.atan2, sympy.atan2, "(y, x) != (0, 0)", arity=2,
+    Op("atan2", T("atan2"), sympy.atan2, "(y, x) != (0, 0)", arity=2,
        partials=lambda a, i: (reverse_ratio(a[1], a[0] ** 2 + a[1] ** 2) if i == 0
                               else reverse_ratio(-a[0], a[0] ** 2 + a[1] ** 2)),
        kinks=(Kink("y = x = 0", "torch's gradient there is 0 in reverse mode; forward mode gives nan"),),
        doc="atan2(y, x)"),
-    Op("hypot", torch.hypot, lambda x, y: sympy.sqrt(x**2 + y**2), X, arity=2,
+    Op("hypot", T("hypot"), lambda x, y: sympy.sqrt(x**2 + y**2), X, arity=2,
        doc="sqrt(x^2 + y^2); at the origin the derivative does not exist and torch gives nan"),
-    Op("ldexp", torch.ldexp, lambda x, n: x * 2**n, X, arity=2, ulps=0.5,
+    Op("ldexp", T("ldexp"), lambda x, n: x * 2**n, X, arity=2, ulps=0.5,
        doc="x * 2**n (n a tensor of any real values, as torch allows)"),
-    Op("logaddexp", torch.logaddexp, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), X, arity=2),
-    Op("float_power", torch.float_power, lambda a, b: a**b, "as pow; torch computes in float64", arity=2),
-    Op("xlogy", torch.xlogy, lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(y), True)),
+    Op("logaddexp", T("logaddexp"), lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), X, arity=2),
+    Op("float_power", T("float_power"), lambda a, b: a**b, "as pow; torch computes in float64", arity=2),
+    Op("xlogy", T("xlogy"), lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(y), True)),
        "y > 0, or x = 0 (xlogy(0, y) = 0)", arity=2,
        partials=lambda a, i: sympy.log(a[1]) if i == 0 else a[0] / a[1], doc="x*log(y), 0 where x = 0"),
-    Op("special.xlog1py", torch.special.xlog1py, lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(1 + y), True)),
+    Op("special.xlog1py", T("special.xlog1py"), lambda x, y: _pw((0, sympy.Eq(x, 0)), (x * sympy.log(1 + y), True)),
        "y > -1, or x = 0", arity=2,
        partials=lambda a, i: sympy.log(1 + a[1]) if i == 0 else a[0] / (1 + a[1]), doc="x*log1p(y), 0 where x = 0"),
 )
 
 PIECEWISE: tuple[Op, ...] = (
-    Op("relu", torch.relu, lambda x: _pw((0, x <= 0), (x, True)), X, ulps=0.0,
+    Op("relu", T("relu"), lambda x: _pw((0, x <= 0), (x, True)), X, ulps=0.0,
        kinks=(Kink("x = 0", "0 (threshold_backward passes the gradient only where x > 0)", at=_at(0)),),
        doc="max(0, x)"),
-    Op("abs", torch.abs, lambda x: _pw((-x, x < 0), (x, True)), X, ulps=0.0,
+    Op("abs", T("abs"), lambda x: _pw((-x, x < 0), (x, True)), X, ulps=0.0,
        kinks=(Kink("x = 0", "0 (torch uses sgn(0) = 0)", at=_at(0), orders=((1, S.Zero),)),), doc="|x|"),
-    Op("sign", torch.sign, lambda x: _pw((-1, x < 0), (0, sympy.Eq(x, 0)), (1, True)), X, ulps=0.0,
+    Op("sign", T("sign"), lambda x: _pw((-1, x < 0), (0, sympy.Eq(x, 0)), (1, True)), X, ulps=0.0,
        kinks=(Kink("x = 0", "0 (the jump's derivative)", at=_at(0)),)),
-    Op("relu6", F.relu6, lambda x: _pw((0, x <= 0), (6, x >= 6), (x, True)), X, ulps=0.0,
+    Op("relu6", T("nn.functional.relu6"), lambda x: _pw((0, x <= 0), (6, x >= 6), (x, True)), X, ulps=0.0,
        kinks=(Kink("x = 0", "0", at=_at(0)), Kink("x = 6", "0", at=_at(6)))),
-    Op("leaky_relu", _kw(F.leaky_relu, "negative_slope"), lambda x, s: _pw((s * x, x <= 0), (x, True)), X,
+    Op("leaky_relu", _kw("nn.functional.leaky_relu", "negative_slope"), lambda x, s: _pw((s * x, x <= 0), (x, True)), X,
        keywords=(("negative_slope", Fraction(1, 100)),), ulps=0.5,
        kinks=(Kink("x = 0", "the negative slope", at=_at(0)),)),
-    Op("elu", _kw(F.elu, "alpha"), lambda x, alpha: _pw((alpha * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
+    Op("elu", _kw("nn.functional.elu", "alpha"),
+       lambda x, alpha: _pw((alpha * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
        keywords=(("alpha", Fraction(1)),),
        kinks=(Kink("x = 0", "alpha (the left slope); second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
-    Op("selu", F.selu, lambda x: SELU_SCALE * _pw((SELU_ALPHA * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
+    Op("selu", T("nn.functional.selu"),
+       lambda x: SELU_SCALE * _pw((SELU_ALPHA * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
        kinks=(Kink("x = 0", "scale*alpha (the left slope); second derivative 0", at=_at(0),
                    orders=((-2, S.Zero),)),),
        doc="scale*elu(x, alpha), scale = 1.0507..., alpha = 1.6732..."),
-    Op("celu", _kw(F.celu, "alpha"), lambda x, alpha: _pw((alpha * (sympy.exp(x / alpha) - 1), x <= 0), (x, True)),
+    Op("celu", _kw("nn.functional.celu", "alpha"),
+       lambda x, alpha: _pw((alpha * (sympy.exp(x / alpha) - 1), x <= 0), (x, True)),
        X, keywords=(("alpha", Fraction(1)),),
        kinks=(Kink("x = 0", "1; second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
-    Op("hardtanh", _kw(F.hardtanh, "min_val", "max_val"),
+    Op("hardtanh", _kw("nn.functional.hardtanh", "min_val", "max_val"),
        lambda x, lo, hi: _pw((lo, x <= lo), (hi, x >= hi), (x, True)), X, ulps=0.0,
        keywords=(("min_val", Fraction(-1)), ("max_val", Fraction(1))),
        kinks=(Kink("x = min_val", "0", at=lambda lo, hi: lo), Kink("x = max_val", "0", at=lambda lo, hi: hi))),
-    Op("hardsigmoid", F.hardsigmoid, lambda x: _pw((0, x <= -3), (1, x >= 3), (x / 6 + S.Half, True)), X,
+    Op("hardsigmoid", T("nn.functional.hardsigmoid"),
+       lambda x: _pw((0, x <= -3), (1, x >= 3), (x / 6 + S.Half, True)), X,
        kinks=(Kink("x = -3", "0", at=_at(-3)), Kink("x = 3", "0", at=_at(3))),
        doc="clamp(x/6 + 1/2, 0, 1)"),
-    Op("hardswish", F.hardswish, lambda x: _pw((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True)), X,
+    Op("hardswish", T("nn.functional.hardswish"), lambda x: _pw((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True)), X,
        kinks=(Kink("x = -3", "0 (the left slope)", at=_at(-3)), Kink("x = 3", "1 (the right slope)", at=_at(3)))),
-    Op("softshrink", _kw(F.softshrink, "lambd"),
+    Op("softshrink", _kw("nn.functional.softshrink", "lambd"),
        lambda x, lam: _pw((x + lam, x < -lam), (x - lam, x > lam), (0, True)), X,
        keywords=(("lambd", Fraction(1, 2)),), ulps=0.5,
        kinks=(Kink("x = -lambd", "0", at=lambda lam: -lam), Kink("x = lambd", "0", at=lambda lam: lam))),
-    Op("hardshrink", _kw(F.hardshrink, "lambd"), lambda x, lam: _pw((x, x < -lam), (x, x > lam), (0, True)), X,
+    Op("hardshrink", _kw("nn.functional.hardshrink", "lambd"),
+       lambda x, lam: _pw((x, x < -lam), (x, x > lam), (0, True)), X,
        keywords=(("lambd", Fraction(1, 2)),), ulps=0.0,
        kinks=(Kink("x = -lambd", "0 (the value jumps)", at=lambda lam: -lam),
               Kink("x = lambd", "0", at=lambda lam: lam))),
-    Op("clamp", _kw(torch.clamp, "min", "max"), lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), X,
+    Op("clamp", _kw("clamp", "min", "max"), lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), X,
        keywords=(("min", -INF), ("max", INF)), ulps=0.0,
        kinks=(Kink("x = min", "1 (torch 2.13 passes the gradient at the bound)", at=lambda lo, hi: lo),
               Kink("x = max", "1", at=lambda lo, hi: hi)),
        doc="clamp(x, min=, max=)"),
-    Op("clamp_tensors", lambda x, lo, hi: torch.clamp(x, lo, hi),
+    Op("clamp_tensors", T("clamp"),
        lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), "min <= max", arity=3, ulps=0.0,
        partials=lambda a, i: (_pw((0, a[0] < a[1]), (0, a[0] > a[2]), (1, True)) if i == 0
                               else _pw((1, a[0] < a[1]), (0, True)) if i == 1 else _pw((1, a[0] > a[2]), (0, True))),
        kinks=(Kink("x = min or x = max", "1 to x, 0 to the bound (torch 2.13 passes the gradient at a bound)"),),
        doc="torch.clamp(x, min, max) with tensor bounds (clamp(x, min=, max=) takes numbers)"),
-    Op("floor", torch.floor, floor_fn, X, ulps=0.0,
+    Op("floor", T("floor"), floor_fn, X, ulps=0.0,
        kinks=(Kink("x an integer", "0", at=_at(0), lattice=True),)),
-    Op("ceil", torch.ceil, ceil_fn, X, ulps=0.0, kinks=(Kink("x an integer", "0", at=_at(0), lattice=True),)),
-    Op("round", torch.round, round_fn, X, ulps=0.0,
+    Op("ceil", T("ceil"), ceil_fn, X, ulps=0.0, kinks=(Kink("x an integer", "0", at=_at(0), lattice=True),)),
+    Op("round", T("round"), round_fn, X, ulps=0.0,
        kinks=(Kink("x a half-integer", "0", at=_at(S.Half), lattice=True),), doc="round half to even"),
-    Op("frac", torch.frac, lambda x: x - trunc_fn(x), X, ulps=0.0,
+    Op("frac", T("frac"), lambda x: x - trunc_fn(x), X, ulps=0.0,
        kinks=(Kink("x an integer", "1", at=_at(0), lattice=True),), doc="x - trunc(x)"),
-    Op("copysign", torch.copysign, lambda a, b: _pw((sympy.Abs(a), b >= 0), (-sympy.Abs(a), True)),
+    Op("copysign", T("copysign"), lambda a, b: _pw((sympy.Abs(a), b >= 0), (-sympy.Abs(a), True)),
        "all reals (b = -0.0 gives -|a|, as IEEE)", arity=2, ulps=0.0,
        partials=lambda a, i: (_pw((kink_sign(a[0], 0), a[1] >= 0), (-kink_sign(a[0], 0), True)) if i == 0
                               else jump(a[1], 0)),
        kinks=(Kink("a = 0", "0"), Kink("b = 0", "0 (the jump's derivative)")), doc="|a| with the sign of b"),
-    Op("maximum", torch.maximum, sympy.Max, X, arity=2, ulps=0.0,
+    Op("maximum", T("maximum"), sympy.Max, X, arity=2, ulps=0.0,
        partials=lambda a, i: kink_step(a[i] - a[1 - i], S.Half),
        kinks=(Kink("a = b", "1/2 to each"),)),
-    Op("minimum", torch.minimum, sympy.Min, X, arity=2, ulps=0.0,
+    Op("minimum", T("minimum"), sympy.Min, X, arity=2, ulps=0.0,
        partials=lambda a, i: kink_step(a[1 - i] - a[i], S.Half),
        kinks=(Kink("a = b", "1/2 to each"),)),
-    Op("fmax", torch.fmax, sympy.Max, X, arity=2, ulps=0.0,
+    Op("fmax", T("fmax"), sympy.Max, X, arity=2, ulps=0.0,
        partials=lambda a, i: kink_step(a[i] - a[1 - i], 1 - i),
        kinks=(Kink("a = b", "1 to a, 0 to b"),)),
-    Op("fmin", torch.fmin, sympy.Min, X, arity=2, ulps=0.0,
+    Op("fmin", T("fmin"), sympy.Min, X, arity=2, ulps=0.0,
        partials=lambda a, i: kink_step(a[1 - i] - a[i], 1 - i),
        kinks=(Kink("a = b", "1 to a, 0 to b"),)),
 )
 
 PREDICATES: tuple[Op, ...] = tuple(
-    Op(name, fn, lambda a, b: a - b, "only as the condition of where(...)", kind="predicate", arity=2, ulps=0.0,
-       doc=text)
-    for name, fn, text in (("gt", torch.gt, "a > b"), ("ge", torch.ge, "a >= b"), ("lt", torch.lt, "a < b"),
-                           ("le", torch.le, "a <= b"), ("eq", torch.eq, "a == b"), ("ne", torch.ne, "a != b"))
+    Op(name, T(name), lambda a, b: a - b, "only as the condition of where(...)", kind="predicate", arity=2,
+       ulps=0.0, doc=text)
+    for name, text in (("gt", "a > b"), ("ge", "a >= b"), ("lt", "a < b"), ("le", "a <= b"), ("eq", "a == b"),
+                       ("ne", "a != b"))
 )
 
-WHERE = Op("where", torch.where, lambda c, a, b: a, X, kind="elementwise", arity=3, ulps=0.0,
+WHERE = Op("where", T("where"), lambda c, a, b: a, X, kind="elementwise", arity=3, ulps=0.0,
            kinks=(Kink("the condition's two sides equal", "the branch the condition picks"),),
            doc="where(cond, a, b) with cond a comparison such as x > 0")
 
 
-def _reduce(name: str) -> Callable[..., torch.Tensor]:
-    fn = getattr(torch, name)
-
-    def call(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-        return fn(x) if dim is None else fn(x, dim=dim)
-
-    return call
+def _reduce(name: str) -> TorchRef:
+    """A reduction over all elements, or over `dim` when given."""
+    return T(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim=dim))
 
 
-def _norm(x: torch.Tensor, ord: float | None = None, dim: int | None = None) -> torch.Tensor:
-    return torch.linalg.vector_norm(x, 2 if ord is None else ord, dim=dim)
+def _positional_dim(name: str) -> TorchRef:
+    """prod, amax, amin: over all elements, or over `dim` given positionally."""
+    return _kw_with(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim), "dim")
+
+
+def _norm(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda x, ord=None, dim=None: fn(x, 2 if ord is None else ord, dim=dim)
+
+
+def _with_dim(name: str, default: int) -> TorchRef:
+    """softmax, cumsum, cat & co.: `dim` by keyword, the catalogue's default when not given."""
+    return _kw_with(name, lambda fn: lambda x, dim=default: fn(x, dim=dim), "dim")
+
+
+def _corrected(name: str) -> TorchRef:
+    """var and std: `dim` and an integer `correction` (1 unless given)."""
+    return _kw_with(name, lambda fn: lambda x, dim=None, correction=1: fn(x, dim=dim, correction=int(correction)),
+                    "dim", "correction")
+
+
+def _logsumexp(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda x, dim=None: fn(x, dim=tuple(range(x.dim())) if dim is None else dim)
 
 
 DIM = ("dim", None)
@@ -412,52 +471,52 @@ STRUCTURAL: tuple[Op, ...] = (
     Op("sum", _reduce("sum"), tensor_ops.sum_, X, kind="structural", ulps=0.5, keywords=(DIM,),
        doc="sum of the elements (dim= one axis)"),
     Op("mean", _reduce("mean"), tensor_ops.mean, X, kind="structural", ulps=0.5, keywords=(DIM,)),
-    Op("var", _kw(lambda x, dim=None, correction=1: torch.var(x, dim=dim, correction=int(correction)), "dim",
-                  "correction"), tensor_ops.var, "more elements than correction", kind="structural",
+    Op("var", _corrected("var"), tensor_ops.var, "more elements than correction", kind="structural",
        keywords=(DIM, ("correction", Fraction(1))), doc="sum((x - mean)^2)/(n - correction); correction 1 by default"),
-    Op("std", _kw(lambda x, dim=None, correction=1: torch.std(x, dim=dim, correction=int(correction)), "dim",
-                  "correction"), tensor_ops.std, "more elements than correction; not all equal (the derivative)",
+    Op("std", _corrected("std"), tensor_ops.std, "more elements than correction; not all equal (the derivative)",
        kind="structural", keywords=(DIM, ("correction", Fraction(1))), doc="sqrt(var(x))"),
-    Op("prod", _kw(lambda x, dim=None: torch.prod(x) if dim is None else torch.prod(x, dim), "dim"), tensor_ops.prod,
+    Op("prod", _positional_dim("prod"), tensor_ops.prod,
        X, kind="structural", ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
-    Op("amax", _kw(lambda x, dim=None: torch.amax(x) if dim is None else torch.amax(x, dim), "dim"), tensor_ops.amax,
+    Op("amax", _positional_dim("amax"), tensor_ops.amax,
        X, kind="structural", ulps=0.0, keywords=(DIM,),
        kinks=(Kink("ties for the maximum", "the gradient split evenly among the tied elements"),)),
-    Op("amin", _kw(lambda x, dim=None: torch.amin(x) if dim is None else torch.amin(x, dim), "dim"), tensor_ops.amin,
+    Op("amin", _positional_dim("amin"), tensor_ops.amin,
        X, kind="structural", ulps=0.0, keywords=(DIM,),
        kinks=(Kink("ties for the minimum", "the gradient split evenly among the tied elements"),)),
-    Op("logsumexp", _kw(lambda x, dim=None: torch.logsumexp(x, dim=tuple(range(x.dim())) if dim is None else dim),
-                        "dim"), tensor_ops.logsumexp, X, kind="structural", keywords=(DIM,)),
-    Op("softmax", _kw(lambda x, dim=-1: torch.softmax(x, dim=dim), "dim"), tensor_ops.softmax, X, kind="structural",
+    Op("logsumexp", _kw_with("logsumexp", _logsumexp, "dim"), tensor_ops.logsumexp, X, kind="structural",
+       keywords=(DIM,)),
+    Op("softmax", _with_dim("softmax", -1), tensor_ops.softmax, X, kind="structural",
        keywords=(("dim", Fraction(-1)),)),
-    Op("log_softmax", _kw(lambda x, dim=-1: torch.log_softmax(x, dim=dim), "dim"), tensor_ops.log_softmax, X,
+    Op("log_softmax", _with_dim("log_softmax", -1), tensor_ops.log_softmax, X,
        kind="structural", keywords=(("dim", Fraction(-1)),)),
-    Op("cumsum", _kw(lambda x, dim=0: torch.cumsum(x, dim=dim), "dim"), tensor_ops.cumsum, X, kind="structural",
+    Op("cumsum", _with_dim("cumsum", 0), tensor_ops.cumsum, X, kind="structural",
        ulps=0.5, keywords=(("dim", Fraction(0)),)),
-    Op("cumprod", _kw(lambda x, dim=0: torch.cumprod(x, dim=dim), "dim"), tensor_ops.cumprod, X, kind="structural",
+    Op("cumprod", _with_dim("cumprod", 0), tensor_ops.cumprod, X, kind="structural",
        ulps=0.5, keywords=(("dim", Fraction(0)),), doc="cumulative product (zeros included)"),
-    Op("linalg.vector_norm", _kw(_norm, "ord", "dim"), tensor_ops.vector_norm, X, kind="structural",
+    Op("linalg.vector_norm", _kw_with("linalg.vector_norm", _norm, "ord", "dim"), tensor_ops.vector_norm, X,
+       kind="structural",
        keywords=(("ord", Fraction(2)), DIM),
        kinks=(Kink("the zero vector", "0 (torch masks the 0/0)"),),
        doc="(sum |x|^ord)^(1/ord); ord 1, 2, inf or p > 1"),
-    Op("norm", _kw(lambda x, p=2, dim=None: torch.norm(x, p=p, dim=dim), "p", "dim"), tensor_ops.norm, X,
+    Op("norm", _kw_with("norm", lambda norm: lambda x, p=2, dim=None: norm(x, p=p, dim=dim), "p", "dim"),
+       tensor_ops.norm, X,
        kind="structural", keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
        doc="torch.norm(x, p)"),
-    Op("dot", torch.dot, tensor_ops.dot, X, kind="structural", arity=2, ulps=0.5),
-    Op("outer", torch.outer, tensor_ops.outer, X, kind="structural", arity=2, ulps=0.5),
-    Op("matmul", torch.matmul, tensor_ops.matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
-    Op("transpose", torch.transpose, tensor_ops.transpose, X, kind="structural", arity=3, ulps=0.0,
+    Op("dot", T("dot"), tensor_ops.dot, X, kind="structural", arity=2, ulps=0.5),
+    Op("outer", T("outer"), tensor_ops.outer, X, kind="structural", arity=2, ulps=0.5),
+    Op("matmul", T("matmul"), tensor_ops.matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
+    Op("transpose", T("transpose"), tensor_ops.transpose, X, kind="structural", arity=3, ulps=0.0,
        doc="transpose(x, dim0, dim1)"),
-    Op("reshape", torch.reshape, tensor_ops.reshape, X, kind="structural", arity=2, ulps=0.0,
+    Op("reshape", T("reshape"), tensor_ops.reshape, X, kind="structural", arity=2, ulps=0.0,
        doc="reshape(x, [d0, d1, ...])"),
-    Op("cat", _kw(lambda xs, dim=0: torch.cat(xs, dim=dim), "dim"), tensor_ops.cat, X, kind="structural",
+    Op("cat", _with_dim("cat", 0), tensor_ops.cat, X, kind="structural",
        ulps=0.0, keywords=(("dim", Fraction(0)),), doc="cat([a, b, ...], dim=0)"),
-    Op("stack", _kw(lambda xs, dim=0: torch.stack(xs, dim=dim), "dim"), tensor_ops.stack, X, kind="structural",
+    Op("stack", _with_dim("stack", 0), tensor_ops.stack, X, kind="structural",
        ulps=0.0, keywords=(("dim", Fraction(0)),), doc="stack([a, b, ...], dim=0)"),
-    Op("linalg.det", torch.linalg.det, tensor_ops.det, "square matrices", kind="structural"),
-    Op("linalg.inv", torch.linalg.inv, tensor_ops.inv, "invertible square matrices", kind="structural"),
-    Op("trace", torch.trace, tensor_ops.trace, "2-d", kind="structural", ulps=0.5),
-    Op("cdist", _kw(lambda a, b, p=2: torch.cdist(a, b, p=p), "p"), tensor_ops.cdist, "p = 1, 2 or inf",
+    Op("linalg.det", T("linalg.det"), tensor_ops.det, "square matrices", kind="structural"),
+    Op("linalg.inv", T("linalg.inv"), tensor_ops.inv, "invertible square matrices", kind="structural"),
+    Op("trace", T("trace"), tensor_ops.trace, "2-d", kind="structural", ulps=0.5),
+    Op("cdist", _kw("cdist", "p"), tensor_ops.cdist, "p = 1, 2 or inf",
        kind="structural", arity=2, keywords=(("p", Fraction(2)),),
        kinks=(Kink("two equal points", "0 (torch masks the 0/0)"),
               Kink("p = 1, equal coordinates", "0 (sign(0))"),
@@ -532,11 +591,4 @@ _API = {"add": "torch.add (a + b)", "sub": "torch.sub (a - b)", "mul": "torch.mu
 
 def torch_api(op: Op) -> str:
     """The torch function an op runs, by its public name."""
-    if op.name in _API:
-        return _API[op.name]
-    target: Any = torch
-    for part in op.name.split("."):
-        target = getattr(target, part, None)
-    if target is not None:
-        return f"torch.{op.name}"
-    return f"torch.nn.functional.{op.name}"
+    return _API.get(op.name, f"torch.{op.ref.name}")

@@ -127,6 +127,27 @@ def test_version_and_help_start_without_torch():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_ops_lists_the_catalogue_without_importing_torch():
+    """The catalogue names its torch functions; `harness ops` (and loading cases) never imports torch,
+    and the names it prints are the functions the harness calls."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom harness.cli import main\nassert main(['ops']) == 0\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("selu: "))
+    assert "torch: torch.nn.functional.selu |" in line  # what runs (torch.selu is another binding)
+    import torch
+
+    from harness.ops import CATALOGUE, OPS, torch_api
+
+    assert OPS["selu"].torch is torch.nn.functional.selu and OPS["special.i0e"].torch is torch.special.i0e
+    for op in CATALOGUE:  # every named function exists, and its public name is printed
+        assert callable(op.torch) and torch_api(op).startswith(f"torch.{op.ref.name}"), op.name
+
+
 def test_a_selection_that_matches_nothing_says_so(tmp_path, capsys):
     case = tmp_path / "c.yaml"
     case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value]\n")
