@@ -28,17 +28,9 @@ from harness.functions import MODES, Convention
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, LiteralError, read_literal
 from harness.ops import OPS
-from harness.paths import (
-    COMPILABLE,
-    COMPILE_BACKENDS,
-    COMPILED,
-    FAMILIES,
-    Selection,
-    all_names,
-    known,
-    lookup,
-    paths_of,
-)
+from harness.paths import COMPILE_BACKENDS, COMPILED, FAMILIES, Selection
+from harness.registry import CHECKS, MAX_DERIVATIVE_ORDER, all_names, known, lookup, paths_of
+from harness.replay import DEFAULTS, OPTIMIZERS
 from harness.timing import stage
 
 MAX_FILE_BYTES = 2_000_000
@@ -46,9 +38,6 @@ MAX_YAML_NODES = 200_000
 MAX_YAML_DEPTH = 64
 MAX_ELEMENTS = 1_000_000
 MAX_POINTS = 10_000
-CHECKS = ("value", "grad", "vjp", "jvp", "jacobian", "grad2", "hvp", "hessian", "derivative", "multi", "minimize",
-          "wirtinger")
-MAX_DERIVATIVE_ORDER = 8
 MAX_DIMENSIONS = 16
 MAX_NAME = 200  # characters of a case's name: it is quoted in every report line about the case
 MAX_CASES = 10_000  # cases in one file
@@ -881,7 +870,7 @@ def _check_paths_left(case_paths: Selection, checks: tuple[CheckSpec, ...], comp
     for check in checks:
         paths = list(paths_of(check.kind, check.order))
         if compiled:
-            paths += [lookup(check.kind, f"{n}{COMPILED}?]") for n in COMPILABLE.get(check.kind, ())]
+            paths += [lookup(check.kind, f"{n}{COMPILED}?]") for n in CHECKS[check.kind].compiled]
         if not any(case_paths.keeps(p) and check.paths.keeps(p) for p in paths):
             raise HarnessError(f"paths: check {check.kind} has no torch path left to run"
                                + ("" if compiled else " (compiled paths need compile:)"), line=check.line)
@@ -904,39 +893,38 @@ def _checks(y: Y | None, node: Y) -> tuple[CheckSpec, ...]:
             ((kind, opt_y),) = mapping.items()
             options = {} if opt_y.kind == "null" else _expect(opt_y, "map", f"options of {kind}")
         if kind not in CHECKS:
-            raise _fail(item, f"unknown check {kind!r}{did_you_mean(kind, CHECKS)}")
-        out.append(_check(kind, options, item.line))
+            raise _fail(item, f"unknown check {kind!r}{did_you_mean(kind, list(CHECKS))}")
+        out.append(_PARSERS.get(kind, _check)(kind, options, item.line))
     if not out:
         raise _fail(y, "checks: is empty")
     return tuple(out)
 
 
-def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
-    if kind == "minimize":
-        return _minimize(options, line)
-    if kind == "derivative":
-        return _derivative(options, line)
-    allowed = {"tolerance", "xfail", "paths"} | ({"v"} if kind in ("vjp", "grad2", "hvp", "hessian") else set()) | (
-        {"tangent"} if kind in ("jvp", "grad2", "hvp") else set())
+def _known_options(kind: str, options: dict[str, Y]) -> None:
+    """Only the options the registry gives the check (harness.registry)."""
+    allowed = CHECKS[kind].option_names()
     for key, value in options.items():
         if key not in allowed:
-            raise _fail(value, f"check {kind} has no option {key!r}{did_you_mean(key, allowed)}")
+            raise _fail(value, f"check {kind} has no option {key!r}{did_you_mean(key, list(allowed))}")
+
+
+def _check(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
+    """A check whose options are the common ones and its vectors (`v:`, `tangent:`)."""
+    _known_options(kind, options)
+    random = CHECKS[kind].random
     return CheckSpec(
         kind, line,
-        cotangent=_vector(options["v"], "v") if "v" in options else Vector(random=kind == "vjp"),
-        tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random=kind == "jvp"),
+        cotangent=_vector(options["v"], "v") if "v" in options else Vector(random="v" in random),
+        tangent=_vector(options["tangent"], "tangent") if "tangent" in options else Vector(random="tangent" in random),
         tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
         xfail=_xfail(options["xfail"]) if "xfail" in options else None,
         paths=_paths(options["paths"], [(kind, 1)]) if "paths" in options else Selection())
 
 
-def _derivative(options: dict[str, Y], line: int) -> CheckSpec:
+def _derivative(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
     """`derivative: {order: n, input: x}`: the n-th derivative by repeated backward (every input
     when `input:` is not given)."""
-    for key, value in options.items():
-        if key not in ("order", "input", "tolerance", "xfail", "paths"):
-            raise _fail(value, f"check derivative has no option {key!r}"
-                               f"{did_you_mean(key, ['order', 'input', 'tolerance', 'xfail', 'paths'])}")
+    _known_options(kind, options)
     if "order" not in options:
         raise _fail(Y(None, line, "null"), "derivative needs an order, as {derivative: {order: 3}}")
     order = _integer(options["order"], "order")
@@ -949,9 +937,8 @@ def _derivative(options: dict[str, Y], line: int) -> CheckSpec:
                      paths=_paths(options["paths"], [("derivative", order)]) if "paths" in options else Selection())
 
 
-def _minimize(options: dict[str, Y], line: int) -> CheckSpec:
-    from harness.replay import DEFAULTS, OPTIMIZERS
-
+def _minimize(kind: str, options: dict[str, Y], line: int) -> CheckSpec:
+    """`minimize: {optimizer: Adam, steps: 50, lr: 0.01}`: the hyper-parameters of that optimizer."""
     name_y = options.get("optimizer")
     name = _expect(name_y, "str", "optimizer") if name_y is not None else "SGD"
     if name not in OPTIMIZERS:
@@ -971,6 +958,9 @@ def _minimize(options: dict[str, Y], line: int) -> CheckSpec:
     return CheckSpec("minimize", line, tolerance=_tolerance(options["tolerance"]) if "tolerance" in options else None,
                      xfail=_xfail(options["xfail"]) if "xfail" in options else None, options=tuple(hyper),
                      paths=_paths(options["paths"], [("minimize", 1)]) if "paths" in options else Selection())
+
+
+_PARSERS = {"derivative": _derivative, "minimize": _minimize}  # the others: _check
 
 
 def _vector(y: Y, what: str) -> Vector:

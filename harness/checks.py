@@ -2,7 +2,7 @@
 
 A check is `check_<kind>(ctx, index, spec) -> [Comparison]`; `_compare_paths` evaluates the
 reference for every point (certified), runs each torch path and folds the pieces into comparisons.
-`CHECKS` maps the case file's check names to them.
+Each check's entry in harness.registry names its function here, its paths and its order.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from harness.cases import CheckSpec, ToleranceSpec, Vector
 from harness.compare import Piece, default_tolerance, summarize
 from harness.errors import HarnessError, unexpected
 from harness.numbers import FloatFormat, round_doubles, round_to_format
-from harness.paths import COMPILABLE, COMPILED, Path, lookup
+from harness.paths import COMPILED, Path
 from harness.prepare import Prepared, rounded
 from harness.reference import (
     MAX_PRECISION,
@@ -42,13 +42,12 @@ from harness.reference import (
     scaled_floats,
     zero_floats,
 )
+from harness.registry import CHECKS, lookup
 from harness.results import Comparison, Expected, Tolerance
 from harness.stationary import stationary_point
 from harness.symbolic import Variable
 from harness.timing import stage
 
-ORDER = {"value": 0, "grad": 1, "vjp": 1, "jvp": 1, "jacobian": 1, "multi": 1, "grad2": 2, "hvp": 2, "hessian": 2,
-         "minimize": 1, "wirtinger": 1}
 MAX_HESSIAN_ELEMENTS = 256
 MAX_JACOBIAN_ELEMENTS = 65_536  # entries: outputs x inputs elements, as dense torch.func.jacrev builds it
 
@@ -65,7 +64,7 @@ def _and_compiled(ctx: Prepared, kind: str,
     paths = make(ctx.function)
     if ctx.compiled is not None:
         compiled = make(ctx.compiled)
-        paths.update({f"{name}{COMPILED}{ctx.backend}]": compiled[name] for name in COMPILABLE[kind]})
+        paths.update({f"{name}{COMPILED}{ctx.backend}]": compiled[name] for name in CHECKS[kind].compiled})
     return paths
 
 
@@ -76,7 +75,7 @@ class Part:
 
 
 def _tolerance(ctx: Prepared, check: CheckSpec) -> Tolerance:
-    base = default_tolerance(dict(check.options).get("order", ORDER.get(check.kind, 1)))
+    base = default_tolerance(dict(check.options).get("order", CHECKS[check.kind].order))
     for spec in (ctx.case.tolerance, check.tolerance):
         if spec is not None:
             base = _merge(base, spec)
@@ -831,10 +830,9 @@ def _nth_derivative(ctx: Prepared, check: CheckSpec, o: int, name: str, x: str, 
     return _compare_paths(ctx, check, [part], paths, lambda p, ref: ref.nth_column(name, symbol, order))
 
 
-CHECKS: dict[str, Callable[[Prepared, int, CheckSpec], list[Comparison]]] = {
-    "value": check_value, "grad": check_grad, "vjp": check_vjp, "jvp": check_jvp, "jacobian": check_jacobian,
-    "grad2": check_grad2, "hessian": check_hessian, "multi": check_multi, "minimize": check_minimize,
-    "wirtinger": check_wirtinger, "hvp": check_grad2, "derivative": check_derivative,
-}
+def runner(kind: str) -> Callable[[Prepared, int, CheckSpec], list[Comparison]]:
+    """The function that runs a check, as its registry entry names it."""
+    return globals()[CHECKS[kind].run]  # type: ignore[no-any-return]
 
-__all__ = ["CHECKS", "ORDER"]
+
+__all__ = ["runner"]

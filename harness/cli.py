@@ -123,10 +123,10 @@ def _path_options(p: argparse.ArgumentParser) -> None:
 
 def _selection(args: argparse.Namespace) -> Selection:
     """--paths and --skip-paths; a name that is no path of any check and no family is bad input."""
-    from harness.cases import MAX_DERIVATIVE_ORDER
-    from harness.paths import FAMILIES, PATHS, known
+    from harness.paths import FAMILIES
+    from harness.registry import every_kind, known
 
-    kinds = [(kind, 1) for kind in PATHS] + [("derivative", n) for n in range(2, MAX_DERIVATIVE_ORDER + 1)]
+    kinds = every_kind()
     for term in [*args.only_paths, *args.skip_paths]:
         if not known(term, kinds):
             raise HarnessError(f"harness {args.command}: {term!r} is no torch path nor a family (families:"
@@ -407,11 +407,12 @@ def _exact_text(op: object) -> str:
 
 def _paths_table(console: Console) -> int:
     """One line per torch path, `check: path [families]` (plain text: names stay whole and greppable)."""
-    from harness.paths import FAMILIES, PATHS
+    from harness.paths import FAMILIES
+    from harness.registry import CHECKS
 
     console.print("torch paths by check (select them with paths:, --paths, --skip-paths):", markup=False)
-    for kind, paths in PATHS.items():
-        for path in paths:
+    for kind, check in CHECKS.items():
+        for path in check.paths:
             console.print(f"{kind}: {path.name.replace('{order}', 'n')} [{', '.join(sorted(path.families))}]",
                           markup=False)
     console.print("families:", markup=False)

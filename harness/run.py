@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from harness import complex as cx
 from harness.cases import BadCase, Case, CheckSpec, Xfail
-from harness.checks import CHECKS, torch_warnings_quiet
+from harness.checks import runner, torch_warnings_quiet
 from harness.errors import CaseTimeout, HarnessError, clip, unexpected
 from harness.limits import memory_limit, time_limit
 from harness.prepare import Options, Prepared, prepare
@@ -106,7 +106,7 @@ def _text(value: object) -> str:
 def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
     try:
         with torch_warnings_quiet():  # once per check, not on the per-point hot path
-            return CHECKS[check.kind](ctx, index, check)
+            return runner(check.kind)(ctx, index, check)
     except HarnessError as exc:
         message, bad = str(exc.at(ctx.case.file, check.line)), True
     except Exception as exc:

@@ -32,6 +32,7 @@ from harness.expr import Call, Name, Node, Num, names_in, unparse
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, round_to_format
 from harness.ops import OPS
+from harness.registry import fuzzed
 
 ACCURATE_OPS: tuple[str, ...] = (
     "add", "sub", "mul", "div", "neg", "square", "exp", "log", "log1p", "sqrt", "sin", "cos",
@@ -43,7 +44,7 @@ maximum/minimum are left out: their forward-mode formula t_b + mask*(t_a - t_b) 
 tanh, sigmoid and expm1 too: their backward formulas 1 - y^2, y*(1 - y) and y + 1 cancel, already
 by 60 ulps at tanh'(3) in float32 (see README, "Findings"); fuzz them with ops=[...] to see it."""
 
-CHECKS = ("value", "grad", "grad2", "vjp", "jvp", "jacobian", "hessian")
+CHECKS = fuzzed("real")  # harness.registry: the checks fuzzing draws
 _CONSTANTS = (Fraction(1), Fraction(2), Fraction(1, 2), Fraction(3), Fraction(-1), Fraction(1, 10))
 _EDGES = (0.0, 1.0, -1.0, 0.5, -0.5, 1e-8, -1e-8, 3.0, -3.0, 20.0, -20.0)
 _TINY = {"float64": (1e-30, -1e-30, 1e-150), "float32": (1e-6, -1e-6),  # small, but squares stay normal
@@ -335,7 +336,7 @@ def _cases(trees: st.SearchStrategy[Node], dtypes: Sequence[str], checks: Sequen
 
 COMPLEX_OPS = ("exp", "log", "sqrt", "sin", "cos", "square", "reciprocal", "sgn", "conj", "abs", "angle",
                "add", "sub", "mul", "div")
-COMPLEX_CHECKS = ("value", "vjp", "wirtinger")
+COMPLEX_CHECKS = fuzzed("complex")
 
 
 def complex_expressions(*, ops: Sequence[str] | None = None, max_depth: int = 3,
@@ -356,8 +357,8 @@ def complex_cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, input
                   dtypes: Sequence[str] = ("complex64", "complex128"), checks: Sequence[str] = COMPLEX_CHECKS,
                   max_points: int = 2, max_modulus: float = 4.0) -> st.SearchStrategy[Case]:
     """Whole complex cases: an expression, genuinely complex points, one dtype, the checks."""
-    from harness.cases import CHECKS as KNOWN
     from harness.cases import COMPLEX_DTYPES
+    from harness.registry import CHECKS as KNOWN
 
     names = _check_case_args(inputs, dtypes, tuple(COMPLEX_DTYPES), checks, KNOWN, max_points)
     trees = complex_expressions(ops=ops, max_depth=max_depth, inputs=names)

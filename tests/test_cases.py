@@ -141,6 +141,22 @@ def test_bundled_cases_match_the_shipped_schema():
         assert not errors, f"{f}: {errors[0].message}"
 
 
+def test_the_schema_s_checks_are_the_registry_s():
+    """The shipped schema's `check` is what harness.registry derives: each check's own options, nothing
+    else (regenerate it with `python -m harness.registry`)."""
+    from harness.registry import check_schema
+
+    assert schema()["$defs"]["check"] == check_schema()
+    validator = jsonschema.Draft202012Validator(schema())
+    case = {"name": "a", "inputs": {"x": 1}, "expr": "x"}
+    assert validator.is_valid({**case, "checks": ["value", {"vjp": {"v": "ones"}}, {"derivative": {"order": 3}}]})
+    for wrong in ({"value": {"v": "ones"}}, {"jvp": {"v": "ones"}}, {"derivative": None}, "derivative",
+                  {"minimize": {"order": 2}}, {"vjp": {}, "grad": {}}):
+        assert not validator.is_valid({**case, "checks": [wrong]}), wrong
+        (bad,) = load_text(yaml.safe_dump({**case, "checks": [wrong]}))  # the loader refuses it too
+        assert isinstance(bad, BadCase), wrong
+
+
 def test_schema_rejects_what_the_loader_rejects():
     validator = jsonschema.Draft202012Validator(schema())
     assert not validator.is_valid({"name": "a", "inputs": {"x": 1}, "checks": ["value"]})  # no expr

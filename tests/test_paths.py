@@ -1,10 +1,11 @@
-"""The torch paths table and path selection: per case, per check, on the command line."""
+"""Path selection: per case, per check, on the command line."""
 
 import pytest
 
 from harness.cases import BadCase
 from harness.cli import main
-from harness.paths import FAMILIES, PATHS, Selection, lookup, paths_of
+from harness.paths import Selection
+from harness.registry import lookup
 
 SCALAR = """
 name: scalar
@@ -22,25 +23,6 @@ checks: [{derivative: {order: 3}}]
 
 def _paths(result, check=None):
     return {c.path for c in result.comparisons if check is None or c.check == check}
-
-
-def test_every_path_a_check_runs_is_in_the_table(run_case):
-    ran = set()
-    for text in (SCALAR.replace(", minimize", ""), ELEMENTWISE):
-        (result,) = run_case(text)
-        assert result.status == "pass", result.message
-        for c in result.comparisons:
-            lookup(c.check, c.path, 3)  # KeyError for a path the table does not know
-        ran |= _paths(result)
-    table = {p.name for kind in PATHS for p in paths_of(kind, 3) if kind not in ("minimize", "wirtinger")}
-    assert ran == table
-
-
-def test_the_table_names_only_known_families():
-    assert {f for paths in PATHS.values() for p in paths for f in p.families} <= set(FAMILIES)
-    assert lookup("vjp", "torch.func.vjp [torch.compile eager]").families == {"torch.func", "compiled"}
-    with pytest.raises(KeyError):
-        lookup("vjp", "torch.func.vjpp")
 
 
 SELECTED = """

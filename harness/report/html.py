@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from harness.registry import CHECKS
 from harness.report import (
     counts,
     holomorphy,
@@ -21,8 +22,9 @@ from harness.report import (
 from harness.report.text import html_text
 from harness.results import CaseResult, Comparison
 
+BY_INPUT = {name for name, c in CHECKS.items() if c.by_input}  # values plotted over the input
+
 WIDTH, HEIGHT = 440, 260
-VALUE_CHECKS = ("value", "grad", "derivative")  # values plotted over the input: no random vector in them
 LEFT, RIGHT, TOP, BOTTOM = 62, 12, 30, 42  # the plot area's margins: ticks and labels live outside it
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#cf222e", "kink": "#9a6700", "undefined": "#0969da",
            "unsupported": "#57606a", "xfail": "#8250df", "xpass": "#8250df"}
@@ -156,7 +158,7 @@ def _figure(group: Sequence[Comparison]) -> str:
     a random vector and with an input as the abscissa: a VJP's values, weighted by a random
     cotangent, are a zigzag; its error per element is what it shows), a legend of the paths."""
     title = f"{group[0].check} > {group[0].part}"
-    by_input = all(c.abscissa == "input" for c in group) and group[0].check in VALUE_CHECKS
+    by_input = all(c.abscissa == "input" for c in group) and group[0].check in BY_INPUT
     plots = values_plot(group, title) if by_input else ""
     legend = "".join(f'<div><span class="swatch" style="background:{PATH_COLOURS[i % len(PATH_COLOURS)]}"></span>'
                      f"{_status(c.status)} {html_text(c.path)}: {html_text(c.message)}</div>"
