@@ -21,9 +21,9 @@ from flint import arb
 
 from harness import cache
 from harness.balls import Batch, closed, precision
+from harness.catalogue import OPS
 from harness.expr import parse
 from harness.numbers import FORMATS
-from harness.ops import OPS
 from harness.reference import ZERO, Exact, PointReference, as_floats, evaluate_certified, fold, start_precision
 from harness.symbolic import build_output
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.autograd import forward_ad
 
+from harness.catalogue import numeric_keywords, resolve
 from harness.expr import Call, Index, Name, Node, Num, Seq
-from harness.ops import numeric_keywords, resolve
 
 Primals = tuple[torch.Tensor, ...]
 Function = Callable[..., tuple[torch.Tensor, ...]]
@@ -83,7 +83,7 @@ def _keyword(name: str, value: object) -> int | float | None:
 
 def _full_like(items: list, env: dict[str, torch.Tensor], name: str, dim: int) -> list[torch.Tensor]:
     """stack([x, 1.0]): the number as torch.full of x's shape (cat: one element along dim), as
-    harness.tensor_ops builds the exact side."""
+    harness.catalogue.structural builds the exact side."""
     shaped = [t for t in items if isinstance(t, torch.Tensor) and t.dim() > 0]
     if not shaped:
         return [_tensor(t, env) for t in items]

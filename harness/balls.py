@@ -27,8 +27,7 @@ import sympy
 from flint import arb
 
 from harness import cache as stored
-from harness.errors import HarnessError
-from harness.functions import (
+from harness.catalogue.markers import (
     Conventions,
     KinkFunction,
     OpFunction,
@@ -36,7 +35,6 @@ from harness.functions import (
     amin_fn,
     as_sympy,
     ceil_fn,
-    closed_body,
     erfc_neg,
     floor_fn,
     jump,
@@ -52,7 +50,9 @@ from harness.functions import (
     select,
     trunc_fn,
 )
+from harness.errors import HarnessError
 from harness.numbers import FloatFormat, round_to_format
+from harness.symbolic import closed_body
 
 ZERO = arb(0)
 ONE = arb(1)

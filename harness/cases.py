@@ -22,12 +22,12 @@ import numpy as np
 import sympy
 import yaml
 
+from harness.catalogue import OPS, lead_to_keywords, resolve
+from harness.catalogue.markers import MODES, Convention
 from harness.errors import CaseTimeout, HarnessError, unexpected
 from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
-from harness.functions import MODES, Convention
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, LiteralError, read_literal
-from harness.ops import OPS
 from harness.paths import COMPILE_BACKENDS, COMPILED, FAMILIES, Selection
 from harness.registry import CHECKS, MAX_DERIVATIVE_ORDER, all_names, known, lookup, paths_of
 from harness.replay import DEFAULTS, OPTIMIZERS
@@ -719,7 +719,6 @@ def _parse_at(y: Y, names: set[str]) -> Node:
 def _check_calls(node: Node) -> None:
     """Every call has its op's number of arguments and only its keywords."""
     from harness.expr import Call, Index, Seq
-    from harness.ops import lead_to_keywords, resolve
 
     if isinstance(node, Index):
         _check_calls(node.value)

@@ -362,8 +362,8 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
 def _ops(console: Console) -> int:
     from rich.table import Table
 
+    from harness.catalogue import CATALOGUE, torch_api
     from harness.numbers import FORMATS
-    from harness.ops import CATALOGUE, torch_api
 
     columns = ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
                "critical points (float64)")
@@ -391,7 +391,7 @@ def _exact_text(op: object) -> str:
     """The closed form over x, y (and keyword names), or the op's doc for structural ops."""
     import sympy
 
-    from harness.ops import numeric_keywords
+    from harness.catalogue import numeric_keywords
 
     if op.kind in ("structural", "predicate"):  # type: ignore[attr-defined]
         return op.doc  # type: ignore[attr-defined]

@@ -152,8 +152,8 @@ def save_case(case: Case, folder: Path, seed: int, *, found: str = "", xfail: st
     case, the same file), saying what it found; `xfail`: marked as an expected failure with that
     reason, so that a baseline gate or `pytest cases/` accepts the known finding."""
     from harness.cases import COMPLEX_ONLY
+    from harness.catalogue import OPS
     from harness.expr import parse
-    from harness.ops import OPS
 
     (name, text), = case.sources
     spec = case.inputs

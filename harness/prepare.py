@@ -20,11 +20,11 @@ from harness import autodiff, target
 from harness import complex as cx
 from harness.balls import compile_closed, precision
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
+from harness.catalogue import OPS, Op
+from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num, Seq
-from harness.functions import Conventions, as_sympy
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, ulp
-from harness.ops import OPS, Op
 from harness.paths import Path, Selection
 from harness.reference import (
     PointReference,

@@ -41,11 +41,11 @@ from harness.balls import (
     tree_depth,
 )
 from harness.cache import diff as stored_diff
+from harness.catalogue import resolve
+from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
-from harness.functions import Conventions, as_sympy
 from harness.numbers import FloatFormat, round_to_format
-from harness.ops import resolve
 from harness.symbolic import SymbolicOutput, Variable, expand_ops
 
 MAX_PRECISION = 8192

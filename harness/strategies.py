@@ -27,11 +27,11 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from harness.cases import Case, load_text
+from harness.catalogue import OPS
 from harness.errors import CaseTimeout, HarnessError
 from harness.expr import Call, Name, Node, Num, names_in, unparse
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, round_to_format
-from harness.ops import OPS
 from harness.registry import fuzzed
 
 ACCURATE_OPS: tuple[str, ...] = (

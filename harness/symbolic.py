@@ -12,6 +12,7 @@ built over one symbol per input element, within a size limit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,10 +22,10 @@ import numpy as np
 import sympy
 
 from harness import cache
+from harness.catalogue import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
+from harness.catalogue.markers import KinkFunction, OpFunction, as_sympy, op_function, select
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
-from harness.functions import KinkFunction, OpFunction, as_sympy, closed_body, op_function, select
-from harness.ops import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
 from harness.timing import stage
 
 MAX_GENERAL_ELEMENTS = 256
@@ -274,6 +275,17 @@ def _index(value: object, items: tuple) -> object:
     if isinstance(result, np.ndarray):
         return result if result.ndim else result.item()
     return result
+
+
+@functools.cache
+def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
+    """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
+    syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
+    body = cls.op.exact(*syms)
+    for i, order in enumerate(cls.orders):
+        if order:
+            body = cache.diff(body, *[syms[i]] * order)
+    return syms, body
 
 
 def expand_ops(expr: sympy.Expr) -> sympy.Expr:

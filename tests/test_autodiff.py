@@ -2,9 +2,9 @@ import numpy as np
 import torch
 
 from harness import autodiff
+from harness.catalogue import OPS
 from harness.expr import parse
 from harness.numbers import FORMATS
-from harness.ops import OPS
 from harness.reference import fold
 
 

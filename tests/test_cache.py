@@ -10,8 +10,8 @@ import sympy
 
 from harness import cache
 from harness.cases import load_paths
-from harness.functions import op_function
-from harness.ops import ELEMENTWISE, OPS
+from harness.catalogue import ELEMENTWISE, OPS
+from harness.catalogue.markers import op_function
 from harness.report import jsonfile
 from harness.run import Options, check_case
 from harness.timing import STOPWATCH
@@ -120,10 +120,14 @@ def test_a_changed_catalogue_reads_a_new_folder(tmp_path, monkeypatch):
     copy = tmp_path / "harness"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(cache, "__file__", str(copy / "cache.py"))
-    before = cache._fingerprint()
-    with open(copy / "ops.py", "a", encoding="utf-8") as f:
-        f.write("\n# a changed op\n")
-    assert cache._fingerprint() != before
+    seen = {cache._fingerprint()}
+    for changed in ("catalogue/elementwise.py", "catalogue/markers.py", "catalogue/structural.py", "symbolic.py"):
+        with open(copy / changed, "a", encoding="utf-8") as f:
+            f.write("\n# a changed op\n")
+        seen.add(cache._fingerprint())
+    (copy / "catalogue" / "newly_added.py").write_text("# a module the package gains\n")
+    seen.add(cache._fingerprint())
+    assert len(seen) == 6  # every file of the catalogue package, and a new one, is in the fingerprint
 
 
 def test_the_symbolic_stage_is_timed():

@@ -141,7 +141,7 @@ def test_ops_lists_the_catalogue_without_importing_torch():
     assert "torch: torch.nn.functional.selu |" in line  # what runs (torch.selu is another binding)
     import torch
 
-    from harness.ops import CATALOGUE, OPS, torch_api
+    from harness.catalogue import CATALOGUE, OPS, torch_api
 
     assert OPS["selu"].torch is torch.nn.functional.selu and OPS["special.i0e"].torch is torch.special.i0e
     for op in CATALOGUE:  # every named function exists, and its public name is printed

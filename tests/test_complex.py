@@ -9,9 +9,9 @@ from hypothesis import given, settings
 
 from harness import complex as cx
 from harness.cases import COMPLEX_ONLY, BadCase, load_text
+from harness.catalogue import OPS
 from harness.expr import parse
 from harness.numbers import FORMATS, ulp
-from harness.ops import OPS
 from harness.strategies import complex_points
 
 Z = [complex(1.5, -0.5), complex(-2.0, 0.25), complex(-0.75, -1.25), complex(0.3, 2.0)]

@@ -2,9 +2,9 @@ from fractions import Fraction
 
 import pytest
 
+from harness.catalogue import ELEMENTWISE, OPS
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Num, is_elementwise, parse
-from harness.ops import ELEMENTWISE, OPS
 
 OPS_NAMES = set(OPS)
 

@@ -5,8 +5,8 @@ from tests_support import ROOT_CASES
 
 from harness.balls import compile_closed, precision
 from harness.cases import Case, load_paths
-from harness.functions import op_function
-from harness.ops import CATALOGUE, OPS, resolve, torch_api
+from harness.catalogue import CATALOGUE, OPS, resolve, torch_api
+from harness.catalogue.markers import op_function
 
 
 def test_catalogue_has_no_duplicates():

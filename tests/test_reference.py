@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import sympy
 
+from harness.catalogue import OPS
 from harness.errors import HarnessError
 from harness.expr import parse
 from harness.numbers import FORMATS
-from harness.ops import OPS
 from harness.reference import PointReference, as_floats, constant_value, evaluate_certified, fold
 from harness.symbolic import build_output
 

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.cases import BadCase, load_file, load_text
+from harness.catalogue import OPS
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.expr import parse
-from harness.ops import OPS
 from harness.run import Options, check_case
 
 BAD = Path(__file__).parent / "data" / "bad"

@@ -5,10 +5,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cases import Case, load_text
+from harness.catalogue import OPS
 from harness.errors import HarnessError
 from harness.expr import parse, unparse
 from harness.fuzz import fuzz
-from harness.ops import OPS
 from harness.run import check_case
 from harness.strategies import ACCURATE_OPS, case_yaml, cases, expressions, points
 

@@ -2,8 +2,8 @@ from fractions import Fraction
 
 import sympy
 
+from harness.catalogue import OPS
 from harness.expr import parse
-from harness.ops import OPS
 from harness.symbolic import build_output
 
 

@@ -1,4 +1,4 @@
-"""Exact builders for the catalogue's structural ops (reductions, linear algebra, reshaping).
+"""The structural ops (reductions, linear algebra, reshaping): their exact builders and entries.
 
 Each builder takes the built arguments (SymPy scalars, numpy object arrays of SymPy expressions,
 or lists for list arguments), the op's numeric keywords, and `evaluate`: False builds the
@@ -8,13 +8,16 @@ unevaluated tree that mirrors torch's operations (for the error model), True let
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import sympy
 
+from harness.catalogue.elementwise import BY_NAME, WHERE, X
+from harness.catalogue.markers import amax_fn, amin_fn, as_sympy, no_grad, norm2, op_function
+from harness.catalogue.spec import Kink, Op, T, TorchRef, kw, kw_with
 from harness.errors import HarnessError
-from harness.functions import amax_fn, amin_fn, as_sympy, no_grad, norm2
 
 
 def _arr(value: Any) -> np.ndarray:
@@ -123,17 +126,11 @@ def amin(args: list, kw: tuple, evaluate: bool) -> Any:
 
 
 def _exp(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
-    from harness.functions import op_function
-    from harness.ops import OPS
-
-    return op_function(OPS["exp"])(x, evaluate=evaluate)
+    return op_function(BY_NAME["exp"])(x, evaluate=evaluate)
 
 
 def _log(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
-    from harness.functions import op_function
-    from harness.ops import OPS
-
-    return op_function(OPS["log"])(x, evaluate=evaluate)
+    return op_function(BY_NAME["log"])(x, evaluate=evaluate)
 
 
 def _shifted(row: list[sympy.Expr], evaluate: bool) -> tuple[list[sympy.Expr], sympy.Expr]:
@@ -178,10 +175,7 @@ def cumprod(args: list, kw: tuple, evaluate: bool) -> Any:
 
 
 def _p_norm(row: list[sympy.Expr], p: Any, evaluate: bool) -> sympy.Expr:
-    from harness.functions import op_function
-    from harness.ops import OPS
-
-    absolute = op_function(OPS["abs"])
+    absolute = op_function(BY_NAME["abs"])
     if p == 2:
         return norm2(*row)
     if p == 1:
@@ -346,3 +340,94 @@ def cdist(args: list, kw: tuple, evaluate: bool) -> Any:
                                  for x, y in zip(a[i], b[j])], p, evaluate)
     return out
 
+
+# ---------------------------------------------------------------- the entries
+
+
+def _reduce(name: str) -> TorchRef:
+    """A reduction over all elements, or over `dim` when given."""
+    return T(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim=dim))
+
+
+def _positional_dim(name: str) -> TorchRef:
+    """prod, amax, amin: over all elements, or over `dim` given positionally."""
+    return kw_with(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim), "dim")
+
+
+def _norm(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda x, ord=None, dim=None: fn(x, 2 if ord is None else ord, dim=dim)
+
+
+def _with_dim(name: str, default: int) -> TorchRef:
+    """softmax, cumsum, cat & co.: `dim` by keyword, the catalogue's default when not given."""
+    return kw_with(name, lambda fn: lambda x, dim=default: fn(x, dim=dim), "dim")
+
+
+def _corrected(name: str) -> TorchRef:
+    """var and std: `dim` and an integer `correction` (1 unless given)."""
+    return kw_with(name, lambda fn: lambda x, dim=None, correction=1: fn(x, dim=dim, correction=int(correction)),
+                    "dim", "correction")
+
+
+def _logsumexp(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda x, dim=None: fn(x, dim=tuple(range(x.dim())) if dim is None else dim)
+
+
+DIM = ("dim", None)
+STRUCTURAL: tuple[Op, ...] = (
+    Op("sum", _reduce("sum"), sum_, X, kind="structural", ulps=0.5, keywords=(DIM,),
+       doc="sum of the elements (dim= one axis)"),
+    Op("mean", _reduce("mean"), mean, X, kind="structural", ulps=0.5, keywords=(DIM,)),
+    Op("var", _corrected("var"), var, "more elements than correction", kind="structural",
+       keywords=(DIM, ("correction", Fraction(1))), doc="sum((x - mean)^2)/(n - correction); correction 1 by default"),
+    Op("std", _corrected("std"), std, "more elements than correction; not all equal (the derivative)",
+       kind="structural", keywords=(DIM, ("correction", Fraction(1))), doc="sqrt(var(x))"),
+    Op("prod", _positional_dim("prod"), prod,
+       X, kind="structural", ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
+    Op("amax", _positional_dim("amax"), amax,
+       X, kind="structural", ulps=0.0, keywords=(DIM,),
+       kinks=(Kink("ties for the maximum", "the gradient split evenly among the tied elements"),)),
+    Op("amin", _positional_dim("amin"), amin,
+       X, kind="structural", ulps=0.0, keywords=(DIM,),
+       kinks=(Kink("ties for the minimum", "the gradient split evenly among the tied elements"),)),
+    Op("logsumexp", kw_with("logsumexp", _logsumexp, "dim"), logsumexp, X, kind="structural",
+       keywords=(DIM,)),
+    Op("softmax", _with_dim("softmax", -1), softmax, X, kind="structural",
+       keywords=(("dim", Fraction(-1)),)),
+    Op("log_softmax", _with_dim("log_softmax", -1), log_softmax, X,
+       kind="structural", keywords=(("dim", Fraction(-1)),)),
+    Op("cumsum", _with_dim("cumsum", 0), cumsum, X, kind="structural",
+       ulps=0.5, keywords=(("dim", Fraction(0)),)),
+    Op("cumprod", _with_dim("cumprod", 0), cumprod, X, kind="structural",
+       ulps=0.5, keywords=(("dim", Fraction(0)),), doc="cumulative product (zeros included)"),
+    Op("linalg.vector_norm", kw_with("linalg.vector_norm", _norm, "ord", "dim"), vector_norm, X,
+       kind="structural",
+       keywords=(("ord", Fraction(2)), DIM),
+       kinks=(Kink("the zero vector", "0 (torch masks the 0/0)"),),
+       doc="(sum |x|^ord)^(1/ord); ord 1, 2, inf or p > 1"),
+    Op("norm", kw_with("norm", lambda norm: lambda x, p=2, dim=None: norm(x, p=p, dim=dim), "p", "dim"),
+       norm, X,
+       kind="structural", keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
+       doc="torch.norm(x, p)"),
+    Op("dot", T("dot"), dot, X, kind="structural", arity=2, ulps=0.5),
+    Op("outer", T("outer"), outer, X, kind="structural", arity=2, ulps=0.5),
+    Op("matmul", T("matmul"), matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
+    Op("transpose", T("transpose"), transpose, X, kind="structural", arity=3, ulps=0.0,
+       doc="transpose(x, dim0, dim1)"),
+    Op("reshape", T("reshape"), reshape, X, kind="structural", arity=2, ulps=0.0,
+       doc="reshape(x, [d0, d1, ...])"),
+    Op("cat", _with_dim("cat", 0), cat, X, kind="structural",
+       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="cat([a, b, ...], dim=0)"),
+    Op("stack", _with_dim("stack", 0), stack, X, kind="structural",
+       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="stack([a, b, ...], dim=0)"),
+    Op("linalg.det", T("linalg.det"), det, "square matrices", kind="structural"),
+    Op("linalg.inv", T("linalg.inv"), inv, "invertible square matrices", kind="structural"),
+    Op("trace", T("trace"), trace, "2-d", kind="structural", ulps=0.5),
+    Op("cdist", kw("cdist", "p"), cdist, "p = 1, 2 or inf",
+       kind="structural", arity=2, keywords=(("p", Fraction(2)),),
+       kinks=(Kink("two equal points", "0 (torch masks the 0/0)"),
+              Kink("p = 1, equal coordinates", "0 (sign(0))"),
+              Kink("p = inf, ties for the largest difference", "the reference splits the gradient evenly")),
+       doc="pairwise distances of the rows of a and b"),
+    WHERE,
+)

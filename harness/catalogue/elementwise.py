@@ -1,14 +1,8 @@
-"""The op catalogue: every op's torch function, exact definition, domain and kinks.
-
-Adding an op is one entry here plus cases. Each entry gives the op two meanings: `torch`, the real
-torch function under test, and `exact`, its SymPy definition (closed form; `Piecewise` for
-piecewise ops, whose derivatives are taken branch by branch). A `Kink` names a point where a
-derivative does not exist and what torch returns there; `at` locates it for the reference, which
-then flags the point and uses torch's convention: the closed form's branch, unless `orders`
-gives another value for that derivative order. `ulps` is the accuracy torch's kernel is held to in
-the error model, for the value and for each derivative order; on top of it an op is allowed what
-its conditioning makes unavoidable (harness.balls), and nothing for how its kernel forms the result
-(tanh' = 1 - y*y losing everything at x = 20 is a finding, not a rounding).
+"""The elementwise ops: arithmetic, smooth functions, piecewise ones with their kinks, the
+comparisons `where` takes, and `where` itself. Each entry: the torch function (by name), the exact
+definition (SymPy; `Piecewise` for piecewise ops, whose derivatives are taken branch by branch),
+the domain, kinks with torch's convention there, the ulps torch's kernel is held to, and the
+critical points where torch is most likely wrong.
 """
 
 from __future__ import annotations
@@ -16,15 +10,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from fractions import Fraction
-from importlib import import_module
-from typing import Any, Literal
+from typing import Any
 
 import sympy
 
-from harness import tensor_ops
-from harness.functions import (
+from harness.catalogue.markers import (
     as_sympy,
     ceil_fn,
     erfc_neg,
@@ -37,90 +28,11 @@ from harness.functions import (
     round_fn,
     trunc_fn,
 )
+from harness.catalogue.spec import Kink, Op, T, kw
 from harness.numbers import FloatFormat
 
-Kind = Literal["arithmetic", "elementwise", "structural", "predicate"]
 S = sympy.S
 X = "all reals"
-
-
-@dataclass(frozen=True)
-class Kink:
-    """A point where a derivative does not exist, and what torch returns there.
-
-    `at(*keywords)` gives the point (for one-input ops); `lattice` repeats it at every integer
-    offset; `orders[n]` is torch's n-th derivative there when the closed form's branch is not it.
-    """
-
-    where: str
-    convention: str
-    at: Callable[..., sympy.Expr] | None = None
-    lattice: bool = False
-    orders: tuple[tuple[int, sympy.Expr], ...] = ()
-
-    def override(self, order: int) -> sympy.Expr | None:
-        for n, value in self.orders:
-            if n == order or (n < 0 and order >= -n):  # -2: every order from 2 on
-                return value
-        return None
-
-
-Adapter = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
-@dataclass(frozen=True)
-class TorchRef:
-    """The torch function under test, by its public name under `torch` ("special.i0e",
-    "nn.functional.silu"), and how the harness calls it (`adapt` wraps the function: keywords passed
-    only when given, a reduction's optional dim). Naming it rather than holding it keeps torch out of
-    the catalogue's import: `harness ops` and the loader never import torch; `function()` does, once."""
-
-    name: str
-    adapt: Adapter | None = field(default=None, compare=False)
-
-    def function(self) -> Callable[..., Any]:
-        target: Any = import_module("torch")
-        for part in self.name.split("."):
-            target = getattr(target, part)
-        return self.adapt(target) if self.adapt is not None else target
-
-
-@dataclass(frozen=True, eq=False)
-class Op:
-    name: str
-    ref: TorchRef = field(repr=False)
-    exact: Callable[..., Any] = field(repr=False)
-    domain: str
-    kind: Kind = "elementwise"
-    arity: int = 1
-    kinks: tuple[Kink, ...] = ()
-    partials: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
-    ulps: float | tuple[float, float] = 2.0  # one number, or (float32, float64)
-    keywords: tuple[tuple[str, Any], ...] = ()
-    leading: tuple[str, ...] = ()  # literal positional arguments before the tensors: polygamma(n, x)
-    doc: str = ""
-    outside: str = "nan or +-inf"
-    # where torch is most likely wrong, by format: overflow and underflow thresholds of the value
-    # and its derivatives, where a result rounds to its asymptote (sigmoid to 1), kernel branch
-    # switches; sampled inputs get these (and fixed kinks) by default (harness.prepare, `edges:`)
-    critical: Callable[[FloatFormat], tuple[float, ...]] = field(default=lambda fmt: (), repr=False)
-
-    @functools.cached_property
-    def torch(self) -> Callable[..., Any]:
-        """The torch function itself (torch is imported at the first use of any op's)."""
-        return self.ref.function()
-
-    def accuracy(self, precision: int) -> float:
-        """The ulps torch's kernel is held to, in the format of this precision."""
-        if isinstance(self.ulps, tuple):
-            return self.ulps[0] if precision <= 24 else self.ulps[1]
-        return self.ulps
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
-
-# ---------------------------------------------------------------- helpers
 
 
 def _sub(a: sympy.Expr, b: sympy.Expr, evaluate: bool = True) -> sympy.Expr:
@@ -133,29 +45,6 @@ def _div(a: sympy.Expr, b: sympy.Expr, evaluate: bool = True) -> sympy.Expr:
 
 def _sigmoid(x: sympy.Expr) -> sympy.Expr:
     return 1 / (1 + sympy.exp(-x))
-
-
-def T(name: str, adapt: Adapter | None = None) -> TorchRef:  # noqa: N802 (reads as the torch it names)
-    return TorchRef(name, adapt)
-
-
-def _kw(name: str, *names: str) -> TorchRef:
-    """A torch function called with the catalogue's keywords (None: leave torch's default)."""
-
-    def adapt(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **keywords: Any) -> Any:
-            return fn(*args, **{k: v for k, v in keywords.items() if k in names and v is not None})
-
-        return call
-
-    return TorchRef(name, adapt)
-
-
-def _kw_with(name: str, adapt: Adapter, *names: str) -> TorchRef:
-    """As _kw, for a function the harness calls through its own adapter first."""
-    inner = _kw(name, *names).adapt
-    assert inner is not None
-    return TorchRef(name, lambda fn: inner(adapt(fn)))
 
 
 def _exp_overflow(fmt: FloatFormat) -> float:
@@ -219,8 +108,6 @@ INF = sympy.oo
 def _pw(*pieces: tuple[sympy.Expr, Any]) -> sympy.Expr:
     return sympy.Piecewise(*pieces)
 
-
-# ---------------------------------------------------------------- the catalogue
 
 ARITHMETIC: tuple[Op, ...] = (
     Op("add", T("add"), lambda a, b, evaluate=True: sympy.Add(a, b, evaluate=evaluate), X,
@@ -300,11 +187,11 @@ SMOOTH: tuple[Op, ...] = (
     Op("special.entr", T("special.entr"), lambda x: -x * sympy.log(x),
        "x >= 0 (-inf below; the derivative needs x > 0)",
        doc="-x*log(x), 0 at 0"),
-    Op("logit", _kw("logit"), lambda x: sympy.log(x / (1 - x)), "0 < x < 1"),
+    Op("logit", kw("logit"), lambda x: sympy.log(x / (1 - x)), "0 < x < 1"),
     Op("sigmoid", T("sigmoid"), _sigmoid, X, critical=_sigmoid_like, doc="1/(1 + exp(-x))"),
     Op("logsigmoid", T("nn.functional.logsigmoid"), lambda x: -sympy.log(1 + sympy.exp(-x)), X, critical=_sigmoid_like,
        doc="log(sigmoid(x))"),
-    Op("softplus", _kw("nn.functional.softplus", "beta", "threshold"),
+    Op("softplus", kw("nn.functional.softplus", "beta", "threshold"),
        lambda x, beta, threshold: sympy.log(1 + sympy.exp(beta * x)) / beta, X,
        keywords=(("beta", Fraction(1)), ("threshold", Fraction(20))), critical=lambda f: (20.0, *_sigmoid_like(f)),
        doc="log(1 + exp(beta*x))/beta; torch returns x itself where beta*x > threshold"),
@@ -318,7 +205,7 @@ SMOOTH: tuple[Op, ...] = (
        doc="x/(1 + |x|)"),
     Op("tanhshrink", T("nn.functional.tanhshrink"), lambda x: x - sympy.tanh(x), X,
        doc="x - tanh(x)"),
-    Op("gelu", _kw("nn.functional.gelu", "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
+    Op("gelu", kw("nn.functional.gelu", "approximate"), lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, X,
        critical=_normal_tail,
        doc="x*ndtr(x); gelu(x, approximate='tanh') is the tanh form", keywords=(("approximate", "none"),)),
     Op("gelu_tanh", T("nn.functional.gelu", lambda gelu: lambda x: gelu(x, approximate="tanh")),
@@ -353,10 +240,10 @@ PIECEWISE: tuple[Op, ...] = (
        kinks=(Kink("x = 0", "0 (the jump's derivative)", at=_at(0)),)),
     Op("relu6", T("nn.functional.relu6"), lambda x: _pw((0, x <= 0), (6, x >= 6), (x, True)), X, ulps=0.0,
        kinks=(Kink("x = 0", "0", at=_at(0)), Kink("x = 6", "0", at=_at(6)))),
-    Op("leaky_relu", _kw("nn.functional.leaky_relu", "negative_slope"), lambda x, s: _pw((s * x, x <= 0), (x, True)), X,
+    Op("leaky_relu", kw("nn.functional.leaky_relu", "negative_slope"), lambda x, s: _pw((s * x, x <= 0), (x, True)), X,
        keywords=(("negative_slope", Fraction(1, 100)),), ulps=0.5,
        kinks=(Kink("x = 0", "the negative slope", at=_at(0)),)),
-    Op("elu", _kw("nn.functional.elu", "alpha"),
+    Op("elu", kw("nn.functional.elu", "alpha"),
        lambda x, alpha: _pw((alpha * (sympy.exp(x) - 1), x <= 0), (x, True)), X,
        keywords=(("alpha", Fraction(1)),),
        kinks=(Kink("x = 0", "alpha (the left slope); second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
@@ -365,11 +252,11 @@ PIECEWISE: tuple[Op, ...] = (
        kinks=(Kink("x = 0", "scale*alpha (the left slope); second derivative 0", at=_at(0),
                    orders=((-2, S.Zero),)),),
        doc="scale*elu(x, alpha), scale = 1.0507..., alpha = 1.6732..."),
-    Op("celu", _kw("nn.functional.celu", "alpha"),
+    Op("celu", kw("nn.functional.celu", "alpha"),
        lambda x, alpha: _pw((alpha * (sympy.exp(x / alpha) - 1), x <= 0), (x, True)),
        X, keywords=(("alpha", Fraction(1)),),
        kinks=(Kink("x = 0", "1; second derivative 0", at=_at(0), orders=((-2, S.Zero),)),)),
-    Op("hardtanh", _kw("nn.functional.hardtanh", "min_val", "max_val"),
+    Op("hardtanh", kw("nn.functional.hardtanh", "min_val", "max_val"),
        lambda x, lo, hi: _pw((lo, x <= lo), (hi, x >= hi), (x, True)), X, ulps=0.0,
        keywords=(("min_val", Fraction(-1)), ("max_val", Fraction(1))),
        kinks=(Kink("x = min_val", "0", at=lambda lo, hi: lo), Kink("x = max_val", "0", at=lambda lo, hi: hi))),
@@ -379,16 +266,16 @@ PIECEWISE: tuple[Op, ...] = (
        doc="clamp(x/6 + 1/2, 0, 1)"),
     Op("hardswish", T("nn.functional.hardswish"), lambda x: _pw((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True)), X,
        kinks=(Kink("x = -3", "0 (the left slope)", at=_at(-3)), Kink("x = 3", "1 (the right slope)", at=_at(3)))),
-    Op("softshrink", _kw("nn.functional.softshrink", "lambd"),
+    Op("softshrink", kw("nn.functional.softshrink", "lambd"),
        lambda x, lam: _pw((x + lam, x < -lam), (x - lam, x > lam), (0, True)), X,
        keywords=(("lambd", Fraction(1, 2)),), ulps=0.5,
        kinks=(Kink("x = -lambd", "0", at=lambda lam: -lam), Kink("x = lambd", "0", at=lambda lam: lam))),
-    Op("hardshrink", _kw("nn.functional.hardshrink", "lambd"),
+    Op("hardshrink", kw("nn.functional.hardshrink", "lambd"),
        lambda x, lam: _pw((x, x < -lam), (x, x > lam), (0, True)), X,
        keywords=(("lambd", Fraction(1, 2)),), ulps=0.0,
        kinks=(Kink("x = -lambd", "0 (the value jumps)", at=lambda lam: -lam),
               Kink("x = lambd", "0", at=lambda lam: lam))),
-    Op("clamp", _kw("clamp", "min", "max"), lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), X,
+    Op("clamp", kw("clamp", "min", "max"), lambda x, lo, hi: _pw((lo, x < lo), (hi, x > hi), (x, True)), X,
        keywords=(("min", -INF), ("max", INF)), ulps=0.0,
        kinks=(Kink("x = min", "1 (torch 2.13 passes the gradient at the bound)", at=lambda lo, hi: lo),
               Kink("x = max", "1", at=lambda lo, hi: hi)),
@@ -436,159 +323,4 @@ WHERE = Op("where", T("where"), lambda c, a, b: a, X, kind="elementwise", arity=
            kinks=(Kink("the condition's two sides equal", "the branch the condition picks"),),
            doc="where(cond, a, b) with cond a comparison such as x > 0")
 
-
-def _reduce(name: str) -> TorchRef:
-    """A reduction over all elements, or over `dim` when given."""
-    return T(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim=dim))
-
-
-def _positional_dim(name: str) -> TorchRef:
-    """prod, amax, amin: over all elements, or over `dim` given positionally."""
-    return _kw_with(name, lambda fn: lambda x, dim=None: fn(x) if dim is None else fn(x, dim), "dim")
-
-
-def _norm(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return lambda x, ord=None, dim=None: fn(x, 2 if ord is None else ord, dim=dim)
-
-
-def _with_dim(name: str, default: int) -> TorchRef:
-    """softmax, cumsum, cat & co.: `dim` by keyword, the catalogue's default when not given."""
-    return _kw_with(name, lambda fn: lambda x, dim=default: fn(x, dim=dim), "dim")
-
-
-def _corrected(name: str) -> TorchRef:
-    """var and std: `dim` and an integer `correction` (1 unless given)."""
-    return _kw_with(name, lambda fn: lambda x, dim=None, correction=1: fn(x, dim=dim, correction=int(correction)),
-                    "dim", "correction")
-
-
-def _logsumexp(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return lambda x, dim=None: fn(x, dim=tuple(range(x.dim())) if dim is None else dim)
-
-
-DIM = ("dim", None)
-STRUCTURAL: tuple[Op, ...] = (
-    Op("sum", _reduce("sum"), tensor_ops.sum_, X, kind="structural", ulps=0.5, keywords=(DIM,),
-       doc="sum of the elements (dim= one axis)"),
-    Op("mean", _reduce("mean"), tensor_ops.mean, X, kind="structural", ulps=0.5, keywords=(DIM,)),
-    Op("var", _corrected("var"), tensor_ops.var, "more elements than correction", kind="structural",
-       keywords=(DIM, ("correction", Fraction(1))), doc="sum((x - mean)^2)/(n - correction); correction 1 by default"),
-    Op("std", _corrected("std"), tensor_ops.std, "more elements than correction; not all equal (the derivative)",
-       kind="structural", keywords=(DIM, ("correction", Fraction(1))), doc="sqrt(var(x))"),
-    Op("prod", _positional_dim("prod"), tensor_ops.prod,
-       X, kind="structural", ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
-    Op("amax", _positional_dim("amax"), tensor_ops.amax,
-       X, kind="structural", ulps=0.0, keywords=(DIM,),
-       kinks=(Kink("ties for the maximum", "the gradient split evenly among the tied elements"),)),
-    Op("amin", _positional_dim("amin"), tensor_ops.amin,
-       X, kind="structural", ulps=0.0, keywords=(DIM,),
-       kinks=(Kink("ties for the minimum", "the gradient split evenly among the tied elements"),)),
-    Op("logsumexp", _kw_with("logsumexp", _logsumexp, "dim"), tensor_ops.logsumexp, X, kind="structural",
-       keywords=(DIM,)),
-    Op("softmax", _with_dim("softmax", -1), tensor_ops.softmax, X, kind="structural",
-       keywords=(("dim", Fraction(-1)),)),
-    Op("log_softmax", _with_dim("log_softmax", -1), tensor_ops.log_softmax, X,
-       kind="structural", keywords=(("dim", Fraction(-1)),)),
-    Op("cumsum", _with_dim("cumsum", 0), tensor_ops.cumsum, X, kind="structural",
-       ulps=0.5, keywords=(("dim", Fraction(0)),)),
-    Op("cumprod", _with_dim("cumprod", 0), tensor_ops.cumprod, X, kind="structural",
-       ulps=0.5, keywords=(("dim", Fraction(0)),), doc="cumulative product (zeros included)"),
-    Op("linalg.vector_norm", _kw_with("linalg.vector_norm", _norm, "ord", "dim"), tensor_ops.vector_norm, X,
-       kind="structural",
-       keywords=(("ord", Fraction(2)), DIM),
-       kinks=(Kink("the zero vector", "0 (torch masks the 0/0)"),),
-       doc="(sum |x|^ord)^(1/ord); ord 1, 2, inf or p > 1"),
-    Op("norm", _kw_with("norm", lambda norm: lambda x, p=2, dim=None: norm(x, p=p, dim=dim), "p", "dim"),
-       tensor_ops.norm, X,
-       kind="structural", keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
-       doc="torch.norm(x, p)"),
-    Op("dot", T("dot"), tensor_ops.dot, X, kind="structural", arity=2, ulps=0.5),
-    Op("outer", T("outer"), tensor_ops.outer, X, kind="structural", arity=2, ulps=0.5),
-    Op("matmul", T("matmul"), tensor_ops.matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
-    Op("transpose", T("transpose"), tensor_ops.transpose, X, kind="structural", arity=3, ulps=0.0,
-       doc="transpose(x, dim0, dim1)"),
-    Op("reshape", T("reshape"), tensor_ops.reshape, X, kind="structural", arity=2, ulps=0.0,
-       doc="reshape(x, [d0, d1, ...])"),
-    Op("cat", _with_dim("cat", 0), tensor_ops.cat, X, kind="structural",
-       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="cat([a, b, ...], dim=0)"),
-    Op("stack", _with_dim("stack", 0), tensor_ops.stack, X, kind="structural",
-       ulps=0.0, keywords=(("dim", Fraction(0)),), doc="stack([a, b, ...], dim=0)"),
-    Op("linalg.det", T("linalg.det"), tensor_ops.det, "square matrices", kind="structural"),
-    Op("linalg.inv", T("linalg.inv"), tensor_ops.inv, "invertible square matrices", kind="structural"),
-    Op("trace", T("trace"), tensor_ops.trace, "2-d", kind="structural", ulps=0.5),
-    Op("cdist", _kw("cdist", "p"), tensor_ops.cdist, "p = 1, 2 or inf",
-       kind="structural", arity=2, keywords=(("p", Fraction(2)),),
-       kinks=(Kink("two equal points", "0 (torch masks the 0/0)"),
-              Kink("p = 1, equal coordinates", "0 (sign(0))"),
-              Kink("p = inf, ties for the largest difference", "the reference splits the gradient evenly")),
-       doc="pairwise distances of the rows of a and b"),
-    WHERE,
-)
-
-CATALOGUE: tuple[Op, ...] = ARITHMETIC + SMOOTH + PIECEWISE + PREDICATES + STRUCTURAL
-
-OPS: dict[str, Op] = {op.name: op for op in CATALOGUE}
-ELEMENTWISE: set[str] = {op.name for op in CATALOGUE if op.kind in ("arithmetic", "elementwise", "predicate")}
-VARIANTS = {("gelu", "approximate", "tanh"): "gelu_tanh", ("gelu", "approximate", "none"): "gelu"}
-
-
-def resolve(name: str, given: tuple[tuple[str, Any], ...]) -> tuple[Op, tuple[Any, ...]]:
-    """The op a call means (string keywords pick a variant) and its keyword values, in order."""
-    from harness.errors import HarnessError
-    from harness.expr import did_you_mean
-
-    op = OPS[name]
-    for key, value in given:
-        if isinstance(value, str) and value != "inf":
-            if (name, key, value) not in VARIANTS:
-                choices = sorted(v for n, k, v in VARIANTS if n == name and k == key)
-                raise HarnessError(f"{name}() has no {key}={value!r}" + (f" (one of {choices})" if choices else ""))
-            op = OPS[VARIANTS[(name, key, value)]]
-    allowed = dict(op.keywords)
-    values = dict(allowed)
-    for key, value in given:
-        if isinstance(value, str) and value != "inf":
-            continue
-        if value == "inf":
-            value = INF
-        if key not in allowed:
-            known = ", ".join(allowed) or "none"
-            raise HarnessError(f"{name}() has no keyword {key!r}{did_you_mean(key, list(allowed))} (keywords: {known})")
-        values[key] = value
-    return op, tuple(values[key] for key, _ in op.keywords if not isinstance(values[key], str))
-
-
-def numeric_keywords(op: Op) -> tuple[str, ...]:
-    """The names of the op's numeric keywords (the ones that reach the exact side)."""
-    return tuple(name for name, default in op.keywords if not isinstance(default, str))
-
-
-MAX_LEADING = 1_000  # polygamma's order: n! and a Hurwitz zeta of order n + 1 stay cheap below it
-
-
-def lead_to_keywords(node: Any) -> Any:
-    """polygamma(1, x) -> polygamma(x, n=1): literal leading arguments become keywords."""
-    from harness.errors import HarnessError
-    from harness.expr import Call, Num
-
-    op = OPS.get(node.op)
-    if op is None or not op.leading:
-        return node
-    lead, rest = node.args[: len(op.leading)], node.args[len(op.leading):]
-    if len(lead) < len(op.leading) or not all(isinstance(a, Num) and a.value.denominator == 1 for a in lead):
-        raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} first, as whole-number literals")
-    if not all(0 <= a.value <= MAX_LEADING for a in lead):
-        raise HarnessError(f"{op.name}() takes {', '.join(op.leading)} from 0 to {MAX_LEADING}")
-    return Call(node.op, rest, node.keywords + tuple(zip(op.leading, (a.value for a in lead))))
-
-
-_API = {"add": "torch.add (a + b)", "sub": "torch.sub (a - b)", "mul": "torch.mul (a * b)", "div": "torch.div (a / b)",
-        "neg": "torch.neg (-a)", "pow": "torch.pow (a ** b)", "matmul": "torch.matmul (a @ b)",
-        "gelu_tanh": "torch.nn.functional.gelu(approximate='tanh')", "where": "torch.where",
-        "gt": "torch.gt (a > b)", "ge": "torch.ge (a >= b)", "lt": "torch.lt (a < b)", "le": "torch.le (a <= b)",
-        "eq": "torch.eq (a == b)", "ne": "torch.ne (a != b)"}
-
-
-def torch_api(op: Op) -> str:
-    """The torch function an op runs, by its public name."""
-    return _API.get(op.name, f"torch.{op.ref.name}")
+BY_NAME: dict[str, Op] = {op.name: op for op in (*ARITHMETIC, *SMOOTH, *PIECEWISE, *PREDICATES, WHERE)}

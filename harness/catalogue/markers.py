@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import sympy
 
 if TYPE_CHECKING:
-    from harness.ops import Op
+    from harness.catalogue.spec import Op
 
 
 def as_sympy(value: object) -> sympy.Basic:
@@ -76,19 +76,6 @@ def _op_class(op: Op, orders: tuple[int, ...]) -> type[OpFunction]:
     name = _display_name(op, orders)
     count = op.arity + sum(1 for _, default in op.keywords if not isinstance(default, str))
     return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": count, "n_args": count})
-
-
-@cache
-def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
-    """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
-    syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
-    body = cls.op.exact(*syms)
-    from harness import cache  # cache encodes these classes: imported late
-
-    for i, order in enumerate(cls.orders):
-        if order:
-            body = cache.diff(body, *[syms[i]] * order)
-    return syms, body
 
 
 class KinkFunction(sympy.Function):
