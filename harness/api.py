@@ -64,7 +64,7 @@ def assert_derivatives(fn: Callable[..., object], expr: str | dict[str, str], *,
     check with no runnable path (grad2 of a @once_differentiable backward) is a HarnessWarning."""
     case = _case(fn, expr, checks, dtype, tolerance, paths, seed, inputs, *_caller())
     results = _run(case)
-    problems = [c.message for r in results for c in r.comparisons if c.status in ("fail", "error")]
+    problems = [c.message for r in results for c in r.comparisons if c.status.problem]
     problems += [r.message for r in results if r.status == "error" and not r.comparisons]
     for r in results:
         for kind, why in r.unrun:

@@ -97,6 +97,7 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
         return [_not_selected(ctx, check)]
     pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
     errors: dict[str, str] = {}
+    out_of_memory: set[str] = set()  # paths whose error is the memory limit
     cannot: dict[str, str] = {}  # paths the callable does not support by construction: why
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     doubtful: list[tuple[int, str, int]] = []  # (point, part, elements) whose reference is not certified
@@ -124,6 +125,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
                     cannot[name] = reason
                 else:
                     errors[name] = unexpected(exc)
+                    if isinstance(exc, MemoryError):
+                        out_of_memory.add(name)
                 continue
             for part, want, got, (components, abscissa) in zip(parts, wanted[modes[name]], arrays, labels):
                 pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
@@ -136,7 +139,8 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
             continue
         if name in errors:
             out.append(Comparison(check.kind, name, "", "error",
-                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}"))
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}",
+                                  limit="memory" if name in out_of_memory else ""))
             continue
         for part in parts:
             with stage("compare"):

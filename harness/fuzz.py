@@ -101,15 +101,15 @@ saved), marked xfail with the reason `xfail` if given.
         report.examples += 1
         real = []  # the results that are verdicts on torch
         for r in results:
-            kind = limit_kind(r)
-            count(kind or r.status)
-            if kind is None:
+            kind = r.limited
+            count(kind or r.status.value)
+            if not kind:
                 real.append(r)
         if not results:
             count("timeout")
         if progress is not None:
             progress(report.examples)
-        if any(r.status in ("fail", "error") for r in real):  # (past a limit: no verdict, never shrunk)
+        if any(r.status.problem for r in real):  # (past a limit: no verdict, never shrunk)
             last["case"], last["results"] = case, real
             raise Falsified(real[0].message)
 
@@ -128,23 +128,9 @@ saved), marked xfail with the reason `xfail` if given.
         report.failure_results = last["results"]  # type: ignore[assignment]
     report.seconds = time.perf_counter() - start
     if report.failure is not None and save is not None:
-        found = next((r.message for r in report.failure_results if r.status in ("fail", "error")), "")
+        found = next((r.message for r in report.failure_results if r.status.problem), "")
         report.saved = save_case(report.failure, save, seed, found=found, xfail=xfail)
     return report
-
-
-_LIMIT_MARKS = (("timeout", "timed out after"), ("memory", "out of memory"))  # check_case's and unexpected()'s words
-
-
-def limit_kind(result: CaseResult) -> str | None:
-    """ "timeout" or "memory" for an error that is only its time or memory limit running out."""
-    if result.status != "error":
-        return None
-    messages = [c.message for c in result.comparisons if c.status == "error"] or [result.message]
-    kinds = {next((kind for kind, mark in _LIMIT_MARKS if mark in m), None) for m in messages}
-    if None in kinds:
-        return None
-    return "timeout" if "timeout" in kinds else "memory"
 
 
 def save_case(case: Case, folder: Path, seed: int, *, found: str = "", xfail: str | None = None) -> Path:

@@ -18,8 +18,8 @@ import pytest
 from harness.cases import BadCase, Case, Limits, load_file
 from harness.errors import unexpected
 from harness.report.text import visible
-from harness.results import CaseResult, unsupported_reason
-from harness.run import Options, check_case
+from harness.results import CaseResult
+from harness.run import Options, check_case, check_outcome, expected_failure, runs
 
 _ROOTS = pytest.StashKey[tuple[Path, ...]]()  # the opted-in paths, resolved
 LOAD_SECONDS = 300.0  # loading one file, as `harness run --timeout`'s default
@@ -72,24 +72,15 @@ class CaseFile(pytest.File):
         if isinstance(case, BadCase):
             yield self._bad(case)
             return
-        for dtype, device in ((d, v) for v in case.devices for d in case.dtypes):
+        for dtype, device in runs(case):
             on = "" if case.devices == ("cpu",) else f" on {device}"
             for check in dict.fromkeys(c.kind for c in case.checks):
                 item = CaseItem.from_parent(self, name=visible(f"{case.name}[{dtype}{on}]::{check}"), case=case,
                                             dtype=dtype, check=check, device=device)
-                xfail = _xfail(case, dtype, check)
+                xfail = expected_failure(case, dtype, check)
                 if xfail is not None:
                     item.add_marker(pytest.mark.xfail(reason=visible(xfail.reason), strict=xfail.strict))
                 yield item
-
-
-def _xfail(case: Case, dtype: str, check: str) -> Any:
-    if case.xfail is not None and case.xfail.applies(dtype):
-        return case.xfail
-    for spec in case.checks:
-        if spec.kind == check and spec.xfail is not None and spec.xfail.applies(dtype):
-            return spec.xfail
-    return None
 
 
 def _skip(reason: str) -> None:
@@ -114,22 +105,13 @@ class CaseItem(pytest.Item):
             allow = bool(self.config.getoption("harness_allow_target"))
             _RESULTS[key] = check_case(self.case, Options(allow_targets=allow, allow_flag="--harness-allow-target"))
         (result,) = [r for r in _RESULTS[key] if r.dtype == self.dtype and r.device == self.device]
-        if result.status == "error" and not result.comparisons:
-            raise CaseFailure(result.message)
-        bad = [c for c in result.comparisons if c.check == self.check and c.status in ("fail", "error")]
-        if not bad:
-            # an xfail check that passed: under pytest's xfail marker a clean return is an xpass
-            bad = [c for c in result.comparisons
-                   if c.check == self.check and c.status == "xfail" and self.get_closest_marker("xfail")]
-        if bad:
-            raise CaseFailure("\n".join(c.message for c in bad))
-        if result.status == "xfail" and self.case.xfail is not None and self.case.xfail.applies(self.dtype):
-            # the case's expected failure is in another check: this one is part of it, not an xpass
-            pytest.xfail(visible(f"{self.case.xfail.reason} (the case fails in another check)"))
-        mine = [c for c in result.comparisons if c.check == self.check]
-        if all(c.status == "unsupported" for c in mine):  # (a check always makes a comparison)
-            reasons = dict.fromkeys(unsupported_reason(c) for c in mine)
-            _skip(f"no torch path of {self.check} can run: {'; '.join(reasons)}")
+        outcome = check_outcome(self.case, result, self.check)
+        if outcome.kind == "fail" or (outcome.kind == "xfail" and not outcome.elsewhere):
+            raise CaseFailure(outcome.text)  # under its xfail marker, pytest reports the expected failure
+        if outcome.kind == "xfail":  # the case's failure is in another check: this one is part of it, not an xpass
+            pytest.xfail(visible(outcome.text))
+        if outcome.kind == "skip":
+            _skip(outcome.text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):

@@ -6,13 +6,35 @@ Nothing here holds SymPy or Arb objects: report writers and the CLI only ever se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
-STATUSES = ("pass", "fail", "kink", "undefined", "unsupported", "error", "xfail", "xpass")
-# unsupported: a torch path the callable under test cannot run by construction (a torch.func
-# transform on a classic autograd.Function, forward mode without jvp, ...); for a case, a check
-# none of whose paths could run. Neither a pass nor an error.
+
+class Status(StrEnum):
+    """What a comparison, or a case in one dtype, came to. A str: written and compared as its name.
+
+    unsupported: a torch path the callable under test cannot run by construction (a torch.func
+    transform on a classic autograd.Function, forward mode without jvp, ...); for a case, a check
+    none of whose paths could run. Neither a pass nor an error."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    KINK = "kink"
+    UNDEFINED = "undefined"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+
+    @property
+    def problem(self) -> bool:
+        """A failure or an error: what fails a run, a gate, a pytest item or an assertion."""
+        return self in (Status.FAIL, Status.ERROR)
+
+
+STATUSES = tuple(s.value for s in Status)
+LIMITS = ("timeout", "memory")  # the limits a case (or one check) can run past
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +81,7 @@ class Comparison:
     check: str
     path: str
     part: str
-    status: str
+    status: Status
     count: int = 0
     mismatched: int = 0
     kinks: int = 0
@@ -78,6 +100,11 @@ class Comparison:
     series: tuple[tuple[float, float, float, float, float, str], ...] = ()
     abscissa: str = "input"
     bad_input: bool = False  # an error the case file causes (a limit, a shape), not a failure of the harness
+    boundary: bool = False  # an error of the check itself (bad input, a limit, a crash), not of a torch path
+    limit: str = ""  # "timeout" or "memory": the error is only that limit running out
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
 
 @dataclass(frozen=True)
@@ -88,7 +115,7 @@ class CaseResult:
     file: str
     line: int
     dtype: str
-    status: str
+    status: Status
     comparisons: tuple[Comparison, ...] = ()
     message: str = ""
     seconds: float = 0.0
@@ -97,10 +124,27 @@ class CaseResult:
     exact: dict[str, str] = field(default_factory=dict)  # output -> exact expression (text)
     device: str = "cpu"
     unrun: tuple[tuple[str, str], ...] = ()  # (check, why) for each check none of whose torch paths ran
+    limit: str = ""  # "timeout" or "memory": the case (in this dtype) ran past that limit
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
     @property
     def failed(self) -> bool:
-        return self.status in ("fail", "error")
+        return self.status.problem
+
+    @property
+    def limited(self) -> str:
+        """ "timeout" or "memory" when every error here is only a limit running out, else ""."""
+        if self.status != Status.ERROR:
+            return ""
+        if self.limit:
+            return self.limit
+        errors = [c for c in self.comparisons if c.status == Status.ERROR]
+        kinds = {c.limit for c in errors}
+        if not errors or "" in kinds:
+            return ""
+        return "timeout" if "timeout" in kinds else "memory"
 
 
 def unsupported_reason(c: Comparison) -> str:

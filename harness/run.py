@@ -12,7 +12,7 @@ import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from harness import complex as cx
 from harness.cases import BadCase, Case, CheckSpec, Xfail
@@ -20,7 +20,53 @@ from harness.checks import runner, torch_warnings_quiet
 from harness.errors import CaseTimeout, HarnessError, clip, unexpected
 from harness.limits import memory_limit, time_limit
 from harness.prepare import Options, Prepared, prepare
-from harness.results import CaseResult, Comparison, unsupported_reason
+from harness.results import CaseResult, Comparison, Status, unsupported_reason
+
+
+def runs(case: Case, options: Options = Options()) -> tuple[tuple[str, str], ...]:
+    """The (dtype, device) pairs a case is checked in: its dtypes on its devices (or the one device
+    the options name), in the order check_case returns their results."""
+    devices = (options.device,) if options.device else case.devices
+    return tuple((d, v) for v in devices for d in case.dtypes)
+
+
+def expected_failure(case: Case, dtype: str, check: str) -> Xfail | None:
+    """The xfail that covers one check in one dtype: the case's, else that check's own."""
+    if case.xfail is not None and case.xfail.applies(dtype):
+        return case.xfail
+    return next((s.xfail for s in case.checks if s.kind == check and s.xfail is not None and s.xfail.applies(dtype)),
+                None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check of a result came to, for a caller that reports each check on its own (the
+    pytest plugin): "pass"; "fail" (text: the failures); "xfail" (the failure its xfail expects, or,
+    with `elsewhere`, the case's expected failure being in another check); "skip" (no path of it
+    could run: text says why)."""
+
+    kind: str
+    text: str = ""
+    elsewhere: bool = False
+
+
+def check_outcome(case: Case, result: CaseResult, check: str) -> Outcome:
+    if result.status == Status.ERROR and not result.comparisons:
+        return Outcome("fail", result.message)
+    mine = [c for c in result.comparisons if c.check == check]
+    bad = [c for c in mine if c.status.problem]
+    if bad:
+        return Outcome("fail", "\n".join(c.message for c in bad))
+    expected = expected_failure(case, result.dtype, check)
+    xfailed = [c for c in mine if c.status == Status.XFAIL]
+    if xfailed and expected is not None:
+        return Outcome("xfail", "\n".join(c.message for c in xfailed))
+    if result.status == Status.XFAIL and case.xfail is not None and case.xfail.applies(result.dtype):
+        return Outcome("xfail", f"{case.xfail.reason} (the case fails in another check)", elsewhere=True)
+    if all(c.status == Status.UNSUPPORTED for c in mine):  # (a check always makes a comparison)
+        reasons = dict.fromkeys(unsupported_reason(c) for c in mine)
+        return Outcome("skip", f"no torch path of {check} can run: {'; '.join(reasons)}")
+    return Outcome("pass")
 
 
 def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseResult]:
@@ -28,21 +74,20 @@ def check_case(case: Case | BadCase, options: Options = Options()) -> list[CaseR
     if isinstance(case, BadCase):
         return [CaseResult(case.name, case.file, case.line, "-", "error", message=case.message, bad_input=True)]
     results = []
-    devices = (options.device,) if options.device else case.devices
-    for dtype, device in ((d, v) for v in devices for d in case.dtypes):
+    for dtype, device in runs(case, options):
         start = time.perf_counter()
         try:
             with time_limit(options.timeout), memory_limit(options.memory_mb), _no_cycle_collection():
                 results.append(_check_dtype(case, dtype, options, device))
         except CaseTimeout:
-            results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
+            results.append(CaseResult(case.name, case.file, case.line, dtype, Status.ERROR,
                                       message=f"{case.file}:{case.line}: error: timed out after {options.timeout:g} s",
-                                      seconds=time.perf_counter() - start, device=device))
+                                      seconds=time.perf_counter() - start, device=device, limit="timeout"))
         except MemoryError:
-            results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
+            results.append(CaseResult(case.name, case.file, case.line, dtype, Status.ERROR,
                                       message=f"{case.file}:{case.line}: error: out of memory (limit "
                                               f"{options.memory_mb:g} MB)", seconds=time.perf_counter() - start,
-                                      device=device))
+                                      device=device, limit="memory"))
         except Exception as exc:  # the case's boundary: whatever escaped the stages is this case's error
             results.append(CaseResult(case.name, case.file, case.line, dtype, "error",
                                       message=f"{case.file}:{case.line}: {unexpected(exc)}",
@@ -108,11 +153,12 @@ def _run_check(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:
         with torch_warnings_quiet():  # once per check, not on the per-point hot path
             return runner(check.kind)(ctx, index, check)
     except HarnessError as exc:
-        message, bad = str(exc.at(ctx.case.file, check.line)), True
+        message, bad, limit = str(exc.at(ctx.case.file, check.line)), True, ""
     except Exception as exc:
         message, bad = f"{ctx.case.file}:{check.line}: {unexpected(exc)}", False
-    return [Comparison(check.kind, "-", "", "error", message=f"{ctx.breadcrumb} > {check.kind}: {message}",
-                       bad_input=bad)]
+        limit = "memory" if isinstance(exc, MemoryError) else ""
+    return [Comparison(check.kind, "-", "", Status.ERROR, message=f"{ctx.breadcrumb} > {check.kind}: {message}",
+                       bad_input=bad, boundary=True, limit=limit)]
 
 
 def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) -> list[Comparison]:
@@ -127,8 +173,8 @@ def _apply_xfail(comparisons: list[Comparison], check: CheckSpec, dtype: str) ->
 
 def _torch_failed(c: Comparison) -> bool:
     """A failure that an xfail may expect: a mismatch, or a torch path that raised. The check's own
-    boundary error (path "-": bad input, a limit, a crash of the harness) stays an error."""
-    return c.status == "fail" or (c.status == "error" and c.path != "-")
+    boundary error (bad input, a limit, a crash of the harness) stays an error."""
+    return c.status == Status.FAIL or (c.status == Status.ERROR and not c.boundary)
 
 
 def _case_status(case: Case, xfail: Xfail | None, comparisons: list[Comparison],

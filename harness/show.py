@@ -5,14 +5,13 @@ from __future__ import annotations
 import sympy
 
 from harness import complex as cx
-from harness.cases import COMPLEX_DTYPES, Case
+from harness.cases import Case
 from harness.errors import CaseTimeout, HarnessError
 from harness.limits import time_limit
-from harness.numbers import FORMATS
-from harness.reference import constant_value, fold
+from harness.prepare import Options, Prepared, prepare
 from harness.results import CaseResult
-from harness.run import Options, check_case
-from harness.symbolic import SymbolicOutput, build_output, closed
+from harness.run import check_case, runs
+from harness.symbolic import SymbolicOutput, closed
 
 MAX_SHOWN = 6
 SIMPLIFY_SECONDS = 5.0
@@ -52,36 +51,33 @@ def show(case: Case, options: Options = Options()) -> tuple[str, tuple[str, ...]
     """The text `harness show` prints for a case, and the statuses of its results (per dtype)."""
     results = check_case(case, options)
     statuses = tuple(r.status for r in results)
-    try:
-        if case.dtypes[0] in COMPLEX_DTYPES:
-            return _show_complex(case, results), statuses
-        return _show_real(case, results), statuses
+    try:  # the exact side as the run built it, in the case's first dtype
+        with time_limit(options.timeout):
+            ctx = prepare(case, case.dtypes[0], options, runs(case, options)[0][1])
+        if ctx.complex_outputs is not None:
+            return _show_complex(case, ctx, results), statuses
+        return _show_real(case, ctx, results), statuses
     except HarnessError as exc:  # no exact side to show (a shape, a constant): why, and the results
         where = case.line_of("expr", "outputs")
         header = [f"case {case.name} ({case.file}:{case.line})", f"  {exc.at(case.file, where)}"]
         return "\n".join(header + _results(results)), statuses
 
 
-def _show_real(case: Case, results: list[CaseResult]) -> str:
-    fmt = FORMATS[case.dtypes[0]]
-    constants: dict = {}
-    for name, tree in case.constants:
-        constants[name] = constant_value(tree, fmt, constants)
-    shapes = {i.name: i.shape for i in case.inputs}
+def _show_real(case: Case, ctx: Prepared, results: list[CaseResult]) -> str:
     lines = [f"case {case.name} ({case.file}:{case.line})"]
     if case.doc:
         lines.append(f"  {case.doc}")
-    for name, tree in case.outputs:
-        lines += _lines(name, build_output(name, fold(tree, fmt, constants), shapes, {}))
+    for name, out in ctx.outputs.items():
+        lines += _lines(name, out)
     return "\n".join(lines + _results(results))
 
 
-def _show_complex(case: Case, results: list[CaseResult]) -> str:
+def _show_complex(case: Case, ctx: Prepared, results: list[CaseResult]) -> str:
     """A complex case: each output, its real and imaginary parts, Wirtinger derivatives, holomorphy."""
     lines = [f"case {case.name} ({case.file}:{case.line})"] + ([f"  {case.doc}"] if case.doc else [])
     inputs = [spec.name for spec in case.inputs]
-    for name, tree in case.outputs:
-        out = cx.build(name, tree, inputs)
+    assert ctx.complex_outputs is not None
+    for name, out in ctx.complex_outputs.items():
         lines += [f"{name} = {out.value}", f"  re = {out.parts[0]}", f"  im = {out.parts[1]}"]
         for x in inputs:
             dz, dzbar = cx.wirtinger(out, x)

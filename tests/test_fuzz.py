@@ -7,10 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from harness import run, strategies
+from harness.cases import load_text
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.expr import Call, names_in
-from harness.fuzz import fuzz, limit_kind
+from harness.fuzz import fuzz
 from harness.results import CaseResult, Comparison
 from harness.strategies import expressions
 
@@ -69,15 +70,32 @@ def test_a_campaign_whose_every_point_is_rejected_is_bad_input(monkeypatch, fres
 
 
 def test_limit_errors_are_told_from_real_errors():
-    def result(status, message, *comparisons):
-        return CaseResult("c", "f.yaml", 1, "float64", status, comparisons=comparisons, message=message)
+    """By the field the runner sets where a limit ran out, never by the words of a message."""
+    def result(status, message, *comparisons, limit=""):
+        return CaseResult("c", "f.yaml", 1, "float64", status, comparisons=comparisons, message=message, limit=limit)
 
-    assert limit_kind(result("error", "f.yaml:1: error: timed out after 60 s")) == "timeout"
-    memory = Comparison("grad", "p", "", "error", message="c > grad: error: out of memory (the case reached ...)")
-    assert limit_kind(result("error", memory.message, memory)) == "memory"
+    assert result("error", "f.yaml:1: error: timed out after 60 s", limit="timeout").limited == "timeout"
+    assert result("error", "f.yaml:1: error: timed out after 60 s").limited == ""  # words alone are no limit
+    memory = Comparison("grad", "p", "", "error", message="c > grad: error: out of memory", limit="memory")
+    assert result("error", memory.message, memory).limited == "memory"
     bug = Comparison("value", "p", "", "error", message="c > value: ZeroDivisionError: (at x.py:1)")
-    assert limit_kind(result("error", memory.message, memory, bug)) is None
-    assert limit_kind(result("fail", "f.yaml:1: error: timed out after 60 s")) is None
+    assert result("error", memory.message, memory, bug).limited == ""
+    assert result("fail", "f.yaml:1: error: timed out after 60 s", limit="timeout").limited == ""
+
+
+def test_the_runner_marks_a_check_that_ran_out_of_memory(monkeypatch):
+    import harness.checks as checks
+    from harness.run import check_case
+
+    def greedy(ctx, index, check):
+        raise MemoryError
+
+    monkeypatch.setattr(checks, "check_grad", greedy)
+    (case,) = load_text("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\nchecks: [value, grad]\n")
+    (result,) = check_case(case)
+    assert result.status == "error" and result.limited == "memory"
+    (error,) = [c for c in result.comparisons if c.status == "error"]
+    assert error.boundary and error.limit == "memory" and "out of memory" in error.message
 
 
 @pytest.mark.parametrize("ops", [["sinc"], ["exp", "sin"], ["add"], ["mul", "sub"]], ids="+".join)

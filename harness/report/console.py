@@ -79,11 +79,11 @@ def print_report(results: Sequence[CaseResult], console: Console, verbose: bool 
                 for c in r.comparisons:
                     _line(console, "  ", comparison_line(c))
     for r in results:
-        if r.status in ("fail", "error") or (verbose and r.message):
+        if r.status.problem or (verbose and r.message):
             if tabled:  # (a line already holds the case's own message)
                 _line(console, _status(r.status, r.status.upper()), " ", r.message)
             for c in r.comparisons:
-                if c.status in ("fail", "error") and c.message != r.message:
+                if c.status.problem and c.message != r.message:
                     _line(console, "  ", c.message)
         if verbose:
             for reason, names in unsupported_by_reason(r).items():

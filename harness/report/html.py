@@ -190,7 +190,7 @@ def render(results: Sequence[CaseResult], versions: dict[str, str]) -> str:
     sections, linked = [], set()
     for i, r in enumerate(results):
         shown = [x for x in r.comparisons if x.series]
-        if r.status in ("pass",) or not (shown or r.status in ("fail", "error")):
+        if r.status in ("pass",) or not (shown or r.status.problem):
             continue
         groups: dict[tuple[str, str], list[Comparison]] = {}
         for x in shown:

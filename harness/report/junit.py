@@ -39,7 +39,7 @@ def render(results: Sequence[CaseResult]) -> str:
 
 def _outcome(r: CaseResult, comparisons: list[Comparison]) -> tuple[str, str, str] | None:
     """(element, message, text) for a testcase that did not simply pass; text has one line per message."""
-    failing = [x for x in comparisons if x.status in ("fail", "error")]
+    failing = [x for x in comparisons if x.status.problem]
     if r.status == "error" and not comparisons:
         return "error", xml_text(r.message), xml_text(r.message)
     if failing and r.status != "xfail":

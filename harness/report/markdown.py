@@ -15,7 +15,7 @@ def render(results: Sequence[CaseResult], title: str = "harness: symbolic vs aut
     c = counts(results)
     lines = [f"# {title}", "", f"**{summary_line(results)}**", "",
              "| status | cases |", "|---|---|"] + [f"| {s} | {n} |" for s, n in c.items() if n]
-    problems = [r for r in results if r.status in ("fail", "error")]
+    problems = [r for r in results if r.status.problem]
     if problems:
         lines += ["", "## Failures", "", "| case | dtype | status | what |", "|---|---|---|---|"]
         lines += [f"| {_cell(r.name)} | {_cell(where(r))} | {_cell(r.status)} | {_cell(r.message)} |"
