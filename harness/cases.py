@@ -25,7 +25,7 @@ import yaml
 from harness.catalogue import OPS, lead_to_keywords, resolve
 from harness.catalogue.markers import MODES, Convention
 from harness.errors import CaseTimeout, HarnessError, unexpected
-from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, parse
+from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, ops_in, parse
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, LiteralError, read_literal
 from harness.paths import COMPILE_BACKENDS, COMPILED, FAMILIES, Selection
@@ -556,7 +556,7 @@ def _case(node: Y, file: str) -> Case:
         _check_complex(fields, outputs)
     else:
         for _, tree in outputs:
-            used = sorted(n for n in _op_names(tree) if n in COMPLEX_ONLY)
+            used = sorted(n for n in ops_in(tree) if n in COMPLEX_ONLY)
             if used:
                 raise _fail(fields.get("expr") or fields["outputs"],
                             f"{used[0]}() needs a complex dtype (complex64, complex128)")
@@ -590,18 +590,6 @@ def _compile(y: Y) -> str | None:
 
 
 COMPLEX_ONLY = {"angle", "sgn", "conj", "real", "imag"}  # ops with complex semantics only
-
-
-def _op_names(node: Node) -> set[str]:
-    from harness.expr import Call, Index, Seq
-
-    if isinstance(node, Call):
-        return {node.op}.union(*(_op_names(a) for a in node.args))
-    if isinstance(node, Seq):
-        return set().union(*(_op_names(a) for a in node.items))
-    if isinstance(node, Index):
-        return _op_names(node.value)
-    return set()
 
 
 def _check_complex(fields: dict[str, Y], outputs: tuple[tuple[str, Node], ...]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -276,26 +277,41 @@ def _describe(node: ast.AST) -> str:
     return names.get(kind, kind)
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    """The subtrees directly under a node: a call's arguments, a list's items, what is indexed."""
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, Seq):
+        return node.items
+    if isinstance(node, Index):
+        return (node.value,)
+    return ()
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of a tree, the root first (the one walker: queries over a tree are built on it).
+    Iterative: a tree as deep as the parser allows never meets Python's recursion limit here."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))
+
+
 def is_elementwise(node: Node, elementwise_ops: set[str]) -> bool:
     """True when every op in the tree maps elements to elements (broadcasting allowed)."""
-    if isinstance(node, Index | Seq):
-        return False
-    if isinstance(node, Call):
-        return node.op in elementwise_ops and all(is_elementwise(a, elementwise_ops) for a in node.args)
-    return True
+    return all(not isinstance(n, Index | Seq) and (not isinstance(n, Call) or n.op in elementwise_ops)
+               for n in walk(node))
 
 
 def names_in(node: Node) -> set[str]:
     """The input and constant names a tree uses."""
-    if isinstance(node, Name):
-        return {node.id}
-    if isinstance(node, Call):
-        return set().union(*(names_in(a) for a in node.args)) if node.args else set()
-    if isinstance(node, Seq):
-        return set().union(*(names_in(a) for a in node.items)) if node.items else set()
-    if isinstance(node, Index):
-        return names_in(node.value)
-    return set()
+    return {n.id for n in walk(node) if isinstance(n, Name)}
+
+
+def ops_in(node: Node) -> set[str]:
+    """The names of the ops a tree calls."""
+    return {n.op for n in walk(node) if isinstance(n, Call)}
 
 
 _INFIX = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "div": ("/", 2), "matmul": ("@", 2), "pow": ("**", 4)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 from harness.cases import Case, load_text
 from harness.catalogue import OPS
 from harness.errors import CaseTimeout, HarnessError
-from harness.expr import Call, Name, Node, Num, names_in, unparse
+from harness.expr import Call, Name, Node, Num, names_in, unparse, walk
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, round_to_format
 from harness.registry import fuzzed
@@ -116,8 +117,7 @@ def _with_names(tree: Node, names: tuple[str, ...]) -> Node:
     missing = [n for n in names if n not in names_in(tree)]
     if not missing:
         return tree
-    uses: dict[str, int] = {}
-    _count_names(tree, uses)
+    uses = Counter(n.id for n in walk(tree) if isinstance(n, Name))
 
     def swap(node: Node) -> Node:
         if isinstance(node, Call):
@@ -129,14 +129,6 @@ def _with_names(tree: Node, names: tuple[str, ...]) -> Node:
         return node
 
     return swap(tree)
-
-
-def _count_names(node: Node, uses: dict[str, int]) -> None:
-    if isinstance(node, Name):
-        uses[node.id] = uses.get(node.id, 0) + 1
-    elif isinstance(node, Call):
-        for a in node.args:
-            _count_names(a, uses)
 
 
 def _unary(op: str, a: Node) -> Node:

@@ -25,7 +25,7 @@ from harness import cache
 from harness.catalogue import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
 from harness.catalogue.markers import KinkFunction, OpFunction, as_sympy, op_function, select
 from harness.errors import HarnessError
-from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise
+from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise, names_in
 from harness.timing import stage
 
 MAX_GENERAL_ELEMENTS = 256
@@ -164,15 +164,7 @@ def _constant_env(constants: dict[str, Fraction]) -> dict[str, tuple]:
 
 
 def _uses(tree: Node, name: str) -> bool:
-    if isinstance(tree, Name):
-        return tree.id == name
-    if isinstance(tree, Call):
-        return any(_uses(a, name) for a in tree.args)
-    if isinstance(tree, Seq):
-        return any(_uses(a, name) for a in tree.items)
-    if isinstance(tree, Index):
-        return _uses(tree.value, name)
-    return False
+    return name in names_in(tree)
 
 
 class _Builder:

@@ -11,10 +11,10 @@ from harness.run import check_case
 CASES = """
 cases:
   - {name: fine, inputs: {x: 0.5}, expr: exp(x), checks: [value, grad]}
-  - name: bad
-    inputs: {x: {shape: [5], sample: {uniform: [-1, 1]}}}
-    expr: sin(x)
-    checks: [{value: {tolerance: {ulps: 0, model: 0}}}]
+  - name: bad  # torch's tanh' is 1 - y*y: 0 where tanh(x) rounds to 1 (a finding, README), exact 8.2e-9
+    inputs: {x: 10.0}
+    expr: tanh(x)
+    checks: [grad]
     dtype: float32
   - {name: kinked, inputs: {x: 0.0}, expr: relu(x), checks: [grad]}
   - {name: broken, inputs: {x: 1.0}, expr: expp(x), checks: [value]}
@@ -35,10 +35,10 @@ def test_junit_xml_is_valid_and_counts():
     names = [c.get("name") for c in root.iter("testcase")]
     assert "fine[float64] value" in names and "fine[float64] grad" in names
     statuses = {c.get("name"): [e.tag for e in c] for c in root.iter("testcase")}
-    bad_status = next(r.status for r in rs if r.name == "bad")
-    if bad_status == "fail":
-        assert statuses["bad[float32] value"] == ["failure"]
+    assert next(r.status for r in rs if r.name == "bad") == "fail"
+    assert statuses["bad[float32] grad"] == ["failure"] and statuses["fine[float64] grad"] == []
     assert statuses["broken[-] -"] == ["error"]
+    assert root.get("failures") == "1" and int(root.get("tests")) == len(names)  # the header counts its testcases
 
 
 def test_markdown_summary():
