@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", metavar="DIR", help="write the shrunk failing case into this folder (default: print it)")
     fz.add_argument("--xfail", metavar="REASON", help="mark the saved case as an expected failure with this reason")
+    fz.add_argument("--database", metavar="DIR",
+                    help="share findings through Hypothesis's example database in this folder (for example on a "
+                         "file system several machines mount): each campaign replays what is stored there first")
     fz.add_argument("--timeout", type=float, default=60.0, help="seconds one example may take (0: none)")
     fz.add_argument("--memory-limit", type=float, default=2000.0, metavar="MB",
                     help="extra memory one example may take (0: no limit)")
@@ -460,7 +463,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                           save=Path(args.save) if args.save else None, xfail=args.xfail,
                           min_value=args.range[0], max_value=args.range[1],
                           progress=lambda n: progress.update(task, completed=n), timeout=args.timeout,
-                          memory_mb=args.memory_limit)
+                          memory_mb=args.memory_limit, database=Path(args.database) if args.database else None)
     except HarnessError as exc:
         _say(console, f"harness fuzz: {exc}")
         return EXIT_BAD_INPUT

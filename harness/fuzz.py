@@ -12,16 +12,20 @@ Each example runs under a time and a memory limit (`timeout`, `memory_mb`), like
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Unsatisfiable
 
+from harness import __version__
 from harness.cases import Case
 from harness.errors import CaseTimeout, HarnessError
 from harness.report import write_atomic
@@ -56,9 +60,15 @@ def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
          inputs: Sequence[str] = ("x", "y"), save: Path | None = None, xfail: str | None = None,
          min_value: float = -10.0, max_value: float = 10.0, edge_probability: float = 0.15,
          progress: Callable[[int], None] | None = None, timeout: float = 60.0,
-         memory_mb: float = 2000.0) -> FuzzReport:
+         memory_mb: float = 2000.0, database: Path | None = None) -> FuzzReport:
     """Run one campaign; on a failure, shrink it and save the minimal case under `save` (None: not
 saved), marked xfail with the reason `xfail` if given.
+
+    `database`: a folder for Hypothesis's example database, shared by every campaign that names it
+    (several processes, or machines mounting it): a campaign first replays the failures stored
+    there for the same configuration (ops, dtypes, checks, depth, inputs, range), then draws its
+    own; what it shrinks is stored for the others. Without it nothing is stored and the same seed
+    gives the same run.
 
     Each example may take `timeout` seconds and `memory_mb` MB beyond what the process holds
     (0: no limit); one past either is counted as "timeout" or "memory" and skipped."""
@@ -89,9 +99,17 @@ saved), marked xfail with the reason `xfail` if given.
                          min_value=min_value, max_value=max_value, edge_probability=edge_probability,
                          timeout=timeout, memory_mb=memory_mb, on_limit=limited)
 
-    @hypothesis_seed(seed)
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
+    shared = None
+    if database is not None:  # one sub-folder per configuration: a stored example means the same there
+        config = json.dumps([sorted(ops) if ops is not None else None, list(dtypes), list(checks), max_depth,
+                             list(inputs), min_value, max_value, edge_probability, __version__,
+                             hypothesis.__version__])
+        shared = DirectoryBasedExampleDatabase(str(database / hashlib.sha256(config.encode()).hexdigest()[:16]))
+    phases = [Phase.reuse, Phase.generate, Phase.shrink] if shared is not None else [Phase.generate, Phase.shrink]
+
+    @settings(max_examples=max_examples, deadline=None, database=shared, derandomize=False,
+              suppress_health_check=list(HealthCheck), phases=phases, print_blob=False)
+    @hypothesis_seed(seed)  # under settings: seed() turns the database off for the settings below it
     @given(strategy)
     def one(case: Case) -> None:
         try:

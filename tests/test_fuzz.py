@@ -166,3 +166,32 @@ def test_a_reproducer_is_written_only_where_save_says_named_by_content_and_xfail
     from harness.run import Options, check_case
 
     assert {r.status for r in check_case(case, Options())} == {"xfail"}
+
+
+def test_campaigns_share_what_they_find_through_a_database(tmp_path):
+    """Two processes at once on one database (as machines mounting one folder would), then a third
+    whose own single example finds nothing: with the database it replays a stored finding first and
+    saves the very file a finder saved (same content, same name)."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["--ops", "softplus,add", "--dtype", "float64", "--max-depth", "2", "--range", "0", "40"]
+    env = {**os.environ, "COLUMNS": "200"}
+
+    def fuzz_cli(*args):
+        return subprocess.Popen([sys.executable, "-m", "harness", "fuzz", *common, *args], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    finders = [fuzz_cli("--seed", seed, "--max-examples", "60", "--database", "db", "--save", f"found-{seed}")
+               for seed in ("3", "5")]
+    outputs = [p.communicate(timeout=600)[0] for p in finders]
+    assert [p.returncode for p in finders] == [1, 1], outputs  # softplus above its threshold: found by both
+    found = {f.name for seed in ("3", "5") for f in (tmp_path / f"found-{seed}").iterdir()}
+    alone = fuzz_cli("--seed", "7", "--max-examples", "1", "--save", "alone")
+    assert alone.communicate(timeout=600)[0].splitlines()[-1] == "no failure found" and alone.returncode == 0
+    shared = fuzz_cli("--seed", "7", "--max-examples", "1", "--database", "db", "--save", "shared")
+    out = shared.communicate(timeout=600)[0]
+    assert shared.returncode == 1, out
+    (replayed,) = (tmp_path / "shared").iterdir()
+    assert replayed.name in found  # one of the finders' minimal cases, byte for byte
