@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 
 import flint
 import sympy
@@ -113,7 +113,13 @@ class Batch:
         return hit[1]
 
 
-@cache
+# Caches keyed by expressions are bounded (least recently used out): a fuzz campaign draws a new
+# expression per example, and an unbounded cache would grow with the campaign. A bundled run uses a
+# few hundred distinct expressions; SUBTREES counts their subtrees.
+EXPRESSIONS = 2048
+SUBTREES = 65_536
+
+
 @cache
 def overflow_edge(fmt: FloatFormat | None) -> arb:
     """The largest finite number plus half an ulp: a result this large rounds to inf."""
@@ -402,7 +408,7 @@ def _constant(expr: sympy.Expr) -> Callable[[], arb] | None:
     return named.get(expr)
 
 
-@cache
+@lru_cache(maxsize=EXPRESSIONS)
 def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
     """A SymPy expression as a function of a batch of ball arguments."""
     if expr in symbols:
@@ -622,7 +628,7 @@ def _kink_locators(cls: type) -> tuple[tuple[BatchForm, bool, object], ...]:
     return tuple(out)
 
 
-@cache
+@lru_cache(maxsize=EXPRESSIONS)
 def _limit(cls: type, args: tuple[Fraction, ...]) -> sympy.Expr | None:
     """The limit of an op's closed form at an exact point where the form is 0/0 (sinc at 0)."""
     syms, body = closed_body(cls)
@@ -653,7 +659,7 @@ ModelResult = tuple[Column, Column, Kinks]  # values, error-model bounds, kinks
 Modelled = Callable[[Batch], ModelResult]
 
 
-@cache
+@lru_cache(maxsize=EXPRESSIONS)
 def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat,
                      forward: frozenset[sympy.Expr] | None = None) -> Modelled:
     """Value and error-model bound of a harness tree or derivative expression, over a batch.
@@ -1133,7 +1139,7 @@ def _gather(b: Batch, groups: dict[object, list[int]], fns: Callable[[object], J
     return value, m1, m2
 
 
-@cache
+@lru_cache(maxsize=EXPRESSIONS)
 def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> JetFn:
     """The term magnitudes of an unevaluated tree's first and second partial derivatives.
 
@@ -1284,6 +1290,6 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
     return function
 
 
-@cache
+@lru_cache(maxsize=SUBTREES)
 def tree_depth(expr: sympy.Expr) -> int:
     return 1 + max((tree_depth(a) for a in expr.args), default=0)

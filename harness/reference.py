@@ -28,6 +28,7 @@ import sympy
 from flint import arb
 
 from harness.balls import (
+    EXPRESSIONS,
     ZERO,
     Batch,
     JetFn,
@@ -535,7 +536,7 @@ def _input_ball(q: float, far: int, sided: bool, stagger: bool, flip: bool, spec
     return arb(2) ** (exponent if math.isinf(q) else -exponent) * sign
 
 
-@functools.cache
+@functools.lru_cache(maxsize=EXPRESSIONS)
 def _subexpressions(expr: sympy.Expr) -> frozenset[sympy.Expr]:
     """One set per expression (the same object each time: compile_modelled's cache key)."""
     return frozenset(sympy.preorder_traversal(expr))
