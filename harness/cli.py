@@ -362,32 +362,63 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
     return EXIT_OK if gate.ok else EXIT_FAIL
 
 
-def _ops(console: Console) -> int:
-    from rich.table import Table
+OPS_COLUMNS = ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
+               "critical points (float64)")
 
+
+def _ops(console: Console) -> int:
+    rows = _ops_rows()
+    if not console.is_terminal:  # piped: one whole line per op, its fields named
+        for row in rows:
+            _say(console, f"{row[0]}: " + " | ".join(f"{c}: {v}" for c, v in zip(OPS_COLUMNS[1:], row[1:])))
+    else:
+        from rich.table import Table
+
+        t = Table(title="op catalogue")
+        for column in OPS_COLUMNS:
+            t.add_column(column, overflow="fold")
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
+    console.print(f"{len(rows)} ops; accuracy is what torch's kernel is held to (float32/float64)")
+    return EXIT_OK
+
+
+def _ops_rows() -> list[list[str]]:
+    """The listing, one row per op: from the store when this catalogue's listing is there (then
+    neither SymPy nor torch is imported), else computed from the catalogue and stored. The store's
+    folder is keyed by the sources the rows come from and SymPy's version, as the symbolic cache's."""
+    import hashlib
+    from importlib.metadata import version
+
+    from harness import store
+
+    fingerprint = hashlib.sha256(b"ops listing 1; sympy " + version("sympy").encode()
+                                 + store.source_digest("catalogue", "cli.py", "numbers.py")).hexdigest()[:20]
+    listing, question = store.Store(store.default_folder(), fingerprint), "harness ops"
+    if listing.enabled():
+        found = listing.read(listing.path(question), question)
+        if isinstance(found, list) and found and all(
+                isinstance(r, list) and len(r) == len(OPS_COLUMNS) and all(isinstance(v, str) for v in r)
+                for r in found):
+            return found
+    rows = _ops_computed()
+    if listing.enabled():
+        listing.write(question, rows)
+    return rows
+
+
+def _ops_computed() -> list[list[str]]:
     from harness.catalogue import CATALOGUE, torch_api
     from harness.numbers import FORMATS
 
-    columns = ("op", "torch", "exact definition", "domain", "kinks: torch's convention", "accuracy",
-               "critical points (float64)")
     rows = []
     for op in CATALOGUE:
         kinks = "; ".join(f"{k.where}: {k.convention}" for k in op.kinks) or "none"
         accuracy = "/".join(f"{u:g}" for u in op.ulps) if isinstance(op.ulps, tuple) else f"{op.ulps:g}"
         critical = ", ".join(f"{v:.6g}" for v in op.critical(FORMATS["float64"])) or "-"
-        rows.append((op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps", critical))
-    if not console.is_terminal:  # piped: one whole line per op, its fields named
-        for row in rows:
-            _say(console, f"{row[0]}: " + " | ".join(f"{c}: {v}" for c, v in zip(columns[1:], row[1:])))
-    else:
-        t = Table(title="op catalogue")
-        for column in columns:
-            t.add_column(column, overflow="fold")
-        for row in rows:
-            t.add_row(*row)
-        console.print(t)
-    console.print(f"{len(CATALOGUE)} ops; accuracy is what torch's kernel is held to (float32/float64)")
-    return EXIT_OK
+        rows.append([op.name, torch_api(op), _exact_text(op), op.domain, kinks, f"{accuracy} ulps", critical])
+    return rows
 
 
 def _exact_text(op: object) -> str:

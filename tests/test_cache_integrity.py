@@ -13,6 +13,7 @@ import pytest
 import sympy
 
 from harness import cache
+from harness import store as harness_store
 
 ROOT = Path(__file__).resolve().parent.parent
 A = sympy.Symbol("a0", real=True)  # the symbol of the catalogue's closed forms, as a check asks
@@ -142,7 +143,7 @@ def _damage(store: cache.Store) -> dict[str, bytes]:
         "sealed, unknown constant": answer(["c", "__import__"]),
         "sealed, huge integer": answer(["i", "9" * 100_000]), "sealed, huge rational": answer(["q", "1", "7" * 5000]),
         "sealed, deep nesting": _sealed(store, deep),
-        "sealed, too large": answer(WRONG, b" " * cache.MAX_ENTRY_BYTES),  # valid JSON, its MAC good
+        "sealed, too large": answer(WRONG, b" " * harness_store.MAX_ENTRY_BYTES),  # valid JSON, its MAC good
     }
 
 
@@ -215,15 +216,15 @@ def test_the_key_is_made_once_with_mode_0600(tmp_path, umask):
     folder.mkdir()
     old = os.umask(umask)  # neither the widest nor the narrowest changes the key's mode
     try:
-        key = cache.load_key(folder)
+        key = harness_store.load_key(folder)
     finally:
         os.umask(old)
-    path = folder / cache.KEY_NAME
+    path = folder / harness_store.KEY_NAME
     status = os.lstat(path)
-    assert key is not None and len(key) == cache.KEY_BYTES == status.st_size
+    assert key is not None and len(key) == harness_store.KEY_BYTES == status.st_size
     assert stat.S_ISREG(status.st_mode) and stat.S_IMODE(status.st_mode) == 0o600
-    assert cache.load_key(folder) == key and path.read_bytes() == key
-    assert sorted(p.name for p in folder.iterdir()) == [cache.KEY_NAME]  # no part file left
+    assert harness_store.load_key(folder) == key and path.read_bytes() == key
+    assert sorted(p.name for p in folder.iterdir()) == [harness_store.KEY_NAME]  # no part file left
 
 
 def test_processes_racing_to_make_the_key_agree_on_one(tmp_path, monkeypatch):
@@ -233,7 +234,7 @@ def test_processes_racing_to_make_the_key_agree_on_one(tmp_path, monkeypatch):
 
     def make() -> None:
         start.wait()
-        keys.append(cache.load_key(folder))
+        keys.append(harness_store.load_key(folder))
 
     threads = [threading.Thread(target=make) for _ in range(16)]
     for t in threads:
@@ -242,28 +243,28 @@ def test_processes_racing_to_make_the_key_agree_on_one(tmp_path, monkeypatch):
         t.join()
     assert len(keys) == 16 and keys[0] is not None and set(keys) == {keys[0]}
     monkeypatch.setattr(os.path, "lexists", lambda p: False)  # as if another process made it since the look
-    assert cache.load_key(folder) == keys[0]
-    assert sorted(p.name for p in folder.iterdir()) == [cache.KEY_NAME]
+    assert harness_store.load_key(folder) == keys[0]
+    assert sorted(p.name for p in folder.iterdir()) == [harness_store.KEY_NAME]
 
 
 def _untrusted(kind: str, path: Path, monkeypatch) -> None:
     """A key file that is not to be trusted, of each kind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind.startswith("mode"):
-        path.write_bytes(os.urandom(cache.KEY_BYTES))
+        path.write_bytes(os.urandom(harness_store.KEY_BYTES))
         path.chmod(int(kind.split()[1], 8))
     elif kind.endswith("bytes"):
         path.write_bytes(os.urandom(int(kind.split()[0])))
         path.chmod(0o600)
     elif kind == "symlink":
         real = path.with_name("real-key")
-        real.write_bytes(os.urandom(cache.KEY_BYTES))
+        real.write_bytes(os.urandom(harness_store.KEY_BYTES))
         real.chmod(0o600)
         path.symlink_to(real)
     elif kind in ("directory", "FIFO"):
         path.mkdir() if kind == "directory" else os.mkfifo(path, 0o600)
     elif kind == "unreadable":
-        path.write_bytes(os.urandom(cache.KEY_BYTES))
+        path.write_bytes(os.urandom(harness_store.KEY_BYTES))
         path.chmod(0o600)
         real_open = os.open
 
@@ -276,7 +277,7 @@ def _untrusted(kind: str, path: Path, monkeypatch) -> None:
     elif kind == "another owner's":
         if os.geteuid() != 0:
             pytest.skip("only root can give a file away")
-        path.write_bytes(os.urandom(cache.KEY_BYTES))
+        path.write_bytes(os.urandom(harness_store.KEY_BYTES))
         path.chmod(0o600)
         os.chown(path, 65534, 65534)
 
@@ -284,7 +285,7 @@ def _untrusted(kind: str, path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("kind", ["mode 644", "mode 640", "mode 604", "mode 660", "mode 606", "0 bytes", "31 bytes",
                                   "33 bytes", "symlink", "directory", "FIFO", "unreadable", "another owner's"])
 def test_an_untrusted_key_turns_the_cache_off(tmp_path, monkeypatch, kind):
-    path = tmp_path / cache.KEY_NAME
+    path = tmp_path / harness_store.KEY_NAME
     _untrusted(kind, path, monkeypatch)
     cache.use(tmp_path)
     try:

@@ -148,6 +148,33 @@ def test_ops_lists_the_catalogue_without_importing_torch():
         assert callable(op.torch) and torch_api(op).startswith(f"torch.{op.ref.name}"), op.name
 
 
+def test_a_second_harness_ops_imports_neither_torch_nor_sympy(tmp_path):
+    """The listing comes from the catalogue's SymPy forms; stored (sealed, under a fingerprint of the
+    sources it comes from), a second `harness ops` prints it without importing SymPy. A listing
+    planted without the store's key is not read."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom harness.cli import main\nassert main(['ops']) == 0\n"
+            "print('imported:', sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sympy'}))\n")
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "store"), "COLUMNS": "100"}
+
+    def listing():
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.splitlines()
+
+    first, second = listing(), listing()
+    assert first[-1] == "imported: ['sympy']" and second[-1] == "imported: []"
+    assert first[:-1] == second[:-1] and any(line.startswith("softplus: torch: ") for line in second)
+    (entry,) = [p for p in (tmp_path / "store").rglob("*.json")]
+    mac, _, body = entry.read_bytes().partition(b"\n")
+    entry.write_bytes(b"0" * len(mac) + b"\n" + body.replace(b"softplus", b"softplux"))  # forged
+    third = listing()
+    assert third[-1] == "imported: ['sympy']" and third[:-1] == first[:-1]
+
+
 def test_a_selection_that_matches_nothing_says_so(tmp_path, capsys):
     case = tmp_path / "c.yaml"
     case.write_text("name: c\ninputs: {x: 0.5}\nexpr: exp(x)\nchecks: [value]\n")
