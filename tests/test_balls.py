@@ -104,3 +104,14 @@ def test_roundings_to_subnormals_are_charged_where_they_can_happen(value, incomi
     with precision(200):
         (bound,) = _underflow([incoming], [value], batch, 1)
         assert (bound - incoming).overlaps(arb(2) ** -1075) and bound > incoming if charged else bound is incoming
+
+
+def test_caches_keyed_by_expressions_are_bounded():
+    """A fuzz campaign draws a new expression per example: a cache keyed by expressions must evict
+    (benchmarks/fuzz_memory.py measures the resident size flat over 10,000 examples)."""
+    from harness import balls, reference
+
+    for fn in (balls.closed, balls.compile_modelled, balls.compile_jets, balls.tree_depth, reference._subexpressions):
+        assert fn.cache_parameters()["maxsize"] is not None, fn.__name__
+    assert balls.closed.cache_parameters()["maxsize"] == balls.EXPRESSIONS
+    assert balls.tree_depth.cache_parameters()["maxsize"] == balls.SUBTREES
