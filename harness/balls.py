@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache, lru_cache
+from typing import Any
 
 import flint
 import sympy
@@ -432,28 +433,51 @@ def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
     return _memo(_closed_function(expr, parts))
 
 
+def _closed_kink(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    cls, (inner, convention) = type(expr), parts
+    return lambda b: [_kink_value(cls, x, lambda k=k: convention(b)[k])[0] for k, x in enumerate(inner(b))]
+
+
+def _closed_op(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    form = closed_form(type(expr))[0]
+    return lambda b: form(b.of([p(b) for p in parts]))
+
+
+def _closed_select(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    d, x, y, _ = parts
+    m = int(expr.args[3])
+    return lambda b: _select(b, d(b), m, x, y)
+
+
+def _closed_jump(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    d = parts[0]
+    return lambda b: [_jump(v)[0] for v in d(b)]
+
+
+def _closed_ratio(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    num, den = parts
+    return lambda b: [_ratio(p, q, _masked(expr, b))[0] for p, q in zip(num(b), den(b))]
+
+
+def _closed_share(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+    i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
+    rest = parts[1:]
+    return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
+
+
+# The closed forms of the harness's own function classes, one rule per class (a subclass takes its
+# nearest base's); SymPy's functions are in the tables _UNARY, _BINARY and _NARY.
+CLOSED_RULES: dict[type, Callable[[sympy.Expr, list[BatchForm]], BatchForm]] = {
+    KinkFunction: _closed_kink, OpFunction: _closed_op, select: _closed_select, jump: _closed_jump,
+    ratio: _closed_ratio, max_share: _closed_share,
+}
+
+
 def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     cls = type(expr)
-    if isinstance(expr, KinkFunction):
-        inner, convention = parts
-        return lambda b: [_kink_value(cls, x, lambda k=k: convention(b)[k])[0] for k, x in enumerate(inner(b))]
-    if isinstance(expr, OpFunction):
-        form = closed_form(cls)[0]
-        return lambda b: form(b.of([p(b) for p in parts]))
-    if isinstance(expr, select):
-        d, x, y, _ = parts
-        m = int(expr.args[3])
-        return lambda b: _select(b, d(b), m, x, y)
-    if isinstance(expr, jump):
-        d = parts[0]
-        return lambda b: [_jump(v)[0] for v in d(b)]
-    if isinstance(expr, ratio):
-        num, den = parts
-        return lambda b: [_ratio(p, q, _masked(expr, b))[0] for p, q in zip(num(b), den(b))]
-    if isinstance(expr, max_share):
-        i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
-        rest = parts[1:]
-        return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
+    rule = rule_for(cls, CLOSED_RULES)
+    if rule is not None:
+        return rule(expr, parts)
     if cls in (sympy.Heaviside, sympy.DiracDelta):  # from |w| and sign(w) of real parts
         step, inner = cls is sympy.Heaviside, parts[0]
         at_zero = parts[1] if step and len(parts) > 1 else None
@@ -865,111 +889,142 @@ def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]
     return piecewise
 
 
-def _modelled_special(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled | None:
-    """The harness's own marker functions: kinks, where, ratios, shares, stop-gradients."""
+def _model_kink(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     cls = type(expr)
-    if isinstance(expr, KinkFunction):
-        inner, convention = parts
-        jump_size = abs(arb(cls.away(True)) - arb(cls.away(False)))
+    inner, convention = parts
+    jump_size = abs(arb(cls.away(True)) - arb(cls.away(False)))
 
-        def kink(b: Batch) -> ModelResult:
-            x, ex, kx = inner(b)
-            values, bounds, kinks = [], [], list(kx) if kx is not None else [False] * b.n
-            for k in range(b.n):
-                value, hit = _kink_value(cls, x[k], lambda k=k: convention(b)[0][k])
-                kinks[k] = kinks[k] or hit
-                if not hit and ex[k] != 0 and abs(x[k]) <= 2 * ex[k]:
-                    # torch's rounded x may sit on the other side of the kink: allow the jump
-                    kinks[k] = True
-                    bounds.append(arb.max(jump_size, abs(value - convention(b)[0][k])))
-                else:
-                    bounds.append(ZERO)
-                values.append(value)
-            return values, bounds, kinks
+    def kink(b: Batch) -> ModelResult:
+        x, ex, kx = inner(b)
+        values, bounds, kinks = [], [], list(kx) if kx is not None else [False] * b.n
+        for k in range(b.n):
+            value, hit = _kink_value(cls, x[k], lambda k=k: convention(b)[0][k])
+            kinks[k] = kinks[k] or hit
+            if not hit and ex[k] != 0 and abs(x[k]) <= 2 * ex[k]:
+                # torch's rounded x may sit on the other side of the kink: allow the jump
+                kinks[k] = True
+                bounds.append(arb.max(jump_size, abs(value - convention(b)[0][k])))
+            else:
+                bounds.append(ZERO)
+            values.append(value)
+        return values, bounds, kinks
 
-        return kink
-    if isinstance(expr, select):
-        d, x, y, _ = parts
-        mode = int(expr.args[3])
+    return kink
 
-        def chosen(b: Batch) -> ModelResult:
-            dv, _, dk = d(b)
-            picks = [_choice(v, mode) for v in dv]
-            ra, rb = _split(b, picks, lambda s: _flagged(x(s), s.n), lambda s: _flagged(y(s), s.n))
-            out = [(arb.union(p[0], q[0]), arb.max(p[1], q[1]), p[2] or q[2]) if p is not None and q is not None
-                   else (p or q) for p, q in zip(ra, rb)]
-            values, bounds, kinks = _unzip(out)
-            return values, bounds, _kinks([dk, kinks])
 
-        return chosen
-    if isinstance(expr, jump):
-        d = parts[0]
+def _model_select(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    d, x, y, _ = parts
+    mode = int(expr.args[3])
 
-        def jumped(b: Batch) -> ModelResult:
-            dv, _, dk = d(b)
-            hits = [_jump(v)[1] for v in dv]
-            return [ZERO] * b.n, [ZERO] * b.n, _kinks([dk, hits if any(hits) else None])
+    def chosen(b: Batch) -> ModelResult:
+        dv, _, dk = d(b)
+        picks = [_choice(v, mode) for v in dv]
+        ra, rb = _split(b, picks, lambda s: _flagged(x(s), s.n), lambda s: _flagged(y(s), s.n))
+        out = [(arb.union(p[0], q[0]), arb.max(p[1], q[1]), p[2] or q[2]) if p is not None and q is not None
+               else (p or q) for p, q in zip(ra, rb)]
+        values, bounds, kinks = _unzip(out)
+        return values, bounds, _kinks([dk, kinks])
 
-        return jumped
-    if isinstance(expr, ratio):
-        num, den = parts
+    return chosen
 
-        def quotient(b: Batch) -> ModelResult:
-            (n, en, kn), (dv, ed, kd) = num(b), den(b)
-            values, bounds, hits, masked = [], [], [], _masked(expr, b)
-            for k in range(b.n):
-                value, hit = _ratio(n[k], dv[k], masked)
-                values.append(value)
-                hits.append(hit)
-                bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
-            return values, _underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
 
-        return quotient
-    if isinstance(expr, no_grad):
-        return parts[0]
-    if isinstance(expr, max_share):
-        i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
-        rest = parts[1:]
+def _model_jump(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    d = parts[0]
 
-        def share(b: Batch) -> ModelResult:
-            results = [p(b) for p in rest]
-            columns = [r[0] for r in results]
-            values, hits = [], []
-            for t in zip(*columns):
-                v = _share(i, list(t), sign)
-                ties = sum(1 for w in t if (w - t[i]).is_exact() and w == t[i])
-                values.append(v)
-                hits.append(ties > 1 and v != 0)
-            return values, [ZERO] * b.n, _kinks([*(r[2] for r in results), hits if any(hits) else None])
+    def jumped(b: Batch) -> ModelResult:
+        dv, _, dk = d(b)
+        hits = [_jump(v)[1] for v in dv]
+        return [ZERO] * b.n, [ZERO] * b.n, _kinks([dk, hits if any(hits) else None])
 
-        return share
-    if isinstance(expr, amax_fn | amin_fn | sympy.Max | sympy.Min):
-        pick = arb.max if isinstance(expr, amax_fn | sympy.Max) else arb.min  # amin_fn is no amax_fn
+    return jumped
 
-        def extreme(b: Batch) -> ModelResult:
-            terms = [p(b) for p in parts]
-            values = [_reduce(list(t), pick) for t in zip(*(t[0] for t in terms))]
-            bounds = [_reduce(list(t), arb.max) for t in zip(*(t[1] for t in terms))]
-            return values, bounds, _kinks([t[2] for t in terms])
 
-        return extreme
-    if isinstance(expr, norm2):
+def _model_ratio(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    num, den = parts
 
-        def length(b: Batch) -> ModelResult:
-            terms = [p(b) for p in parts]
-            values, bounds = [], []
-            for k in range(b.n):
-                pairs = [(t[0][k], t[1][k]) for t in terms]
-                value = sum((v * v for v, _ in pairs), ZERO).sqrt()
-                bound = (len(terms) + 1) * b.u * value
-                if value != 0:
-                    bound = bound + sum((abs(v / value) * e for v, e in pairs if e != 0), ZERO)
-                values.append(value)
-                bounds.append(bound)
-            return values, _underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
+    def quotient(b: Batch) -> ModelResult:
+        (n, en, kn), (dv, ed, kd) = num(b), den(b)
+        values, bounds, hits, masked = [], [], [], _masked(expr, b)
+        for k in range(b.n):
+            value, hit = _ratio(n[k], dv[k], masked)
+            values.append(value)
+            hits.append(hit)
+            bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
+        return values, _underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
 
-        return length
-    return None
+    return quotient
+
+
+def _model_no_grad(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    return parts[0]
+
+
+def _model_share(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
+    rest = parts[1:]
+
+    def share(b: Batch) -> ModelResult:
+        results = [p(b) for p in rest]
+        columns = [r[0] for r in results]
+        values, hits = [], []
+        for t in zip(*columns):
+            v = _share(i, list(t), sign)
+            ties = sum(1 for w in t if (w - t[i]).is_exact() and w == t[i])
+            values.append(v)
+            hits.append(ties > 1 and v != 0)
+        return values, [ZERO] * b.n, _kinks([*(r[2] for r in results), hits if any(hits) else None])
+
+    return share
+
+
+def _model_extreme(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    pick = arb.max if isinstance(expr, amax_fn | sympy.Max) else arb.min  # amin_fn is no amax_fn
+
+    def extreme(b: Batch) -> ModelResult:
+        terms = [p(b) for p in parts]
+        values = [_reduce(list(t), pick) for t in zip(*(t[0] for t in terms))]
+        bounds = [_reduce(list(t), arb.max) for t in zip(*(t[1] for t in terms))]
+        return values, bounds, _kinks([t[2] for t in terms])
+
+    return extreme
+
+
+def _model_norm2(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
+    def length(b: Batch) -> ModelResult:
+        terms = [p(b) for p in parts]
+        values, bounds = [], []
+        for k in range(b.n):
+            pairs = [(t[0][k], t[1][k]) for t in terms]
+            value = sum((v * v for v, _ in pairs), ZERO).sqrt()
+            bound = (len(terms) + 1) * b.u * value
+            if value != 0:
+                bound = bound + sum((abs(v / value) * e for v, e in pairs if e != 0), ZERO)
+            values.append(value)
+            bounds.append(bound)
+        return values, _underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
+
+    return length
+
+
+# The error model of the harness's own marker functions (kinks, where, ratios, shares,
+# stop-gradients, extremes, norms), one rule per class; a subclass takes its first base's rule
+# (kink_step and kink_sign are KinkFunctions, min_share a max_share).
+MODEL_RULES: dict[type, Callable[[sympy.Expr, list[Modelled], bool], Modelled]] = {
+    KinkFunction: _model_kink, select: _model_select, jump: _model_jump, ratio: _model_ratio,
+    no_grad: _model_no_grad, max_share: _model_share, amax_fn: _model_extreme, amin_fn: _model_extreme,
+    sympy.Max: _model_extreme, sympy.Min: _model_extreme, norm2: _model_norm2,
+}
+
+
+def rule_for(cls: type, rules: dict[type, Any]) -> Any:
+    """The rule of a class or of its nearest base in `rules` (None: no rule)."""
+    return next((rules[base] for base in cls.__mro__ if base in rules), None)
+
+
+def _modelled_special(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled | None:
+    """The harness's own marker functions, by MODEL_RULES; None for anything else."""
+    rule = rule_for(type(expr), MODEL_RULES)
+    return rule(expr, parts, under) if rule is not None else None
 
 
 def _flagged(result: ModelResult, n: int) -> tuple:

@@ -36,3 +36,21 @@ def test_only_exact_numbers_become_sympy():
     for bad in ("1/3", 0.5, True):
         with pytest.raises(TypeError):
             as_sympy(bad)
+
+
+def test_every_marker_class_is_in_the_cache_s_vocabulary_and_the_ball_evaluator_s_rules():
+    """A marker added to the catalogue without its cache encoding or its closed form would be an
+    Uncachable miss at every run, or a reference that cannot evaluate it: each concrete one has both."""
+    import inspect
+
+    from harness import balls, cache
+    from harness.catalogue import markers
+
+    bases = {markers.OpFunction, markers.KinkFunction, markers.step_function}  # abstract: never in a tree
+    concrete = [c for c in vars(markers).values() if inspect.isclass(c) and issubclass(c, sympy.Function)
+                and c.__module__ == markers.__name__ and c not in bases]
+    assert len(concrete) >= 19
+    for c in concrete:
+        assert c in cache._FUNCTION_NAMES, c.__name__
+        assert balls.rule_for(c, balls.CLOSED_RULES) is not None or c in {**balls._UNARY, **balls._BINARY,
+                                                                           **balls._NARY}, c.__name__
