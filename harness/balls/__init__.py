@@ -1,0 +1,78 @@
+"""SymPy expressions compiled to functions of Arb balls: closed forms, and the error model.
+
+The package: `batch` (the batches and small ball functions), `closed` (closed forms), `model` (the
+error model), `jets` (magnitudes of derivative terms); each imports only the ones before it.
+
+Every compiled expression evaluates a whole batch at once: a `Batch` holds one column of balls
+per symbol (the same expression at many points, or at every element of an elementwise output),
+and each node of the expression is one pass over its columns. Results are memoized per compiled
+node within a batch, so the subexpressions a value shares with its first and second derivatives
+(sin(x) in sin(x), cos(x) and -sin(x)) are evaluated once.
+
+`closed` compiles an expression to its ball values (one table of node types, as sympy2jax does
+for JAX). `compile_modelled` does the same for the harness's own trees and derivative
+expressions, and runs the error model beside the value: a bound on the rounding error that a
+floating-point evaluation of the same tree in the case's dtype can make. The model charges each
+operation its kernel's accuracy and propagates input errors through partial derivatives
+(first-order running error analysis); sums charge the magnitude of the terms they add, which is
+what lets a result that cancels to 0 be compared against an absolute floor.
+"""
+
+from __future__ import annotations
+
+from harness.balls.batch import (
+    EXPRESSIONS,
+    HUGE,
+    MAX_POLYGAMMA_SHIFTS,
+    MODERATE,
+    ONE,
+    SUBTREES,
+    ZERO,
+    Batch,
+    Column,
+    Decision,
+    _exp,
+    _prod,
+    _sum,
+    overflow_edge,
+    precision,
+    rule_for,
+)
+from harness.balls.closed import (
+    _BINARY,
+    _NARY,
+    _UNARY,
+    CLOSED_RULES,
+    BatchForm,
+    ClosedForm,
+    closed,
+    closed_form,
+    compile_closed,
+    defined,
+    finite,
+)
+from harness.balls.jets import (
+    Jet,
+    JetFn,
+    _Ones,
+    _times,
+    compile_jets,
+    tree_depth,
+)
+from harness.balls.model import (
+    MODEL_RULES,
+    Kinks,
+    Modelled,
+    ModelResult,
+    Shared,
+    _all_but,
+    _underflow,
+    compile_modelled,
+)
+
+__all__ = ['Batch', 'BatchForm', 'CLOSED_RULES', 'ClosedForm', 'Column', 'Decision', 'EXPRESSIONS', 'HUGE',
+           'Jet', 'JetFn', 'Kinks', 'MAX_POLYGAMMA_SHIFTS', 'MODEL_RULES', 'MODERATE', 'ModelResult',
+           'Modelled', 'ONE', 'SUBTREES', 'Shared', 'ZERO', '_BINARY', '_NARY', '_Ones', '_UNARY', '_all_but',
+           '_exp', '_prod', '_sum', '_times', '_underflow', 'closed', 'closed_form', 'compile_closed',
+           'compile_jets', 'compile_modelled', 'defined', 'finite', 'overflow_edge', 'precision', 'rule_for',
+           'tree_depth']
