@@ -195,3 +195,34 @@ def test_campaigns_share_what_they_find_through_a_database(tmp_path):
     assert shared.returncode == 1, out
     (replayed,) = (tmp_path / "shared").iterdir()
     assert replayed.name in found  # one of the finders' minimal cases, byte for byte
+
+
+def test_a_campaign_draws_no_literals_from_the_modules_it_finds_loaded(tmp_path, monkeypatch):
+    """Hypothesis mixes literals from the loaded "local" modules into its draws, so what a seed drew
+    depended on what else was imported (inside this test suite a complex campaign drew a branch-cut
+    point it never draws alone). During a campaign Hypothesis sees none; after it, its own hook is back."""
+    import sys
+
+    from hypothesis.internal.conjecture import providers
+
+    import harness.fuzz as fuzz_module
+
+    (tmp_path / "user_constants.py").write_text("FLOATS = (0.25, -0.75, 1.5, 3.0, 0.125)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # "local" to Hypothesis: under the working directory
+    import user_constants  # noqa: F401
+
+    try:
+        assert len(providers._get_local_constants().floats) >= 5  # Hypothesis would draw these
+        seen = []
+
+        def recording(case, options):
+            seen.append(len(providers._get_local_constants().floats))
+            return run.check_case(case, options)
+
+        monkeypatch.setattr(fuzz_module, "check_case", recording)
+        fuzz(seed=6, max_examples=3, dtypes=("complex128",), save=None)
+        assert seen and set(seen) == {0}
+        assert len(providers._get_local_constants().floats) >= 5  # restored
+    finally:
+        sys.modules.pop("user_constants", None)
