@@ -13,7 +13,7 @@ No torch and no SymPy here: the loader and `harness ops --paths` import this wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from harness.paths import COMPILED, FAMILIES, Path
@@ -44,7 +44,6 @@ class Check:
     fuzz: frozenset[str] = frozenset()  # "real", "complex": the fuzzer draws it for these cases
     by_input: bool = False  # its values plotted over the input (no random vector in them): HTML page
     random: tuple[str, ...] = ()  # vector options that are random when not given (else ones)
-    doc: str = field(default="", compare=False)
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in COMMON + self.options)
