@@ -102,6 +102,11 @@ saved), marked xfail with the reason `xfail` if given.
 
     shared = None
     if database is not None:  # one sub-folder per configuration: a stored example means the same there
+        try:
+            database.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # (Hypothesis would drop every read and write there without a word)
+            raise HarnessError(f"--database {database}: not a folder that can be made or used "
+                               f"({exc.strerror or type(exc).__name__})") from None
         config = json.dumps([sorted(ops) if ops is not None else None, list(dtypes), list(checks), max_depth,
                              list(inputs), min_value, max_value, edge_probability, __version__,
                              hypothesis.__version__])

@@ -226,3 +226,11 @@ def test_a_campaign_draws_no_literals_from_the_modules_it_finds_loaded(tmp_path,
         assert len(providers._get_local_constants().floats) >= 5  # restored
     finally:
         sys.modules.pop("user_constants", None)
+
+
+def test_a_database_that_is_not_a_folder_is_bad_input(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert main(["fuzz", "--seed", "1", "--max-examples", "1", "--ops", "add", "--database",
+                 str(tmp_path / "a-file")]) == 2
+    assert f"harness fuzz: --database {tmp_path / 'a-file'}: not a folder that can be made or used" in \
+        capsys.readouterr().out
