@@ -52,8 +52,9 @@ def show(case: Case, options: Options = Options()) -> tuple[str, tuple[str, ...]
     results = check_case(case, options)
     statuses = tuple(r.status for r in results)
     try:  # the exact side as the run built it, in the case's first dtype
+        dtype, device = runs(case, options)[0]
         with time_limit(options.timeout):
-            ctx = prepare(case, case.dtypes[0], options, runs(case, options)[0][1])
+            ctx = prepare(case, dtype, options, device)
         if ctx.complex_outputs is not None:
             return _show_complex(case, ctx, results), statuses
         return _show_real(case, ctx, results), statuses

@@ -130,7 +130,8 @@ def broadcast(shapes: dict[str, tuple[int, ...]], output: str) -> tuple[int, ...
 def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]],
                  constants: dict[str, Fraction]) -> SymbolicOutput:
     """Build one output from a folded tree (all literals already rounded to the dtype)."""
-    used = {n: s for n, s in input_shapes.items() if _uses(tree, n)}
+    names = names_in(tree)  # one walk of the tree, not one per input
+    used = {n: s for n, s in input_shapes.items() if n in names}
     if is_elementwise(tree, ELEMENTWISE):
         symbols = {n: sympy.Symbol(n, real=True) for n in used}
         env = {**{n: (s, s) for n, s in symbols.items()}, **_constant_env(constants)}
@@ -161,10 +162,6 @@ def build_output(name: str, tree: Node, input_shapes: dict[str, tuple[int, ...]]
 
 def _constant_env(constants: dict[str, Fraction]) -> dict[str, tuple]:
     return {n: (sympy.Rational(v.numerator, v.denominator),) * 2 for n, v in constants.items()}
-
-
-def _uses(tree: Node, name: str) -> bool:
-    return name in names_in(tree)
 
 
 class _Builder:
