@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.autograd import forward_ad
 
-from harness.catalogue import numeric_keywords, resolve
+from harness.catalogue import Elementwise, Predicate, numeric_keywords, resolve
 from harness.expr import Call, Index, Name, Node, Num, Seq
 
 Primals = tuple[torch.Tensor, ...]
@@ -56,7 +56,7 @@ def build_function(outputs: dict[str, Node], inputs: Sequence[str]) -> Function:
             return op.torch(*lead, *[_tensor(a, env) for a in args[len(op.leading):]])
         if op.name == "where":
             return op.torch(args[0], _tensor(args[1], env), _tensor(args[2], env))
-        if op.kind in ("elementwise", "predicate"):  # torch.maximum & co. take no Python numbers
+        if isinstance(op, Elementwise | Predicate):  # torch.maximum & co. take no Python numbers
             args = [_tensor(a, env) for a in args]
         if op.name in ("cat", "stack"):  # numbers in the list: tensors of the others' shape
             args = [_full_like(args[0], env, op.name, dict(kwargs).get("dim", 0))]

@@ -425,15 +425,15 @@ def _exact_text(op: object) -> str:
     """The closed form over x, y (and keyword names), or the op's doc for structural ops."""
     import sympy
 
-    from harness.catalogue import numeric_keywords
+    from harness.catalogue import Predicate, Structural, Where, numeric_keywords
 
-    if op.kind in ("structural", "predicate"):  # type: ignore[attr-defined]
+    if isinstance(op, Structural | Predicate | Where):
         return op.doc  # type: ignore[attr-defined]
     names = ["x", "y", "z"][: op.arity] + [k for k in numeric_keywords(op) if k not in op.leading]  # type: ignore
     names = names + list(op.leading)  # type: ignore[attr-defined]
     symbols = sympy.symbols(names, real=True)
     try:
-        text = str(op.exact(*symbols))  # type: ignore[attr-defined]
+        text = str(op.definition(*symbols))  # type: ignore[attr-defined]
     except TypeError:
         text = ""
     return f"{text}  ({op.doc})" if op.doc and op.doc != text else text  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from harness import autodiff, target
 from harness import complex as cx
 from harness.balls import compile_closed, precision
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
-from harness.catalogue import OPS, Op
+from harness.catalogue import OPS, Elementwise, Op
 from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num, Seq
@@ -241,7 +241,7 @@ def _critical_points(case: Case, fmt: FloatFormat) -> dict[str, list[float]]:
     def walk(node: Node) -> None:
         if isinstance(node, Call):
             op = OPS.get(node.op)
-            if op is not None and op.kind == "elementwise" and node.args and isinstance(node.args[0], Name):
+            if isinstance(op, Elementwise) and node.args and isinstance(node.args[0], Name):
                 name = node.args[0].id
                 values = list(op.critical(fmt))
                 values += [float(k.at()) for k in op.kinks if k.at is not None and not op.keywords]
@@ -268,7 +268,7 @@ def _inside(op: Op, x: float) -> bool:
         return True  # a variant chosen by a string keyword: not judged here
     symbol = sympy.Symbol("x")
     try:
-        form = compile_closed(as_sympy(op.exact(symbol, *(as_sympy(d) for _, d in op.keywords))), [symbol])
+        form = compile_closed(as_sympy(op.definition(symbol, *(as_sympy(d) for _, d in op.keywords))), [symbol])
         with precision(128):
             return x == 0 or not form([arb(x)]).is_nan()
     except (HarnessError, TypeError, ValueError, ZeroDivisionError):

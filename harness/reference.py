@@ -42,7 +42,7 @@ from harness.balls import (
     tree_depth,
 )
 from harness.cache import diff as stored_diff
-from harness.catalogue import resolve
+from harness.catalogue import Predicate, Structural, resolve
 from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq
@@ -632,7 +632,7 @@ def _has_names(node: Node, constants: dict[str, Fraction]) -> bool:
         return node.id not in constants
     if isinstance(node, Call):
         op, _ = resolve(node.op, node.keywords)
-        return any(_has_names(a, constants) for a in node.args) or op.kind in ("structural", "predicate")
+        return any(_has_names(a, constants) for a in node.args) or isinstance(op, Structural | Predicate)
     return isinstance(node, Index | Seq)
 
 
@@ -686,9 +686,5 @@ def _constant_expr(node: Node, constants: dict[str, Fraction]) -> sympy.Expr:
         if len(node.args) != op.arity:
             raise HarnessError(f"{op.name}() takes {op.arity} argument(s), got {len(node.args)}")
         args = [_constant_expr(a, constants) for a in node.args]
-        kws = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else as_sympy(k)
-               for k in keywords]
-        # unevaluated all the way down: SymPy 1.14's Add(2, Pow(1/10, 2, evaluate=False)) loops
-        # forever inside evaluate(False), eating memory (2 + square(0.1), found by drawing cases)
-        return op.exact(*args, evaluate=False) if op.kind == "arithmetic" else op.exact(*args, *kws)
+        return op.definition(*args, *(as_sympy(k) for k in keywords))
     raise HarnessError("indexing is not allowed in a constant")

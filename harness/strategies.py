@@ -28,7 +28,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from harness.cases import Case, load_text
-from harness.catalogue import OPS
+from harness.catalogue import OPS, Arithmetic, Elementwise
 from harness.errors import CaseTimeout, HarnessError
 from harness.expr import Call, Name, Node, Num, names_in, unparse, walk
 from harness.limits import memory_limit, time_limit
@@ -60,7 +60,7 @@ def _check_ops(ops: Sequence[str] | None) -> tuple[str, ...]:
         op = OPS.get(name)
         if op is None:
             raise HarnessError(f"ops= has unknown op {name!r}")
-        if op.kind not in ("arithmetic", "elementwise") or op.leading or op.arity not in (1, 2):
+        if not isinstance(op, Arithmetic | Elementwise) or op.leading or op.arity not in (1, 2):
             raise HarnessError(f"ops= takes elementwise ops of one or two inputs, not {name!r}")
     return chosen
 

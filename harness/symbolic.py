@@ -22,8 +22,8 @@ import numpy as np
 import sympy
 
 from harness import cache
-from harness.catalogue import ELEMENTWISE, OPS, Op, lead_to_keywords, resolve
-from harness.catalogue.markers import KinkFunction, OpFunction, as_sympy, op_function, select
+from harness.catalogue import ELEMENTWISE, OPS, Condition, Op, Predicate, Structural, Where, lead_to_keywords, resolve
+from harness.catalogue.markers import KinkFunction, OpFunction, as_sympy
 from harness.errors import HarnessError
 from harness.expr import Call, Const, Index, Name, Node, Num, Seq, is_elementwise, names_in
 from harness.timing import stage
@@ -189,14 +189,14 @@ class _Builder:
         if len(node.args) != op.arity:
             raise HarnessError(f"{node.op}() takes {op.arity} argument{'s' * (op.arity > 1)},"
                                f" got {len(node.args)}")
-        if op.kind == "predicate":
-            raise HarnessError(f"a comparison ({op.doc}) is only allowed as the condition of where(...)")
-        if op.name == "where":
-            return self._where(node)
+        if isinstance(op, Predicate):
+            op.apply((), kw)  # refuses: a comparison is only a where's condition
+        if isinstance(op, Where):
+            return self._where(op, node)
         built = [self._argument(a) for a in node.args]
         trees, exprs = [b[0] for b in built], [b[1] for b in built]
-        if op.kind == "structural":
-            return op.exact(trees, kw, False), op.exact(exprs, kw, True)
+        if isinstance(op, Structural):
+            return op.apply(trees, kw, False), op.apply(exprs, kw, True)
         return _map(_elementwise(op, kw, False), trees), _map(_elementwise(op, kw, True), exprs)
 
     def _argument(self, node: Node) -> tuple:
@@ -205,23 +205,17 @@ class _Builder:
             return [t for t, _ in items], [e for _, e in items]
         return self.build(node)
 
-    def _where(self, node: Call) -> tuple:
+    def _where(self, where: Where, node: Call) -> tuple:
         condition = node.args[0]
-        if not isinstance(condition, Call) or OPS[condition.op].kind != "predicate":
+        predicate = OPS.get(condition.op) if isinstance(condition, Call) else None
+        if not isinstance(predicate, Predicate):
             raise HarnessError("where(...) needs a comparison as its condition, as where(x > 0, a, b)")
         (lt, le), (rt, re_) = (self.build(a) for a in condition.args)
-        flip = condition.op in ("lt", "le")
-        mode = {"gt": 0, "lt": 0, "ge": 1, "le": 1, "eq": 2, "ne": 2}[condition.op]
         (at, ae), (bt, be) = self.build(node.args[1]), self.build(node.args[2])
-        if condition.op == "ne":
-            (at, ae), (bt, be) = (bt, be), (at, ae)
 
         def pick(evaluate: bool) -> Callable[..., sympy.Expr]:
-            sub = OPS["sub"].exact
-
             def one(left: sympy.Expr, right: sympy.Expr, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-                d = sub(right, left, evaluate=evaluate) if flip else sub(left, right, evaluate=evaluate)
-                return select(d, a, b, mode)
+                return where.apply((Condition(predicate, left, right), a, b), (), evaluate)
 
             return one
 
@@ -229,12 +223,7 @@ class _Builder:
 
 
 def _elementwise(op: Op, keywords: tuple, evaluate: bool) -> Callable[..., sympy.Expr]:
-    if op.kind == "arithmetic":
-        return lambda *args: op.exact(*args, evaluate=evaluate)
-    cls = op_function(op)
-    extra = [sympy.Rational(k.numerator, k.denominator) if isinstance(k, Fraction) else as_sympy(k)
-             for k in keywords]
-    return lambda *args: cls(*args, *extra, evaluate=evaluate)
+    return lambda *args: op.apply(args, keywords, evaluate)
 
 
 def _map(fn: Callable[..., sympy.Expr], args: list) -> object:
@@ -270,7 +259,7 @@ def _index(value: object, items: tuple) -> object:
 def closed_body(cls: type[OpFunction]) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
     """The catalogue's closed form of an atomic op (or its partial derivative), over symbols a0, a1..."""
     syms = sympy.symbols(f"a0:{cls.n_args}", real=True)
-    body = cls.op.exact(*syms)
+    body = cls.op.definition(*syms)
     for i, order in enumerate(cls.orders):
         if order:
             body = cache.diff(body, *[syms[i]] * order)

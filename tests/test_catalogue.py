@@ -1,5 +1,6 @@
 """The op catalogue: every entry complete, names resolved, keywords and variants, values against torch."""
 
+import numpy as np
 import pytest
 import sympy
 import torch
@@ -7,8 +8,20 @@ from tests_support import ROOT_CASES
 
 from harness.balls import compile_closed, precision
 from harness.cases import Case, load_paths
-from harness.catalogue import CATALOGUE, OPS, resolve, torch_api
-from harness.catalogue.markers import op_function
+from harness.catalogue import (
+    CATALOGUE,
+    OPS,
+    Arithmetic,
+    Condition,
+    Elementwise,
+    Predicate,
+    Structural,
+    Where,
+    resolve,
+    torch_api,
+)
+from harness.catalogue.markers import op_function, select
+from harness.errors import HarnessError
 
 
 def test_catalogue_has_no_duplicates():
@@ -28,6 +41,42 @@ def test_every_op_has_torch_side_exact_side_domain_and_kinks():
                 assert kink.at is not None, f"{op.name}: a one-input kink needs its location"
             elif op.kind == "elementwise" and op.name != "where":
                 assert op.partials is not None, f"{op.name}: a kink of several inputs needs explicit partials"
+
+
+def test_each_kind_of_op_is_its_own_type_with_one_calling_convention():
+    kinds = {Arithmetic: "arithmetic", Elementwise: "elementwise", Predicate: "predicate", Structural: "structural"}
+    for op in CATALOGUE:
+        assert [t for t in kinds if isinstance(op, t)] != [], op.name
+        assert op.kind == kinds[next(t for t in kinds if isinstance(op, t))], op.name
+    a, b = sympy.symbols("a b", real=True)
+    # apply(operands, keywords, evaluate): the node of the exact tree
+    assert OPS["add"].apply((a, b)) == a + b
+    assert OPS["add"].apply((sympy.S(2), sympy.S(3)), (), False) != 5  # kept as written
+    assert OPS["softplus"].apply((a,), (sympy.S(1), sympy.S(20))) == op_function(OPS["softplus"])(a, 1, 20)
+    assert OPS["clamp"].apply((a,), (sympy.Rational(-1), sympy.Rational(1))).args[1:] == (-1, 1)
+    total = OPS["sum"].apply([np.array([a, b], dtype=object)], (None,), True)
+    assert sympy.simplify(total - (a + b)) == 0
+    # definition(*arguments): the closed form in SymPy's own functions
+    assert OPS["softplus"].definition(a, sympy.S(1), sympy.S(20)).has(sympy.log)
+    assert OPS["sub"].definition(sympy.S(2), sympy.S(2)) != 0  # unevaluated, as constants are built
+    for op in (OPS["sum"], OPS["gt"], OPS["where"]):
+        with pytest.raises(TypeError):
+            op.definition(a)
+
+
+def test_a_comparison_is_only_the_condition_of_a_where():
+    a, b = sympy.symbols("a b", real=True)
+    with pytest.raises(HarnessError, match="only allowed as the condition of where"):
+        OPS["gt"].apply((a, b))
+    with pytest.raises(HarnessError, match="needs a comparison as its condition"):
+        OPS["where"].apply((a, a, b))
+    assert isinstance(OPS["where"], Where)
+    one, two = sympy.S(1), sympy.S(2)
+    # x > y picks the first branch where x - y is positive; x < y compares y - x; x != y picks the other way
+    assert OPS["where"].apply((Condition(OPS["gt"], a, b), one, two)) == select(a - b, one, two, 0)
+    assert OPS["where"].apply((Condition(OPS["lt"], a, b), one, two)) == select(b - a, one, two, 0)
+    assert OPS["where"].apply((Condition(OPS["ge"], a, b), one, two)) == select(a - b, one, two, 1)
+    assert OPS["where"].apply((Condition(OPS["ne"], a, b), one, two)) == select(a - b, two, one, 2)
 
 
 def _ops_used(node, found):

@@ -15,7 +15,7 @@ import harness
 
 ROOT = Path(harness.__file__).parent
 
-NEW_OP = '''    Op("cube", T("pow", lambda pow: lambda x: pow(x, 3){wrong}), lambda x: x**3, X, doc="x^3"),
+NEW_OP = '''    Elementwise("cube", T("pow", lambda pow: lambda x: pow(x, 3){wrong}), lambda x: x**3, X, doc="x^3"),
 '''
 NEW_CHECK = '''    Check("grad_again", "check_grad_again", (_p("autograd.grad once more", "backward"),), order=1),
 '''

@@ -52,6 +52,7 @@ from harness.balls.closed import (
     finite,
 )
 from harness.balls.jets import (
+    JET_RULES,
     Jet,
     JetFn,
     _Ones,
@@ -71,7 +72,7 @@ from harness.balls.model import (
 )
 
 __all__ = ['Batch', 'BatchForm', 'CLOSED_RULES', 'ClosedForm', 'Column', 'Decision', 'EXPRESSIONS', 'HUGE',
-           'Jet', 'JetFn', 'Kinks', 'MAX_POLYGAMMA_SHIFTS', 'MODEL_RULES', 'MODERATE', 'ModelResult',
+           'JET_RULES', 'Jet', 'JetFn', 'Kinks', 'MAX_POLYGAMMA_SHIFTS', 'MODEL_RULES', 'MODERATE', 'ModelResult',
            'Modelled', 'ONE', 'SUBTREES', 'Shared', 'ZERO', '_BINARY', '_NARY', '_Ones', '_UNARY', '_all_but',
            '_exp', '_prod', '_sum', '_times', '_underflow', 'closed', 'closed_form', 'compile_closed',
            'compile_jets', 'compile_modelled', 'defined', 'finite', 'overflow_edge', 'precision', 'rule_for',

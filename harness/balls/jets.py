@@ -10,7 +10,7 @@ import sympy
 from flint import arb
 
 from harness import cache as stored
-from harness.balls.batch import EXPRESSIONS, ONE, SUBTREES, ZERO, Batch, Column, _cmp, _memo, _power
+from harness.balls.batch import EXPRESSIONS, ONE, SUBTREES, ZERO, Batch, Column, _cmp, _memo, _power, rule_for
 from harness.balls.closed import BatchForm, _powers, _relation, closed, closed_form
 from harness.balls.model import Modelled, compile_modelled
 from harness.catalogue.markers import (
@@ -133,56 +133,75 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
     parts = [compile_jets(arg, symbols, fmt) for arg in expr.args]
     values = [_values(compile_modelled(arg, symbols, fmt)) for arg in expr.args]
     if expr.is_Add:
-        own = _values(compile_modelled(expr, symbols, fmt))
-
-        def add(b: Batch) -> Jet:
-            m1: dict = {}
-            m2: dict = {}
-            for p in parts:
-                _, a1, a2 = p(b)
-                _acc(m1, a1)
-                _acc(m2, a2)
-            return b.abs_of(own(b)), m1, m2
-        return _memo(add)
+        return _memo(_jet_add(parts, _values(compile_modelled(expr, symbols, fmt))))
     if expr.is_Mul:
-        def mul(b: Batch) -> Jet:
-            ones = _Ones([ONE] * b.n)
-            acc: Jet = (ones, {}, {})
-            for p in parts:
-                f = p(b)
-                product = _times(acc[0], f[0])
-                acc = _chain(product, [acc, f], [f[0], acc[0]], [[None, ones], [None, None]])
-            return acc
-        return _memo(mul)
+        return _memo(_jet_mul(parts))
     if expr.is_Pow:
         if expr.exp.is_Integer:
             return _memo(_jet_integer_power(int(expr.exp), parts[0], values[0]))
         return _memo(_jet_power(parts, values))
-    if isinstance(expr, no_grad):
-        return lambda b: (b.abs_of(values[0](b)), {}, {})
-    if isinstance(expr, select):
-        mode = int(expr.args[3])
-        branch = {True: parts[1], False: parts[2]}
+    rule = rule_for(type(expr), JET_RULES)
+    return _memo(rule(expr, parts, values) if rule is not None else _jet_function(expr, parts, values))
 
-        def chosen(b: Batch) -> Jet:
-            groups: dict[object, list[int]] = {True: [], False: []}
-            for k, d in enumerate(values[0](b)):
-                pick = (d.is_exact() and d == 0) if mode == 2 else _cmp(d, strict=mode == 0)
-                groups[pick is not False].append(k)
-            return _gather(b, {g: i for g, i in groups.items() if i}, branch.__getitem__)
-        return _memo(chosen)
-    if isinstance(expr, amax_fn | amin_fn | sympy.Max | sympy.Min):
-        sign = 1 if isinstance(expr, amax_fn | sympy.Max) else -1
 
-        def extreme(b: Batch) -> Jet:
-            columns = [v(b) for v in values]
-            groups: dict[object, list[int]] = {}
-            for k in range(b.n):
-                best = max(range(len(columns)), key=lambda i: float(columns[i][k].mid()) * sign)
-                groups.setdefault(best, []).append(k)
-            return _gather(b, groups, parts.__getitem__)
-        return _memo(extreme)
-    return _memo(_jet_function(expr, parts, values))
+def _jet_add(parts: list[JetFn], own: BatchForm) -> JetFn:
+    def add(b: Batch) -> Jet:
+        m1: dict = {}
+        m2: dict = {}
+        for p in parts:
+            _, a1, a2 = p(b)
+            _acc(m1, a1)
+            _acc(m2, a2)
+        return b.abs_of(own(b)), m1, m2
+
+    return add
+
+
+def _jet_mul(parts: list[JetFn]) -> JetFn:
+    def mul(b: Batch) -> Jet:
+        ones = _Ones([ONE] * b.n)
+        acc: Jet = (ones, {}, {})
+        for p in parts:
+            f = p(b)
+            product = _times(acc[0], f[0])
+            acc = _chain(product, [acc, f], [f[0], acc[0]], [[None, ones], [None, None]])
+        return acc
+
+    return mul
+
+
+def _jet_no_grad(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
+    return lambda b: (b.abs_of(values[0](b)), {}, {})  # a constant to differentiation
+
+
+def _jet_select(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
+    """Each member takes its branch's jets (both where the decision is uncertain: the first)."""
+    mode = int(expr.args[3])
+    branch = {True: parts[1], False: parts[2]}
+
+    def chosen(b: Batch) -> Jet:
+        groups: dict[object, list[int]] = {True: [], False: []}
+        for k, d in enumerate(values[0](b)):
+            pick = (d.is_exact() and d == 0) if mode == 2 else _cmp(d, strict=mode == 0)
+            groups[pick is not False].append(k)
+        return _gather(b, {g: i for g, i in groups.items() if i}, branch.__getitem__)
+
+    return chosen
+
+
+def _jet_extreme(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
+    """A maximum (minimum) takes the jets of its largest (smallest) argument, member by member."""
+    sign = 1 if isinstance(expr, amax_fn | sympy.Max) else -1
+
+    def extreme(b: Batch) -> Jet:
+        columns = [v(b) for v in values]
+        groups: dict[object, list[int]] = {}
+        for k in range(b.n):
+            best = max(range(len(columns)), key=lambda i: float(columns[i][k].mid()) * sign)
+            groups.setdefault(best, []).append(k)
+        return _gather(b, groups, parts.__getitem__)
+
+    return extreme
 
 
 def _jet_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...], fmt: FloatFormat) -> JetFn:
@@ -266,6 +285,14 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
         return _chain(inner.abs_of(value_form(inner)), args[: len(first)], first, hess)
 
     return function
+
+
+# The jets of the harness's marker functions whose derivatives are not their closed form's, one rule
+# per class (a subclass takes its nearest base's); every other function is _jet_function's.
+JET_RULES: dict[type, Callable[[sympy.Expr, list[JetFn], list[BatchForm]], JetFn]] = {
+    no_grad: _jet_no_grad, select: _jet_select, amax_fn: _jet_extreme, amin_fn: _jet_extreme,
+    sympy.Max: _jet_extreme, sympy.Min: _jet_extreme,
+}
 
 
 @lru_cache(maxsize=SUBTREES)

@@ -3,8 +3,10 @@
 The package, bottom up (no module imports one above it):
 - `markers`: the SymPy function classes the harness adds (catalogue ops as atomic functions,
   kink markers, `select` for `where`, structural helpers) and torch's derivative conventions;
-- `spec`: what an entry is (`Op`, `Kink`, `TorchRef`: the torch function by name, so that
-  nothing here imports torch);
+- `spec`: what an entry is: `Op`, one type per kind of op (`Arithmetic`, `Elementwise`, `Where`,
+  `Predicate`, `Structural`) with one calling convention, `apply(operands, keywords, evaluate)`
+  for its node in the exact tree and `definition(*arguments)` for its closed form; `Kink`;
+  `TorchRef`, the torch function by name, so that nothing here imports torch;
 - `elementwise` and `structural`: the entries (structural ones with their exact builders);
 - this module: the registry (`OPS`, `CATALOGUE`) and how a call in an expression resolves to an
   entry. harness.cache sits above it and fingerprints the whole package.
@@ -29,15 +31,28 @@ from __future__ import annotations
 from typing import Any
 
 from harness.catalogue.elementwise import ARITHMETIC, INF, PIECEWISE, PREDICATES, SMOOTH
-from harness.catalogue.spec import Kink, Op, TorchRef
+from harness.catalogue.spec import (
+    Arithmetic,
+    Condition,
+    Elementwise,
+    Kink,
+    Op,
+    Predicate,
+    Structural,
+    TorchRef,
+    Where,
+)
 from harness.catalogue.structural import STRUCTURAL
 from harness.errors import HarnessError
 from harness.expr import Call, Num, did_you_mean
 
+__all__ = ["Arithmetic", "Condition", "Elementwise", "Kink", "Op", "Predicate", "Structural", "TorchRef", "Where",
+           "CATALOGUE", "OPS", "ELEMENTWISE", "resolve", "numeric_keywords", "lead_to_keywords", "torch_api"]
+
 CATALOGUE: tuple[Op, ...] = ARITHMETIC + SMOOTH + PIECEWISE + PREDICATES + STRUCTURAL
 
 OPS: dict[str, Op] = {op.name: op for op in CATALOGUE}
-ELEMENTWISE: set[str] = {op.name for op in CATALOGUE if op.kind in ("arithmetic", "elementwise", "predicate")}
+ELEMENTWISE: set[str] = {op.name for op in CATALOGUE if not isinstance(op, Structural)}
 VARIANTS = {("gelu", "approximate", "tanh"): "gelu_tanh", ("gelu", "approximate", "none"): "gelu"}
 
 

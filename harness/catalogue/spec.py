@@ -6,16 +6,16 @@ harness.catalogue.structural; harness.catalogue holds the registry.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import sympy
 
+from harness.catalogue.markers import as_sympy, op_function, select
+from harness.errors import HarnessError
 from harness.numbers import FloatFormat
-
-Kind = Literal["arithmetic", "elementwise", "structural", "predicate"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,18 @@ class TorchRef:
 
 @dataclass(frozen=True, eq=False)
 class Op:
+    """A catalogue entry. Each kind of op is its own type (`Arithmetic`, `Elementwise`, `Where`,
+    `Predicate`, `Structural`) with one calling convention, `apply(operands, keywords, evaluate)`:
+    the op's node in the exact tree over the operands (SymPy expressions; for structural ops, arrays
+    of them) and its numeric keyword values, in order. `definition(*arguments)` is its closed form
+    in SymPy's own functions over scalar operands then keyword values (what the reference evaluates
+    for an atomic op, and what `harness ops` prints); `exact` is the entry's own builder of it."""
+
+    kind: ClassVar[str]  # the name `harness ops` and the docs use for the type
     name: str
     ref: TorchRef = field(repr=False)
     exact: Callable[..., Any] = field(repr=False)
     domain: str
-    kind: Kind = "elementwise"
     arity: int = 1
     kinks: tuple[Kink, ...] = ()
     partials: Callable[[tuple[sympy.Expr, ...], int], sympy.Expr] | None = field(default=None, repr=False)
@@ -92,6 +99,101 @@ class Op:
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        raise NotImplementedError
+
+    def definition(self, *arguments: sympy.Expr) -> sympy.Expr:
+        return self.exact(*arguments)
+
+
+@dataclass(frozen=True, eq=False)
+class Arithmetic(Op):
+    """+, -, *, /, unary minus and **: SymPy's own arithmetic, built with or without evaluation."""
+
+    kind: ClassVar[str] = "arithmetic"
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        return self.exact(*operands, evaluate=evaluate)
+
+    def definition(self, *arguments: sympy.Expr) -> sympy.Expr:
+        # unevaluated all the way down: SymPy 1.14's Add(2, Pow(1/10, 2, evaluate=False)) loops
+        # forever inside evaluate(False), eating memory (2 + square(0.1), found by drawing cases)
+        return self.exact(*arguments, evaluate=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Elementwise(Op):
+    """A function of scalars applied element by element; atomic in the exact tree (`softplus(x)`,
+    harness.catalogue.markers), `exact` its closed form over operands then keyword values."""
+
+    kind: ClassVar[str] = "elementwise"
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        return op_function(self)(*operands, *(as_sympy(k) for k in keywords), evaluate=evaluate)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The condition of a `where`: a comparison of two expressions."""
+
+    predicate: Predicate
+    left: Any
+    right: Any
+
+
+# a comparison's SymPy selection mode (harness.catalogue.markers.select), whether it compares
+# right - left, and whether it picks its branches the other way round
+_COMPARISONS = {"gt": (0, False, False), "lt": (0, True, False), "ge": (1, False, False),
+                "le": (1, True, False), "eq": (2, False, False), "ne": (2, False, True)}
+
+
+@dataclass(frozen=True, eq=False)
+class Predicate(Op):
+    """A comparison: only the condition of a `where` (it has no value of its own in the exact tree)."""
+
+    kind: ClassVar[str] = "predicate"
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        raise HarnessError(f"a comparison ({self.doc}) is only allowed as the condition of where(...)")
+
+    def definition(self, *arguments: sympy.Expr) -> sympy.Expr:
+        raise TypeError(f"{self.name} is a comparison, with no closed form of its own")
+
+    def choose(self, left: Any, right: Any, a: Any, b: Any, evaluate: bool) -> sympy.Expr:
+        """a where the comparison holds, else b, as the harness's `select` marker."""
+        mode, flip, swap = _COMPARISONS[self.name]
+        first, second = (right, left) if flip else (left, right)
+        d = sympy.Add(first, sympy.Mul(-1, second, evaluate=evaluate), evaluate=evaluate)
+        return select(d, b, a, mode) if swap else select(d, a, b, mode)
+
+
+@dataclass(frozen=True, eq=False)
+class Where(Elementwise):
+    """where(condition, a, b): its first operand is a `Condition`, not a value."""
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        condition, a, b = operands
+        if not isinstance(condition, Condition):
+            raise HarnessError("where(...) needs a comparison as its condition, as where(x > 0, a, b)")
+        return condition.predicate.choose(condition.left, condition.right, a, b, evaluate)
+
+    def definition(self, *arguments: sympy.Expr) -> sympy.Expr:
+        raise TypeError("where has no closed form of its own: its condition is a comparison")
+
+
+@dataclass(frozen=True, eq=False)
+class Structural(Op):
+    """An op over whole tensors (reductions, products, shapes): `exact(operands, keywords,
+    evaluate)` builds the output's array of expressions from the operands' arrays."""
+
+    kind: ClassVar[str] = "structural"
+
+    def apply(self, operands: Sequence[Any], keywords: Sequence[Any] = (), evaluate: bool = True) -> Any:
+        return self.exact(list(operands), tuple(keywords), evaluate)
+
+    def definition(self, *arguments: sympy.Expr) -> sympy.Expr:
+        raise TypeError(f"{self.name} works on whole tensors, with no closed form over scalars")
 
 
 

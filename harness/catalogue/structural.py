@@ -15,8 +15,8 @@ import numpy as np
 import sympy
 
 from harness.catalogue.elementwise import BY_NAME, WHERE, X
-from harness.catalogue.markers import amax_fn, amin_fn, as_sympy, no_grad, norm2, op_function
-from harness.catalogue.spec import Kink, Op, T, TorchRef, kw, kw_with
+from harness.catalogue.markers import amax_fn, amin_fn, as_sympy, no_grad, norm2
+from harness.catalogue.spec import Kink, Op, Structural, T, TorchRef, kw, kw_with
 from harness.errors import HarnessError
 
 
@@ -126,11 +126,11 @@ def amin(args: list, kw: tuple, evaluate: bool) -> Any:
 
 
 def _exp(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
-    return op_function(BY_NAME["exp"])(x, evaluate=evaluate)
+    return BY_NAME["exp"].apply((x,), (), evaluate)
 
 
 def _log(x: sympy.Expr, evaluate: bool) -> sympy.Expr:
-    return op_function(BY_NAME["log"])(x, evaluate=evaluate)
+    return BY_NAME["log"].apply((x,), (), evaluate)
 
 
 def _shifted(row: list[sympy.Expr], evaluate: bool) -> tuple[list[sympy.Expr], sympy.Expr]:
@@ -175,7 +175,9 @@ def cumprod(args: list, kw: tuple, evaluate: bool) -> Any:
 
 
 def _p_norm(row: list[sympy.Expr], p: Any, evaluate: bool) -> sympy.Expr:
-    absolute = op_function(BY_NAME["abs"])
+    def absolute(e: sympy.Expr, evaluate: bool) -> sympy.Expr:
+        return BY_NAME["abs"].apply((e,), (), evaluate)
+
     if p == 2:
         return norm2(*row)
     if p == 1:
@@ -375,56 +377,55 @@ def _logsumexp(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 DIM = ("dim", None)
 STRUCTURAL: tuple[Op, ...] = (
-    Op("sum", _reduce("sum"), sum_, X, kind="structural", ulps=0.5, keywords=(DIM,),
+    Structural("sum", _reduce("sum"), sum_, X, ulps=0.5, keywords=(DIM,),
        doc="sum of the elements (dim= one axis)"),
-    Op("mean", _reduce("mean"), mean, X, kind="structural", ulps=0.5, keywords=(DIM,)),
-    Op("var", _corrected("var"), var, "more elements than correction", kind="structural",
+    Structural("mean", _reduce("mean"), mean, X, ulps=0.5, keywords=(DIM,)),
+    Structural("var", _corrected("var"), var, "more elements than correction",
        keywords=(DIM, ("correction", Fraction(1))), doc="sum((x - mean)^2)/(n - correction); correction 1 by default"),
-    Op("std", _corrected("std"), std, "more elements than correction; not all equal (the derivative)",
-       kind="structural", keywords=(DIM, ("correction", Fraction(1))), doc="sqrt(var(x))"),
-    Op("prod", _positional_dim("prod"), prod,
-       X, kind="structural", ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
-    Op("amax", _positional_dim("amax"), amax,
-       X, kind="structural", ulps=0.0, keywords=(DIM,),
+    Structural("std", _corrected("std"), std, "more elements than correction; not all equal (the derivative)",
+       keywords=(DIM, ("correction", Fraction(1))), doc="sqrt(var(x))"),
+    Structural("prod", _positional_dim("prod"), prod,
+       X, ulps=0.5, keywords=(DIM,), doc="product (zeros included)"),
+    Structural("amax", _positional_dim("amax"), amax,
+       X, ulps=0.0, keywords=(DIM,),
        kinks=(Kink("ties for the maximum", "the gradient split evenly among the tied elements"),)),
-    Op("amin", _positional_dim("amin"), amin,
-       X, kind="structural", ulps=0.0, keywords=(DIM,),
+    Structural("amin", _positional_dim("amin"), amin,
+       X, ulps=0.0, keywords=(DIM,),
        kinks=(Kink("ties for the minimum", "the gradient split evenly among the tied elements"),)),
-    Op("logsumexp", kw_with("logsumexp", _logsumexp, "dim"), logsumexp, X, kind="structural",
+    Structural("logsumexp", kw_with("logsumexp", _logsumexp, "dim"), logsumexp, X,
        keywords=(DIM,)),
-    Op("softmax", _with_dim("softmax", -1), softmax, X, kind="structural",
+    Structural("softmax", _with_dim("softmax", -1), softmax, X,
        keywords=(("dim", Fraction(-1)),)),
-    Op("log_softmax", _with_dim("log_softmax", -1), log_softmax, X,
-       kind="structural", keywords=(("dim", Fraction(-1)),)),
-    Op("cumsum", _with_dim("cumsum", 0), cumsum, X, kind="structural",
+    Structural("log_softmax", _with_dim("log_softmax", -1), log_softmax, X,
+       keywords=(("dim", Fraction(-1)),)),
+    Structural("cumsum", _with_dim("cumsum", 0), cumsum, X,
        ulps=0.5, keywords=(("dim", Fraction(0)),)),
-    Op("cumprod", _with_dim("cumprod", 0), cumprod, X, kind="structural",
+    Structural("cumprod", _with_dim("cumprod", 0), cumprod, X,
        ulps=0.5, keywords=(("dim", Fraction(0)),), doc="cumulative product (zeros included)"),
-    Op("linalg.vector_norm", kw_with("linalg.vector_norm", _norm, "ord", "dim"), vector_norm, X,
-       kind="structural",
+    Structural("linalg.vector_norm", kw_with("linalg.vector_norm", _norm, "ord", "dim"), vector_norm, X,
        keywords=(("ord", Fraction(2)), DIM),
        kinks=(Kink("the zero vector", "0 (torch masks the 0/0)"),),
        doc="(sum |x|^ord)^(1/ord); ord 1, 2, inf or p > 1"),
-    Op("norm", kw_with("norm", lambda norm: lambda x, p=2, dim=None: norm(x, p=p, dim=dim), "p", "dim"),
+    Structural("norm", kw_with("norm", lambda norm: lambda x, p=2, dim=None: norm(x, p=p, dim=dim), "p", "dim"),
        norm, X,
-       kind="structural", keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
+       keywords=(("p", Fraction(2)), DIM), kinks=(Kink("the zero vector", "0"),),
        doc="torch.norm(x, p)"),
-    Op("dot", T("dot"), dot, X, kind="structural", arity=2, ulps=0.5),
-    Op("outer", T("outer"), outer, X, kind="structural", arity=2, ulps=0.5),
-    Op("matmul", T("matmul"), matmul, X, kind="structural", arity=2, ulps=0.5, doc="a @ b"),
-    Op("transpose", T("transpose"), transpose, X, kind="structural", arity=3, ulps=0.0,
+    Structural("dot", T("dot"), dot, X, arity=2, ulps=0.5),
+    Structural("outer", T("outer"), outer, X, arity=2, ulps=0.5),
+    Structural("matmul", T("matmul"), matmul, X, arity=2, ulps=0.5, doc="a @ b"),
+    Structural("transpose", T("transpose"), transpose, X, arity=3, ulps=0.0,
        doc="transpose(x, dim0, dim1)"),
-    Op("reshape", T("reshape"), reshape, X, kind="structural", arity=2, ulps=0.0,
+    Structural("reshape", T("reshape"), reshape, X, arity=2, ulps=0.0,
        doc="reshape(x, [d0, d1, ...])"),
-    Op("cat", _with_dim("cat", 0), cat, X, kind="structural",
+    Structural("cat", _with_dim("cat", 0), cat, X,
        ulps=0.0, keywords=(("dim", Fraction(0)),), doc="cat([a, b, ...], dim=0)"),
-    Op("stack", _with_dim("stack", 0), stack, X, kind="structural",
+    Structural("stack", _with_dim("stack", 0), stack, X,
        ulps=0.0, keywords=(("dim", Fraction(0)),), doc="stack([a, b, ...], dim=0)"),
-    Op("linalg.det", T("linalg.det"), det, "square matrices", kind="structural"),
-    Op("linalg.inv", T("linalg.inv"), inv, "invertible square matrices", kind="structural"),
-    Op("trace", T("trace"), trace, "2-d", kind="structural", ulps=0.5),
-    Op("cdist", kw("cdist", "p"), cdist, "p = 1, 2 or inf",
-       kind="structural", arity=2, keywords=(("p", Fraction(2)),),
+    Structural("linalg.det", T("linalg.det"), det, "square matrices"),
+    Structural("linalg.inv", T("linalg.inv"), inv, "invertible square matrices"),
+    Structural("trace", T("trace"), trace, "2-d", ulps=0.5),
+    Structural("cdist", kw("cdist", "p"), cdist, "p = 1, 2 or inf",
+       arity=2, keywords=(("p", Fraction(2)),),
        kinks=(Kink("two equal points", "0 (torch masks the 0/0)"),
               Kink("p = 1, equal coordinates", "0 (sign(0))"),
               Kink("p = inf, ties for the largest difference", "the reference splits the gradient evenly")),
