@@ -34,12 +34,15 @@ class HarnessWarning(UserWarning):
     """Something the API left unchecked: a default check none of whose torch paths can run."""
 
 
-def check(fn: Callable[..., object], expr: str | dict[str, str], *, checks: Sequence[Any] | str | None = None,
-          dtype: Any = None, tolerance: float | dict[str, float] | None = None,
+def check(fn: Callable[..., object], expr: str | dict[str, str] | None = None, *,
+          checks: Sequence[Any] | str | None = None, dtype: Any = None,
+          tolerance: float | dict[str, float] | None = None,
           paths: Sequence[str] | dict[str, Sequence[str]] | None = None, seed: int = 0,
           **inputs: Any) -> list[CaseResult]:
     """Check `fn` (a callable, an autograd.Function or its `.apply`) against the exact `expr`
     (or named outputs {name: expr}) at the given inputs, which are passed to `fn` by name.
+    Without `expr`, the exact side is traced from fn's own forward (harness.trace); with it, the
+    traced forward is also compared with `expr` where the forward can be traced.
 
     checks: check names or {name: options} as in a case file (default: value, vjp, grad2).
     dtype: a dtype name, a torch.dtype or a list (default: the tensors' dtype, else float64).
@@ -54,7 +57,7 @@ def _run(case: Case) -> list[CaseResult]:
     return check_case(case, Options(allow_targets=True, timeout=0.0))
 
 
-def assert_derivatives(fn: Callable[..., object], expr: str | dict[str, str], *,
+def assert_derivatives(fn: Callable[..., object], expr: str | dict[str, str] | None = None, *,
                        checks: Sequence[Any] | str | None = None, dtype: Any = None,
                        tolerance: float | dict[str, float] | None = None,
                        paths: Sequence[str] | dict[str, Sequence[str]] | None = None, seed: int = 0,
@@ -87,15 +90,17 @@ def _caller() -> tuple[str, int]:
     return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("<python>", 1)
 
 
-def _case(fn: Callable[..., object], expr: str | dict[str, str], checks: Any, dtype: Any, tolerance: Any,
+def _case(fn: Callable[..., object], expr: str | dict[str, str] | None, checks: Any, dtype: Any, tolerance: Any,
           paths: Any, seed: int, inputs: dict[str, Any], file: str, line: int) -> Case:
     try:
         target = from_callable(fn)
         data: dict[str, Any] = {"name": name(target), "seed": _seed(seed), "inputs": _inputs(inputs),
                                 "checks": _checks(checks), "dtype": _dtypes(dtype, inputs)}
-        if not isinstance(expr, str | dict):
-            raise HarnessError(f"expr must be text or {{output: text}}, got {type(expr).__name__}")
-        data["outputs" if isinstance(expr, dict) else "expr"] = expr
+        if expr is not None and not isinstance(expr, str | dict):
+            raise HarnessError(f"expr must be text or {{output: text}} (or None: fn's forward is traced), got"
+                               f" {type(expr).__name__}")
+        if expr is not None:
+            data["outputs" if isinstance(expr, dict) else "expr"] = expr
         if tolerance is not None:
             data["tolerance"] = _tolerance(tolerance)
         if paths is not None:
@@ -105,7 +110,7 @@ def _case(fn: Callable[..., object], expr: str | dict[str, str], checks: Any, dt
     devices = sorted({v.device.type for v in inputs.values() if isinstance(v, torch.Tensor)} - {"cpu"})
     if devices:
         data["device"] = devices[0]
-    return replace(case_from_data(data, file, line), target=target.callable)
+    return replace(case_from_data(data, file, line, traced=True), target=target.callable)
 
 
 def _inputs(inputs: dict[str, Any]) -> dict[str, Any]:

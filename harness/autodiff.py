@@ -103,11 +103,12 @@ def _tensor(value: object, env: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.as_tensor(value, dtype=dtype, device=first.device if first is not None else None)
 
 
-def as_outputs(result: object, n_outputs: int, names: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
+def as_outputs(result: object, n_outputs: int | None,
+               names: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
     """What a user's callable returned (a tensor, a tuple or list, a dict keyed by the case's
-    output names), as one tensor per output."""
+    output names), as one tensor per output (n_outputs None: as many as it returned)."""
     if isinstance(result, dict):
-        if names is not None and n_outputs > 1:
+        if names is not None and n_outputs is not None and n_outputs > 1:
             if set(result) != set(names):
                 raise ValueError(f"target returned a dict with keys {sorted(map(str, result))[:8]}, the case's outputs"
                                  f" are {list(names)}")
@@ -120,7 +121,7 @@ def as_outputs(result: object, n_outputs: int, names: Sequence[str] | None = Non
         raise TypeError(f"target returned {type(result).__name__}, expected a tensor (or a tuple, list or dict of"
                         " tensors)")
     result = tuple(result)
-    if len(result) != n_outputs:
+    if n_outputs is not None and len(result) != n_outputs:
         raise ValueError(f"target returned {len(result)} outputs, the case declares {n_outputs}")
     return result
 

@@ -391,11 +391,12 @@ def _raw_name(node: yaml.Node) -> str | None:
     return None
 
 
-def case_from_data(data: dict[str, Any], file: str, line: int) -> Case:
+def case_from_data(data: dict[str, Any], file: str, line: int, traced: bool = False) -> Case:
     """One case from Python values (the Python API), validated exactly as a file's: numbers are
-    exact (a float is its binary value), every error names `file:line` (the caller's)."""
+    exact (a float is its binary value), every error names `file:line` (the caller's). `traced`:
+    the caller gives a callable, so that the case may have no expression (its forward is traced)."""
     try:
-        return _case(_from_python(data, line), file)
+        return _case(_from_python(data, line), file, traced)
     except HarnessError as exc:
         raise exc.at(file, line) from None
 
@@ -526,7 +527,7 @@ def _show(y: Y) -> str:
     return repr(y.value)
 
 
-def _case(node: Y, file: str) -> Case:
+def _case(node: Y, file: str, traced: bool = False) -> Case:
     if node.kind == "seq":
         raise _fail(node, "a case must be a mapping, got a list (several cases in one file go under 'cases:',"
                           " a list of mappings)")
@@ -550,8 +551,10 @@ def _case(node: Y, file: str) -> Case:
     inputs = _inputs(fields["inputs"], seed, is_complex)
     constants = _constants(fields.get("constants"), {i.name for i in inputs})
     input_names = {i.name for i in inputs}
-    outputs, sources = _outputs(fields, node, input_names | {n for n, _ in constants})
-    _check_used(outputs, fields, input_names)
+    outputs, sources = _outputs(fields, node, input_names | {n for n, _ in constants}, traced or "target" in fields)
+    _check_used(outputs, fields, input_names, traced)
+    if is_complex and not outputs:
+        raise _fail(node, "a complex case needs 'expr:' or 'outputs:' (a forward is traced in real dtypes only)")
     if is_complex:
         _check_complex(fields, outputs)
     else:
@@ -749,9 +752,16 @@ def _check_identifier(name: str, y: Y) -> None:
         raise _fail(y, f"{name!r} cannot be used as a name")
 
 
-def _outputs(fields: dict[str, Y], node: Y, names: set[str]) -> tuple[tuple[tuple[str, Node], ...], tuple]:
-    if ("expr" in fields) == ("outputs" in fields):
+def _outputs(fields: dict[str, Y], node: Y, names: set[str],
+             traceable: bool) -> tuple[tuple[tuple[str, Node], ...], tuple]:
+    """The declared outputs; none when the case has a target and no expression: the target's
+    forward is then traced (harness.trace) for the exact side."""
+    if "expr" in fields and "outputs" in fields:
         raise _fail(node, "a case needs exactly one of 'expr:' and 'outputs:'")
+    if "expr" not in fields and "outputs" not in fields:
+        if traceable:
+            return (), ()
+        raise _fail(node, "a case needs 'expr:' or 'outputs:' (or a 'target:', whose forward is then traced)")
     if "expr" in fields:  # its output is `y`, unless an input or constant has that name
         items = {next(n for n in ("y", "out", "result", "f", "output") if n not in names): fields["expr"]}
     else:
@@ -766,10 +776,11 @@ def _outputs(fields: dict[str, Y], node: Y, names: set[str]) -> tuple[tuple[tupl
     return tuple(outputs), tuple(sources)
 
 
-def _check_used(outputs: tuple[tuple[str, Node], ...], fields: dict[str, Y], inputs: set[str]) -> None:
+def _check_used(outputs: tuple[tuple[str, Node], ...], fields: dict[str, Y], inputs: set[str],
+                targeted: bool) -> None:
     used = set().union(*(names_in(t) for _, t in outputs))
     unused = sorted(inputs - used)
-    if unused and "target" not in fields:
+    if unused and "target" not in fields and not targeted:
         raise _fail(fields["inputs"], f"input {unused[0]!r} is not used by any output")
 
 

@@ -8,7 +8,7 @@ map of their parts.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -16,13 +16,13 @@ import sympy
 import torch
 from flint import arb
 
-from harness import autodiff, target
+from harness import autodiff, forward, target, trace
 from harness import complex as cx
 from harness.balls import compile_closed, precision
 from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.catalogue import OPS, Elementwise, Op
 from harness.catalogue.markers import Conventions, as_sympy
-from harness.errors import HarnessError
+from harness.errors import HarnessError, unexpected
 from harness.expr import Call, Name, Node, Num, Seq
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, ulp
 from harness.paths import Path, Selection
@@ -31,6 +31,7 @@ from harness.reference import (
     constant_value,
     fold,
 )
+from harness.results import Comparison, Status
 from harness.symbolic import SymbolicOutput, build_output
 from harness.timing import stage
 
@@ -68,6 +69,10 @@ class Prepared:
     complex_functions: dict[str, Callable[..., torch.Tensor]] | None = None  # ... and torch's, of complex tensors
     run_paths: Selection = Selection()  # the run's own path selection (--paths, --skip-paths)
     target_name: str | None = None  # the autograd.Function (or callable) under test, for messages
+    exact_side: str = "expr"  # where the exact side came from: "expr", or "traced from forward: N ATen ops"
+    forward: tuple[Comparison, ...] = ()  # the traced forward against expr:, when a case has both
+    traced: trace.Traced | None = None
+    untraced: str = ""  # why a target's forward could not be traced (a case with expr: goes on without it)
     _references: dict[tuple, PointReference] = field(default_factory=dict)
 
     @property
@@ -108,22 +113,93 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         for name, tree in case.constants:
             constants[name] = constant_value(tree, fmt, constants)
         shapes = {spec.name: spec.shape for spec in case.inputs}
-        trees = {name: fold(tree, fmt, constants) for name, tree in case.outputs}
         points = _points(case, fmt)
+        primals = _primals(points, dtype, device)
+    found = _load_target(case, options) if case.target is not None else None
+    untraced = ""
+    traced = _traced(case, found, primals) if found is not None else None
+    if isinstance(traced, trace.Traced) and not case.outputs and any(spec.critical for spec in case.inputs):
+        # sampled inputs get the critical points of the ops the forward applies to them, as an
+        # expression's would; the forward must trace to the same tree there too
+        points = _points(replace(case, outputs=traced.outputs), fmt)
+        primals = _primals(points, dtype, device)
+        again = _traced(case, found, primals)
+        if not isinstance(again, trace.Traced) or again.outputs != traced.outputs:
+            traced = again if isinstance(again, str) else (f"cannot trace the forward: it runs other ATen ops at the"
+                                                           f" critical points of its ops; {trace.ADVICE}")
+    if case.outputs:
+        declared, side = case.outputs, "expr"
+    elif isinstance(traced, trace.Traced):
+        declared, side = traced.outputs, traced.describe
+    else:
+        raise HarnessError(str(traced), file=case.file, line=case.line_of("target"))
+    with stage("parse"):
+        trees = {name: fold(tree, fmt, constants) for name, tree in declared}
     with stage("symbolic"):
         try:
             outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
         except HarnessError as exc:  # a shape that does not broadcast, a size: the expression's line
-            raise exc.at(case.file, case.line_of("expr", "outputs")) from None
+            raise exc.at(case.file, case.line_of("expr", "outputs", "target")) from None
+    forward: tuple[Comparison, ...] = ()
+    if isinstance(traced, trace.Traced):
+        if not case.outputs:
+            _same_shapes(traced, outputs, case)
+        else:
+            forward = _forward_against_expr(traced, outputs, case, shapes, points, fmt, constants)
+            side = f"expr; forward {traced.describe.replace('traced from forward', 'traced')}, compared with it"
+    elif traced is not None:
+        side, untraced = "expr; forward not traced", traced
     with stage("torch"):
-        function, target_name = _torch_function(case, trees, options)
-        torch_dtype = autodiff.DTYPES[dtype]
-        primals = [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
-                   for point in points]
+        function, target_name = _torch_function(case, trees, options, found)
         backend = options.compile or case.compile
         compiled = _compiled(function, backend)
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
-                    run_paths=options.paths, target_name=target_name)
+                    run_paths=options.paths, target_name=target_name, exact_side=side, forward=forward,
+                    untraced=untraced, traced=traced if isinstance(traced, trace.Traced) else None)
+
+
+def _primals(points: list[dict[str, np.ndarray]], dtype: str, device: str) -> list[tuple[torch.Tensor, ...]]:
+    torch_dtype = autodiff.DTYPES[dtype]
+    return [tuple(torch.tensor(values, dtype=torch_dtype, device=device) for values in point.values())
+            for point in points]
+
+
+def _traced(case: Case, found: target.Target, primals: list[tuple[torch.Tensor, ...]]) -> trace.Traced | str:
+    """The target's forward traced onto the catalogue at every point, or why it cannot be."""
+    names = [spec.name for spec in case.inputs]
+    function = target.bind(found, names, len(case.outputs) or None, [n for n, _ in case.outputs] or None)
+    with stage("torch"):  # the forward runs under the tracer
+        try:
+            return trace.trace_forward(function, primals, names, [n for n, _ in case.outputs] or None)
+        except trace.Untraceable as exc:
+            return str(exc)
+        except MemoryError:
+            raise
+        except Exception as exc:  # the target itself failed: its checks say so; the trace only notes it
+            return f"cannot trace the forward: {unexpected(exc)}"
+
+
+def _forward_against_expr(traced: trace.Traced, outputs: dict[str, SymbolicOutput], case: Case,
+                          shapes: dict[str, tuple[int, ...]], points: list[dict[str, np.ndarray]], fmt: FloatFormat,
+                          constants: dict[str, Fraction]) -> tuple[Comparison, ...]:
+    """The traced forward against expr: at every point (harness.forward), output by output (the
+    trace names them as the case does)."""
+    with stage("symbolic"):
+        try:
+            built = {name: build_output(name, fold(tree, fmt, constants), shapes, {}) for name, tree in traced.outputs}
+        except HarnessError as exc:
+            return (Comparison(forward.CHECK, forward.PATH, "", Status.ERROR, bad_input=True, boundary=True,
+                               message=f"{case.name} [{fmt.name}] > {forward.CHECK}: the traced forward: {exc}"),)
+    with stage("reference"):
+        return forward.forward_against_expr(built, outputs, points, fmt, f"{case.name} [{fmt.name}]")
+
+
+def _same_shapes(traced: trace.Traced, outputs: dict[str, SymbolicOutput], case: Case) -> None:
+    for (name, _), shape in zip(traced.outputs, traced.shapes):
+        if outputs[name].shape != shape:
+            raise HarnessError(f"cannot trace the forward: output {name!r} has shape {list(shape)}, its traced"
+                               f" expression {list(outputs[name].shape)}; {trace.ADVICE}",
+                               file=case.file, line=case.line_of("target"))
 
 
 def _prepare_complex(case: Case, dtype: str, options: Options, device: str) -> Prepared:
@@ -186,13 +262,14 @@ def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
     return node
 
 
-def _torch_function(case: Case, trees: dict, options: Options) -> tuple[autodiff.Function, str | None]:
+def _torch_function(case: Case, trees: dict, options: Options,
+                    found: target.Target | None = None) -> tuple[autodiff.Function, str | None]:
     """The torch side: the catalogue's ops, or the case's target; and the target's name."""
     inputs = [spec.name for spec in case.inputs]
     if case.target is None:
         return autodiff.build_function(trees, inputs), None
-    found = _load_target(case, options)
-    return target.bind(found, inputs, len(trees), list(trees)), target.name(found)
+    found = found if found is not None else _load_target(case, options)
+    return target.bind(found, inputs, len(trees), list(trees) if case.outputs else None), target.name(found)
 
 
 def _load_target(case: Case, options: Options) -> target.Target:

@@ -125,6 +125,8 @@ class CaseResult:
     device: str = "cpu"
     unrun: tuple[tuple[str, str], ...] = ()  # (check, why) for each check none of whose torch paths ran
     limit: str = ""  # "timeout" or "memory": the case (in this dtype) ran past that limit
+    exact_side: str = ""  # "expr", or "traced from forward: N ATen ops" (harness.trace), or both compared
+    untraced: str = ""  # why the target's forward could not be traced, when the case has expr: instead
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

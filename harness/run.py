@@ -121,7 +121,7 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
                        seconds=time.perf_counter() - start)
     except Exception as exc:  # a bug or a torch/SymPy failure: report it, keep the run going
         return replace(base, message=f"{case.file}:{case.line}: {unexpected(exc)}", seconds=time.perf_counter() - start)
-    comparisons: list[Comparison] = []
+    comparisons: list[Comparison] = list(ctx.forward)  # the traced forward against expr:, if both
     unrun: list[tuple[str, str]] = []  # (check, why) for each check none of whose paths ran
     for index, check in enumerate(case.checks):
         found = _apply_xfail(_run_check(ctx, index, check), check, dtype)
@@ -135,6 +135,7 @@ def _check_dtype(case: Case, dtype: str, options: Options, device: str = "cpu") 
         exact[f"{name} holomorphy"] = cx.holomorphy(out)
     return replace(base, status=status, comparisons=tuple(comparisons), message=message,
                    seconds=time.perf_counter() - start, exact=exact, unrun=tuple(unrun),
+                   exact_side=ctx.exact_side, untraced=ctx.untraced,
                    bad_input=any(c.bad_input and c.status == "error" for c in comparisons))
 
 

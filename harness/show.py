@@ -68,9 +68,24 @@ def _show_real(case: Case, ctx: Prepared, results: list[CaseResult]) -> str:
     lines = [f"case {case.name} ({case.file}:{case.line})"]
     if case.doc:
         lines.append(f"  {case.doc}")
+    lines += _traced(ctx)
     for name, out in ctx.outputs.items():
         lines += _lines(name, out)
     return "\n".join(lines + _results(results))
+
+
+def _traced(ctx: Prepared) -> list[str]:
+    """Where a target's exact side came from, and its traced forward in the case-file syntax (to
+    copy into `expr:` or `outputs:`)."""
+    if ctx.case.target is None:
+        return []
+    lines = [f"  exact side: {ctx.exact_side}"]
+    if ctx.traced is None:
+        return lines + ([f"  {ctx.untraced}"] if ctx.untraced else [])
+    text = ctx.traced.text()
+    if len(text) == 1:
+        return lines + [f"  traced forward, as a case's expr: {next(iter(text.values()))}"]
+    return lines + ["  traced forward, as a case's outputs:"] + [f"    {name}: {t}" for name, t in text.items()]
 
 
 def _show_complex(case: Case, ctx: Prepared, results: list[CaseResult]) -> str:

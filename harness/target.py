@@ -181,7 +181,7 @@ def parameters(target: Target) -> list[inspect.Parameter] | None:
         return None
 
 
-def bind(target: Target, inputs: Sequence[str], n_outputs: int,
+def bind(target: Target, inputs: Sequence[str], n_outputs: int | None,
          output_names: Sequence[str] | None = None) -> Function:
     """f(*primals) -> tuple of tensors, each primal passed to the parameter of its input's name."""
     params = parameters(target)

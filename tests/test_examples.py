@@ -23,12 +23,17 @@ def test_the_example_run_finds_the_sloppy_backward_and_passes_the_rest(tmp_path,
     assert code == 1
     results = json.loads((tmp_path / "report.json").read_text())["results"]
     assert {(r["name"], r["dtype"]): r["status"] for r in results} == {
+        ("softplus-stable-traced", "float32"): "pass", ("softplus-stable-traced", "float64"): "pass",  # no expr:
         ("softplus-classic", "float32"): "xfail", ("softplus-classic", "float64"): "xfail",  # torch.sigmoid's y(1 - y)
         ("softplus-stable", "float32"): "pass", ("softplus-stable", "float64"): "pass",
         ("softplus-sloppy", "float64"): "fail",
         ("legendre-tutorial", "float32"): "pass", ("legendre-tutorial", "float64"): "pass",
         ("safe-divide-by-name", "float64"): "pass"}
-    assert "5 passed, 1 failed" in out and "point 0 (x=-30.0)" in out and "rel 0.00102" in out
+    assert "7 passed, 1 failed" in out and "point 0 (x=-30.0)" in out and "rel 0.00102" in out
+    sides = {r["name"]: r["exact_side"] for r in results}
+    assert sides["softplus-stable-traced"] == "traced from forward: 10 ATen ops"
+    assert sides["softplus-stable"] == "expr; forward traced: 10 ATen ops, compared with it"
+    assert all(c["status"] == "pass" for r in results for c in r["comparisons"] if c["check"] == "forward")
     classic = [r for r in results if r["name"] == "softplus-classic"]
     for r in classic:  # the vjp fails only where torch.sigmoid underflows (x = -709.78 or -88.72)
         vjp = [c for c in r["comparisons"] if c["check"] == "vjp"]

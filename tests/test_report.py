@@ -90,7 +90,8 @@ def test_unsupported_paths_are_counted_apart_in_every_report():
     assert r.status == "unsupported" and r.message.startswith("check jvp: no torch path could run")
     root = ET.fromstring(junit.render(rs))
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    assert root.get("tests") == str(len(cases)) == "3"
+    assert root.get("tests") == str(len(cases)) == "4"  # value, vjp, jvp, and the forward traced against expr
+    assert cases["classic[float64] forward"].find("failure") is None
     assert root.get("skipped") == str(sum(1 for c in cases.values() if c.find("skipped") is not None)) == "1"
     assert root.get("failures") == root.get("errors") == "0"
     assert "forward mode needs a jvp staticmethod" in cases["classic[float64] jvp"].find("skipped").text

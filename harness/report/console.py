@@ -26,6 +26,8 @@ def result_line(r: CaseResult) -> str:
     a pass (the plain format for pipes and CI)."""
     w = worst_comparison(r)
     head = f"{r.status.upper()} {r.name} [{where(r)}]"
+    if r.exact_side not in ("", "expr"):  # a target's case: where its exact side came from
+        head += f" ({r.exact_side})"
     if w is not None and w.worst is not None:
         head += (f" {w.check} > {w.part}: {ulps_of_allowed(w)} ulps allowed, torch {w.worst.torch!r},"
                  f" exact {w.worst.exact!r}")
