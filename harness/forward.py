@@ -69,6 +69,30 @@ def _one(name: str, want: SymbolicOutput, got: SymbolicOutput, points: Sequence[
                               f" forward {_float(y)!r}, expr {_float(x)!r}, {ulps:.3g} ulps apart")
 
 
+def unreproduced(traced: dict[str, SymbolicOutput], returned: Sequence[Sequence[np.ndarray]],
+                 points: Sequence[dict[str, np.ndarray]], fmt: object) -> str:
+    """Why the traced tree is not what the forward computed ("" when it is): at every point, each
+    output the forward returned must lie within the error model's bound (four times over, and
+    four ulps) of the tree's exact value. A trace that maps an ATen op wrongly fails this before
+    any verdict rests on it, and the case is not judged against a wrong exact side."""
+    bits = start_precision(fmt)  # type: ignore[arg-type]
+    for p, (values, outputs) in enumerate(zip(points, returned)):
+        for (name, out), got in zip(traced.items(), outputs):
+            exacts = PointReference({name: out}, values, fmt, bits, True).values(name)  # type: ignore[arg-type]
+            for i, (e, t) in enumerate(zip(exacts, np.asarray(got).ravel())):
+                if not (e.ball.is_finite() and np.isfinite(t)):
+                    continue  # undefined, or torch's inf or nan: the checks judge those
+                exact = float(e.ball.mid())
+                allowed = 4 * float(e.bound.upper()) + 4 * float(ulp(np.array([exact]), fmt)[0])  # type: ignore[arg-type]
+                if abs(float(t) - exact) > allowed + float(e.ball.rad()):
+                    where = ", ".join(f"{n}={_show(v)}" for n, v in values.items())
+                    return (f"cannot trace the forward: its traced expression does not give the output {name!r} it"
+                            f" returned, at point {p + 1} ({where}) element {i}: forward {float(t)!r}, traced"
+                            f" {exact!r} (an ATen op the harness maps wrongly: please report it); give the case an"
+                            f" expr: with the forward's mathematics")
+    return ""
+
+
 def _ulps_apart(x: arb, y: arb, fmt: object) -> float:
     """How far apart two exact values certainly are, in ulps of the dtype at x (the lower end of
     the balls' distance): 0 where they may be equal; inf where one is defined and the other not."""

@@ -31,7 +31,7 @@ from harness.reference import (
     constant_value,
     fold,
 )
-from harness.results import Comparison, Status
+from harness.results import Comparison
 from harness.symbolic import SymbolicOutput, build_output
 from harness.timing import stage
 
@@ -124,9 +124,10 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         points = _points(replace(case, outputs=traced.outputs), fmt)
         primals = _primals(points, dtype, device)
         again = _traced(case, found, primals)
-        if not isinstance(again, trace.Traced) or again.outputs != traced.outputs:
-            traced = again if isinstance(again, str) else (f"cannot trace the forward: it runs other ATen ops at the"
-                                                           f" critical points of its ops; {trace.ADVICE}")
+        if isinstance(again, trace.Traced) and again.outputs != traced.outputs:
+            again = ("cannot trace the forward: it runs other ATen ops at the critical points of its ops;"
+                     f" {trace.ADVICE}")
+        traced = again  # (with the forward's outputs at these points)
     if case.outputs:
         declared, side = case.outputs, "expr"
     elif isinstance(traced, trace.Traced):
@@ -140,13 +141,19 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
             outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
         except HarnessError as exc:  # a shape that does not broadcast, a size: the expression's line
             raise exc.at(case.file, case.line_of("expr", "outputs", "target")) from None
-    forward: tuple[Comparison, ...] = ()
+    against: tuple[Comparison, ...] = ()
+    if isinstance(traced, trace.Traced) and not case.outputs:
+        _same_shapes(traced, outputs, case)
+        with stage("reference"):
+            wrong = forward.unreproduced(outputs, traced.returned, points, fmt)
+        if wrong:
+            raise HarnessError(wrong, file=case.file, line=case.line_of("target"))
     if isinstance(traced, trace.Traced):
-        if not case.outputs:
-            _same_shapes(traced, outputs, case)
-        else:
-            forward = _forward_against_expr(traced, outputs, case, shapes, points, fmt, constants)
+        if case.outputs:
+            against, untraced = _forward_against_expr(traced, outputs, case, shapes, points, fmt, constants)
             side = f"expr; forward {traced.describe.replace('traced from forward', 'traced')}, compared with it"
+            if untraced:
+                side = "expr; forward not traced"
     elif traced is not None:
         side, untraced = "expr; forward not traced", traced
     with stage("torch"):
@@ -154,7 +161,7 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         backend = options.compile or case.compile
         compiled = _compiled(function, backend)
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
-                    run_paths=options.paths, target_name=target_name, exact_side=side, forward=forward,
+                    run_paths=options.paths, target_name=target_name, exact_side=side, forward=against,
                     untraced=untraced, traced=traced if isinstance(traced, trace.Traced) else None)
 
 
@@ -181,17 +188,21 @@ def _traced(case: Case, found: target.Target, primals: list[tuple[torch.Tensor, 
 
 def _forward_against_expr(traced: trace.Traced, outputs: dict[str, SymbolicOutput], case: Case,
                           shapes: dict[str, tuple[int, ...]], points: list[dict[str, np.ndarray]], fmt: FloatFormat,
-                          constants: dict[str, Fraction]) -> tuple[Comparison, ...]:
+                          constants: dict[str, Fraction]) -> tuple[tuple[Comparison, ...], str]:
     """The traced forward against expr: at every point (harness.forward), output by output (the
-    trace names them as the case does)."""
+    trace names them as the case does); or, when the trace is not what the forward computed, no
+    comparison and why."""
+    crumb = f"{case.name} [{fmt.name}]"
     with stage("symbolic"):
         try:
             built = {name: build_output(name, fold(tree, fmt, constants), shapes, {}) for name, tree in traced.outputs}
         except HarnessError as exc:
-            return (Comparison(forward.CHECK, forward.PATH, "", Status.ERROR, bad_input=True, boundary=True,
-                               message=f"{case.name} [{fmt.name}] > {forward.CHECK}: the traced forward: {exc}"),)
+            return (), f"cannot trace the forward: its traced expression: {exc}"
     with stage("reference"):
-        return forward.forward_against_expr(built, outputs, points, fmt, f"{case.name} [{fmt.name}]")
+        wrong = forward.unreproduced(built, traced.returned, points, fmt)
+        if wrong:
+            return (), wrong
+        return forward.forward_against_expr(built, outputs, points, fmt, crumb), ""
 
 
 def _same_shapes(traced: trace.Traced, outputs: dict[str, SymbolicOutput], case: Case) -> None:

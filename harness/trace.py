@@ -16,18 +16,25 @@ stays restricted, and `out[m] = v` becomes `where(m, v, out)`, so masked assignm
 What cannot be mapped is one line (`Untraceable`): the ATen op, the source line of the forward
 that ran it, and what to do. A forward that reads a tensor's value into Python (an `if` on a
 tensor, `.item()`) is refused: a branch taken in Python holds only at the points it was taken at,
-and the trace would silently specialise to them. The trees of all points must agree.
+and the trace would silently specialise to them. The forward is traced at every point and again
+at each point nudged by a relative 2^-12: the trees must all agree, so that a value that reaches
+the forward's ops through numpy, `.tolist()` or `.data` (a constant here, but not there) is
+refused too. Writes that alias (through a view, `.detach()`, `.data`, `out=`) are refused; a
+computation in a wider dtype than the inputs' (a float64 constant in a float32 forward) is refused.
+harness.forward then holds the traced tree to the outputs the forward returned, at every point.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -49,6 +56,7 @@ class Traced:
     outputs: tuple[tuple[str, Node], ...]
     aten_ops: int
     shapes: tuple[tuple[int, ...], ...] = ()  # each output's shape as the forward returned it
+    returned: tuple[tuple[np.ndarray, ...], ...] = field(default=(), compare=False)  # per point, per output
 
     @property
     def describe(self) -> str:
@@ -79,23 +87,39 @@ def trace_forward(function: Callable[..., tuple[torch.Tensor, ...]], points: Seq
     """The exact side of `function` (f(*primals) -> tuple of tensors) at every point; Untraceable
     if an op has no catalogue counterpart, a value is read into Python, or points disagree."""
     first: Traced | None = None
+    returned = []
     for index, primals in enumerate(points):
-        traced = _trace_once(function, primals, names, output_names)
-        if first is None:
-            first = traced
-        elif traced.outputs != first.outputs:
-            raise Untraceable(f"cannot trace the forward: it runs other ATen ops at point {index + 1} than at point 1"
-                              f" (a branch on the inputs' values?); {ADVICE}")
+        for nudged in (False, True):
+            traced = _trace_once(function, [_nudged(p) if nudged else p for p in primals], names, output_names)
+            if first is None:
+                first = traced
+            elif traced != first:
+                where = f"at point {index + 1}" + (", nudged by a relative 2^-12," if nudged else "")
+                raise Untraceable(f"cannot trace the forward: it runs other ATen ops, or other constants, {where}"
+                                  f" than at point 1 (a branch on the inputs' values, or values that reach it"
+                                  f" through numpy, .tolist() or .data?); {ADVICE}")
+            if not nudged:
+                returned.append(traced.returned[0])
     if first is None:
         raise Untraceable("cannot trace the forward: the case has no points")
-    return first
+    return Traced(first.outputs, first.aten_ops, first.shapes, tuple(returned))
+
+
+def _nudged(t: torch.Tensor) -> torch.Tensor:
+    """The same inputs moved by a relative 2^-12 (zeros by 2^-12): any value that is a constant of
+    the trace at one and not at the other came from the inputs by a path the trace cannot see."""
+    if not t.is_floating_point():
+        return t
+    step = torch.where(t == 0, torch.full_like(t, 2.0**-12), t.abs() * 2.0**-12)
+    return t + step
 
 
 def _trace_once(function: Callable[..., tuple[torch.Tensor, ...]], primals: Sequence[torch.Tensor],
                 names: Sequence[str], output_names: Sequence[str] | None) -> Traced:
-    inputs = [p.detach().clone() for p in primals]
-    mode = _Tracer({id(t): Name(n) for t, n in zip(inputs, names)}, inputs)
-    with torch.no_grad(), mode:
+    inputs = [p.detach().clone().requires_grad_(p.is_floating_point()) for p in primals]
+    floating = [p.dtype for p in inputs if p.is_floating_point()]
+    mode = _Tracer([(t, Name(n)) for t, n in zip(inputs, names)], floating[0] if floating else None)
+    with torch.enable_grad(), mode:  # as the checks call it (a callable may look at requires_grad)
         results = function(*inputs)
     outputs, shapes = [], []
     labels = list(output_names) if output_names else _labels(len(results), set(names))
@@ -111,7 +135,8 @@ def _trace_once(function: Callable[..., tuple[torch.Tensor, ...]], primals: Sequ
             raise Untraceable(f"cannot trace the forward: output {label!r} does not depend on the inputs; {ADVICE}")
         outputs.append((label, value))
         shapes.append(tuple(result.shape))
-    return Traced(tuple(outputs), mode.count, tuple(shapes))
+    returned = tuple(r.detach().to("cpu", torch.float64).numpy() for r in results)
+    return Traced(tuple(outputs), mode.count, tuple(shapes), (returned,))
 
 
 def _labels(n: int, taken: set[str]) -> list[str]:
@@ -131,77 +156,148 @@ def _source_line() -> str:
     return "an unknown line"
 
 
+class _Refuse(Exception):
+    """Why an op cannot be mapped; the tracer adds the op and the source line."""
+
+
+def _flat(args: Sequence[object]) -> list[object]:
+    return [a for x in args for a in (x if isinstance(x, list | tuple) else [x])]
+
+
+Key = tuple  # where a tensor's elements are: storage, offset, shape, strides, dtype
+
+
+def _key(t: torch.Tensor) -> Key:
+    """Tensors with one key hold the same elements (an alias: .detach(), .data, a view of the same
+    layout): a value is kept per key, so a write through one alias is the value of all of them."""
+    if not t.numel():
+        return ("empty", id(t))
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
 class _Tracer(TorchDispatchMode):
     """Maps each ATen op the forward runs onto the catalogue, keyed by the tensors it makes."""
 
-    def __init__(self, known: dict[int, Node], keep: list[torch.Tensor]) -> None:
+    def __init__(self, known: list[tuple[torch.Tensor, Node]], dtype: torch.dtype | None) -> None:
         super().__init__()
-        self.values: dict[int, Value] = dict(known)
-        self.keep = list(keep)  # every tensor seen stays alive: its id is never reused
-        self.viewed: set[int] = set()  # tensors that have views: no in-place writes to them (nor to views)
+        self.values: dict[Key, Value] = {}
+        self.layouts: dict[int, set[Key]] = {}  # storage -> the keys of tracked tensors on it
+        self.keep: list[torch.Tensor] = []  # every tensor tracked stays alive: its memory is never reused
+        for t, node in known:
+            self.track(t, node)
+        self.snapshot: dict[int, torch.Tensor] = {}  # constants as they were before an op wrote into them
+        self.before: dict[int, Value] = {}  # the values of an op's tracked operands, as they were before it
+        self.dtype = dtype  # the inputs' floating dtype: what the forward computes in
         self.count = 0  # the ATen ops mapped (not the copies and aliases)
 
-    def value_of(self, t: object) -> Value:
-        if isinstance(t, torch.Tensor):
-            found = self.values.get(id(t))
-            return found if found is not None else _constant(t)
-        if isinstance(t, bool) or not isinstance(t, int | float):
-            raise Untraceable(f"cannot trace the forward: a {type(t).__name__} argument; {ADVICE}")
-        if t != t or t in (float("inf"), float("-inf")):
-            raise Untraceable(f"cannot trace the forward: the constant {t!r} ({_source_line()}); {ADVICE}")
-        return Num(Fraction(t))
+    def track(self, t: torch.Tensor, value: Value) -> None:
+        self.keep.append(t)
+        self.values[_key(t)] = value
+        self.layouts.setdefault(_key(t)[0], set()).add(_key(t))
 
-    def depends(self, args: Sequence[object]) -> bool:
-        flat = [a for x in args for a in (x if isinstance(x, list | tuple) else [x])]
-        return any(isinstance(a, torch.Tensor) and id(a) in self.values for a in flat)
+    def value_of(self, t: object, collapse: bool = False) -> Value:
+        """A tensor's tree (a constant's exact values; equal values one number where `collapse`),
+        or a Python number's exact value."""
+        if isinstance(t, torch.Tensor):
+            found = self.before.get(id(t), self.values.get(_key(t)))
+            return found if found is not None else _constant(self.snapshot.get(id(t), t), collapse)
+        if isinstance(t, bool) or not isinstance(t, int | float):
+            raise _Refuse(f"a {type(t).__name__} operand")
+        return _number_node(float(t))
+
+    def tracked(self, args: Sequence[object]) -> bool:
+        return any(isinstance(a, torch.Tensor) and _key(a) in self.values for a in _flat(args))
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        try:
+            return self._dispatch(func, args, kwargs)
+        except _Refuse as exc:
+            raise Untraceable(f"cannot trace the forward: {func} ({_source_line()}): {exc}; {ADVICE}") from None
+
+    def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
         if func is aten._local_scalar_dense.default:
             raise Untraceable(f"cannot trace the forward: it reads a tensor's value into Python at {_source_line()}"
                               f" (an if on a tensor, .item()): the trace would hold only where that branch is"
                               f" taken; {ADVICE}")
-        mutated = func._schema.is_mutable
-        if mutated and args and isinstance(args[0], torch.Tensor) and (
-                args[0]._base is not None or id(args[0]) in self.viewed):
-            raise Untraceable(f"cannot trace the forward: an in-place {func} on a view, or on a tensor with views"
-                              f" ({_source_line()}); {ADVICE}")
+        everything = [*args, *kwargs.values()]
+        if func._schema.is_mutable:
+            self._check_write(func, args, kwargs)
+        tracked = self.tracked(everything)
+        if tracked:  # the operands as they are before the op (an in-place op changes them)
+            for a in _flat(everything):
+                if isinstance(a, torch.Tensor) and _key(a) in self.values:
+                    self.before[id(a)] = self.values[_key(a)]
+                elif isinstance(a, torch.Tensor) and func._schema.is_mutable:
+                    self.snapshot[id(a)] = a.detach().clone()
+        before = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
         out = func(*args, **kwargs)
-        if not self.depends([*args, *kwargs.values()]):
+        if not tracked:
             return out  # a constant: read from its values where it is used
         name = func._schema.name.split("::")[-1].rstrip("_")
         self.count += name not in _IDENTITY
-        if func.is_view and isinstance(args[0], torch.Tensor):  # (a view's own _base is set above this mode)
-            self.viewed.add(id(args[0]))
+        self._check_dtypes(everything, out)
         try:
-            value = _map(self, func, args, kwargs, out)
-        except Untraceable:
-            raise
-        except (HarnessError, KeyError, TypeError, ValueError, IndexError) as exc:
-            raise Untraceable(f"cannot trace the forward: {func} ({_source_line()}): {exc}; {ADVICE}") from None
+            value = _map(self, func, name, args, kwargs, out, before)
+        except (HarnessError, KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            raise _Refuse(str(exc)) from None
+        finally:
+            self.snapshot.clear()
+            self.before.clear()
         if value is None:
-            raise Untraceable(f"cannot trace the forward: {func} ({_source_line()}) has no catalogue op; {ADVICE}")
-        target = out if isinstance(out, torch.Tensor) else out[0]
-        self.keep.append(target)
-        self.values[id(target)] = value
+            raise _Refuse("it has no catalogue op, or takes arguments the catalogue's does not")
+        self.track(out if isinstance(out, torch.Tensor) else out[0], value)
         return out
 
+    def _check_write(self, func: Any, args: tuple, kwargs: dict) -> None:
+        """A write into a tensor is a new value of its elements, and of every alias of the same
+        layout; not a write through a view of another layout (x[1:], x.t()), nor out=."""
+        if "out" in kwargs or func._overloadname.startswith("out"):
+            if self.tracked([*args, *kwargs.values()]):
+                raise _Refuse("out= writes into a tensor the trace cannot follow")
+            return
+        target = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if target is None:
+            return
+        key = _key(target)
+        if self.layouts.get(key[0], {key}) - {key}:
+            raise _Refuse("an in-place write into elements that another tensor of another layout also holds (a view:"
+                          " x.t(), x.unsqueeze(0), a slice)")
 
-def _constant(t: torch.Tensor) -> Node:
-    """A tensor the forward made or captured, by its exact element values (equal ones: one number)."""
-    values = t.detach().to("cpu", torch.float64).reshape(-1).tolist() if t.numel() else []
-    if not values:
-        raise Untraceable(f"cannot trace the forward: an empty constant tensor; {ADVICE}")
-    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
-        raise Untraceable(f"cannot trace the forward: a constant tensor holds inf or nan; {ADVICE}")
-    if all(v == values[0] for v in values):
-        return Num(Fraction(values[0]))
-    return _stacked(t.detach().to("cpu", torch.float64))
+    def _check_dtypes(self, everything: list[object], out: object) -> None:
+        if self.dtype is None:
+            return
+        tensors = [t for t in _flat([*everything, *(out if isinstance(out, tuple | list) else [out])])
+                   if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        wider = [t.dtype for t in tensors if torch.finfo(t.dtype).bits > torch.finfo(self.dtype).bits]
+        if wider:
+            raise _Refuse(f"it computes in {wider[0]} inside a {self.dtype} forward (type promotion): a rounding"
+                          " the exact side does not have")
+
+
+def _number_node(v: float) -> Num:
+    if v != v or v in (float("inf"), float("-inf")):
+        raise _Refuse(f"the constant {v!r}")
+    if v == 0 and math.copysign(1.0, v) < 0:
+        raise _Refuse("the constant -0.0 (the exact side has no signed zero)")
+    return Num(Fraction(v))
+
+
+def _constant(t: torch.Tensor, collapse: bool) -> Node:
+    """A tensor the forward made or captured, by its exact element values (a 0-d one, or equal
+    values where the caller says broadcasting keeps the shape: one number)."""
+    values = t.detach().to("cpu", torch.float64)
+    if not values.numel():
+        raise _Refuse("an empty constant tensor")
+    flat = [_number_node(v) for v in values.reshape(-1).tolist()]
+    if values.dim() == 0 or (collapse and all(v == flat[0] for v in flat)):
+        return flat[0]
+    return _stacked(values)
 
 
 def _stacked(t: torch.Tensor) -> Node:
     if t.dim() == 0:
-        return Num(Fraction(t.item()))
+        return _number_node(t.item())
     return Call("stack", (Seq(tuple(_stacked(row) for row in t)),))
 
 
@@ -210,61 +306,70 @@ def _stacked(t: torch.Tensor) -> Node:
 _NEGATED = {"gt": "le", "ge": "lt", "lt": "ge", "le": "gt", "eq": "ne", "ne": "eq"}
 _SCALAR_BINARY = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "fmax", "fmin", "atan2", "copysign",
                   "hypot", "xlogy", "logaddexp", "float_power"}
-_EXTRAS = {"softplus": ("beta", "threshold"), "leaky_relu": ("negative_slope",), "hardtanh": ("min", "max"),
-           "elu": ("alpha",), "celu": ("alpha",), "hardshrink": ("lambd",), "softshrink": ("lambd",),
-           "logit": ("eps",)}
+_EXTRAS = {"softplus": ("beta", "threshold"), "leaky_relu": ("negative_slope",), "hardtanh": ("min_val", "max_val"),
+           "celu": ("alpha",), "hardshrink": ("lambd",), "softshrink": ("lambd",)}
 _IDENTITY = {"clone", "alias", "detach", "lift_fresh", "lift_fresh_copy", "contiguous", "_to_copy", "view_as"}
 _REDUCTIONS = {"sum", "mean", "prod", "amax", "amin", "logsumexp"}
 _ALONG = {"_softmax": "softmax", "_log_softmax": "log_softmax", "cumsum": "cumsum", "cumprod": "cumprod"}
+_SELU = (1.6732632423543772, 1.0507009873554805)  # torch's alpha and scale, as F.selu passes them to elu
 
 
-def _map(tr: _Tracer, func: Any, args: tuple, kwargs: dict, out: Any) -> Value | None:
-    name = func._schema.name.split("::")[-1].rstrip("_")
+def _map(tr: _Tracer, func: Any, name: str, args: tuple, kwargs: dict, out: Any,
+         before: tuple[int, ...]) -> Value | None:
+    if kwargs.get("dtype") is not None and name != "_to_copy":
+        raise _Refuse(f"dtype={kwargs['dtype']}: a rounding the exact side does not have")
     if name in _IDENTITY:
-        if name == "_to_copy" and "dtype" in kwargs and kwargs["dtype"] != args[0].dtype:
-            raise Untraceable(f"cannot trace the forward: it converts a value from {args[0].dtype} to {kwargs['dtype']}"
-                              f" ({_source_line()}), a rounding with no exact counterpart; {ADVICE}")
-        return tr.value_of(args[0])
+        return _identity(tr, name, args, kwargs)
     if name in ("add", "sub", "rsub"):
-        return _add(tr, name, args, kwargs)
+        return _add(tr, name, args, kwargs, out)
     if name in _NEGATED:
-        return Call(name, (_full(tr, args[0]), _full(tr, args[1])))
+        return Call(name, tuple(_number_like(_full(tr, a, out, args)) for a in args[:2]))
     if name in ("bitwise_not", "logical_not"):
         return _negated(tr.value_of(args[0]))  # type: ignore[arg-type]
     if name == "where":
-        return Call("where", tuple(_full(tr, a) for a in args[:3]))
+        return Call("where", (_condition(tr, args[0]), *(_number_like(_full(tr, a, out, args)) for a in args[1:3])))
     if name == "masked_fill":
-        return Call("where", (_full(tr, args[1]), _full(tr, args[2]), _full(tr, args[0])))
+        return Call("where", (_condition(tr, args[1]), _full(tr, args[2], out, args), _full(tr, args[0], out, args)))
     if name == "index_put" or name == "index":
         return _indexed(tr, name, args, kwargs)
     if name in ("clamp", "clamp_min", "clamp_max"):
-        return _clamp(tr, name, args, kwargs)
+        return _clamp(tr, name, args, kwargs, out)
     if name in _SCALAR_BINARY and len(args) == 2 and not kwargs:
-        return _elementwise(tr, name, args)
+        return _elementwise(tr, name, args, out)
     if name in ("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten"):
-        return _reshape(tr, args[0], out)
+        if len(args) > 1 and isinstance(args[1], torch.dtype):
+            raise _Refuse("a view as another dtype reinterprets the bits")
+        return _reshape(tr, args[0], out, before)
     if name in _REDUCTIONS:
         return _reduction(tr, name, args, kwargs)
     if name in _ALONG:
-        return Call(_ALONG[name], (_full(tr, args[0]),), (("dim", Fraction(int(args[1]))),))
+        return Call(_ALONG[name], (_whole(tr, args[0]),), (("dim", Fraction(int(args[1]))),))
     if name in ("mm", "mv", "matmul", "dot", "bmm"):
-        return Call("dot" if name == "dot" else "matmul", (_full(tr, args[0]), _full(tr, args[1])))
-    if name in ("t", "transpose", "permute") and args[0].dim() <= 2:
-        dims = (0, 1) if name in ("t", "permute") else (int(args[1]), int(args[2]))
-        return Call("transpose", (_full(tr, args[0]), Num(Fraction(dims[0])), Num(Fraction(dims[1]))))
+        return Call("dot" if name == "dot" else "matmul", (_whole(tr, args[0]), _whole(tr, args[1])))
+    if name in ("t", "transpose", "permute"):
+        return _transposed(tr, name, args, before)
     if name in ("empty_like", "empty"):
         return EMPTY  # elements the forward must write before it reads them (below, and at the outputs)
     if name in ("zeros_like", "ones_like", "full_like", "scalar_tensor"):
-        return _constant(out)
+        return _constant(out, collapse=False)
     if name == "polygamma":
-        return Call("polygamma", (Num(Fraction(int(args[0]))), _full(tr, args[1])))
+        return Call("polygamma", (Num(Fraction(int(args[0]))), _whole(tr, args[1])))
     if name == "linalg_vector_norm":
         return _norm(tr, args, kwargs)
+    if name == "elu":
+        return _elu(tr, args, out)
     if name == "gelu":
         variant = {"none": "gelu", "tanh": "gelu_tanh"}.get(kwargs.get("approximate", "none"))
-        return _elementwise(tr, variant, args[:1]) if variant else None
+        return _elementwise(tr, variant, args[:1], out) if variant else None
     found = _catalogue_name(name)
-    return _elementwise(tr, found, args) if found and not kwargs else None
+    return _elementwise(tr, found, args, out) if found and not kwargs else None
+
+
+def _identity(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value:
+    source = args[0]
+    if name == "_to_copy" and kwargs.get("dtype") not in (None, source.dtype) and source.is_floating_point():
+        raise _Refuse(f"a conversion from {source.dtype} to {kwargs['dtype']}, a rounding the exact side does not have")
+    return tr.value_of(source)
 
 
 def _catalogue_name(aten_name: str) -> str | None:
@@ -275,74 +380,107 @@ def _catalogue_name(aten_name: str) -> str | None:
     return None
 
 
-def _full(tr: _Tracer, a: object) -> Node:
-    value = tr.value_of(a)
+def _full(tr: _Tracer, a: object, out: Any = None, operands: Sequence[object] = ()) -> Node:
+    """An elementwise operand's tree: a constant of equal values is one number when broadcasting
+    the other operands already gives the result's shape."""
+    value = tr.value_of(a, collapse=_collapsible(tr, a, out, operands))
     if isinstance(value, _Masked):
-        raise Untraceable(f"cannot trace the forward: a masked selection x[m] used with a whole tensor"
-                          f" ({_source_line()}); {ADVICE}")
+        raise _Refuse("a masked selection x[m] used with a whole tensor")
     return value
 
 
-def _elementwise(tr: _Tracer, name: str, operands: Sequence[object], keywords: tuple = ()) -> Value:
+def _whole(tr: _Tracer, a: object) -> Node:
+    """An operand of an op over whole tensors (reductions, products): constants keep their shape."""
+    value = tr.value_of(a)
+    if isinstance(value, _Masked):
+        raise _Refuse("a reduction or product of a masked selection x[m], whose size depends on the values")
+    return _number_like(value)
+
+
+def _collapsible(tr: _Tracer, a: object, out: Any, operands: Sequence[object]) -> bool:
+    if not isinstance(a, torch.Tensor) or _key(a) in tr.values or not isinstance(out, torch.Tensor):
+        return False
+    others = [o.shape for o in operands if isinstance(o, torch.Tensor) and o is not a]
+    return tuple(torch.broadcast_shapes(*others)) == tuple(out.shape) if others else False
+
+
+def _condition(tr: _Tracer, a: object) -> Node:
+    value = tr.value_of(a)
+    if not (isinstance(value, Call) and value.op in _NEGATED):
+        raise _Refuse("a condition that is not one comparison")
+    return value
+
+
+def _number_like(value: Node) -> Node:
+    """A comparison used as a number ((x > 0) * x) is 1 where it holds, else 0."""
+    if isinstance(value, Call) and value.op in _NEGATED:
+        return Call("where", (value, Num(Fraction(1)), Num(Fraction(0))))
+    return value
+
+
+def _elementwise(tr: _Tracer, name: str, operands: Sequence[object], out: Any, keywords: tuple = ()) -> Value | None:
     """An elementwise op, with restricted (masked) operands kept restricted to their mask."""
     op = OPS[name]
-    values = [tr.value_of(a) for a in operands]
-    extras = values[op.arity:]
+    tensors = operands[: op.arity]
+    values = [tr.value_of(a, collapse=_collapsible(tr, a, out, tensors)) for a in tensors]
+    extras = [tr.value_of(a) for a in operands[op.arity:]]
     if name in _EXTRAS:
         keywords = keywords + tuple((k, _number(v)) for k, v in zip(_EXTRAS[name], extras))
     elif extras:
-        return None  # type: ignore[return-value]
-    masks = {v.condition for v in values[: op.arity] if isinstance(v, _Masked)}
+        return None
+    values = [v if isinstance(v, _Masked) else _number_like(v) for v in values]
+    masks = {v.condition for v in values if isinstance(v, _Masked)}
     if len(masks) > 1:
-        raise Untraceable(f"cannot trace the forward: values selected by two masks combined ({_source_line()});"
-                          f" {ADVICE}")
+        raise _Refuse("values selected by two different masks combined")
     if masks:
-        for a, v in zip(operands, values[: op.arity]):
-            if not isinstance(v, _Masked) and isinstance(a, torch.Tensor) and a.dim() > 0 and a.numel() > 1:
-                raise Untraceable(f"cannot trace the forward: a masked selection x[m] combined with a whole tensor"
-                                  f" ({_source_line()}); {ADVICE}")
-        full = tuple(v.full if isinstance(v, _Masked) else v for v in values[: op.arity])
+        for a, v in zip(tensors, values):
+            if not isinstance(v, _Masked) and isinstance(a, torch.Tensor) and a.numel() > 1:
+                raise _Refuse("a masked selection x[m] combined with a whole tensor")
+        full = tuple(v.full if isinstance(v, _Masked) else v for v in values)
         return _Masked(Call(name, full, keywords), next(iter(masks)))
-    return Call(name, tuple(values[: op.arity]), keywords)  # type: ignore[arg-type]
+    return Call(name, tuple(values), keywords)  # type: ignore[arg-type]
 
 
-def _number(value: Node) -> Fraction:
+def _number(value: Value) -> Fraction:
     if not isinstance(value, Num):
-        raise Untraceable(f"cannot trace the forward: an op's parameter is a tensor ({_source_line()}); {ADVICE}")
+        raise _Refuse("an op's parameter is a tensor")
     return value.value  # type: ignore[return-value]
 
 
-def _add(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value:
+def _add(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any) -> Value | None:
     """add/sub(a, b, alpha) = a +- alpha * b; rsub(a, b, alpha) = b - alpha * a."""
-    a, b = args[0], args[1]
     alpha = kwargs.get("alpha", args[2] if len(args) > 2 else 1)
-    if name == "rsub":
-        a, b, name = b, a, "sub"
-    if alpha != 1:
-        scaled = _elementwise(tr, "mul", [b, alpha])
-        return _combine(tr, name, a, scaled)
-    return _elementwise(tr, name, [a, b])
+    if alpha == 1:
+        return _elementwise(tr, "sub" if name == "rsub" else name, [args[1], args[0]] if name == "rsub" else args[:2],
+                            out)
+    a, b = (args[1], args[0]) if name == "rsub" else (args[0], args[1])
+    left, right = _full(tr, a, out, args[:2]), _full(tr, b, out, args[:2])
+    return Call("sub" if name == "rsub" else name, (_number_like(left), Call("mul", (_number_like(right),
+                                                                                       _number_node(alpha)))))
 
 
-def _combine(tr: _Tracer, name: str, a: object, b: Value) -> Value:
-    left = tr.value_of(a)
-    if isinstance(b, _Masked) or isinstance(left, _Masked):
-        mask = b.condition if isinstance(b, _Masked) else left.condition  # type: ignore[union-attr]
-        lf = left.full if isinstance(left, _Masked) else left
-        bf = b.full if isinstance(b, _Masked) else b
-        return _Masked(Call(name, (lf, bf)), mask)
-    return Call(name, (left, b))
-
-
-def _clamp(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value:
+def _clamp(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any) -> Value | None:
     low = kwargs.get("min", args[1] if len(args) > 1 else None) if name != "clamp_max" else None
     high = kwargs.get("max", args[2] if len(args) > 2 else None) if name != "clamp_min" else None
     if name == "clamp_max":
         high = args[1]
     if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
-        return None  # type: ignore[return-value]
-    keywords = tuple((k, Fraction(v)) for k, v in (("min", low), ("max", high)) if v is not None)
-    return _elementwise(tr, "clamp", args[:1], keywords)
+        return None
+    if low is not None and high is not None and low > high:
+        raise _Refuse("clamp with min > max (torch gives max everywhere)")
+    bounds = [(k, v) for k, v in (("min", low), ("max", high)) if v is not None and abs(v) != float("inf")]
+    keywords = tuple((k, _number(_number_node(v))) for k, v in bounds)
+    return _elementwise(tr, "clamp", args[:1], out, keywords) if keywords else tr.value_of(args[0])
+
+
+def _elu(tr: _Tracer, args: tuple, out: Any) -> Value | None:
+    """aten.elu(x, alpha, scale, input_scale): elu, or selu with torch's constants."""
+    alpha, scale, input_scale = (list(args[1:]) + [1.0, 1.0, 1.0])[:3] if len(args) > 1 else (1.0, 1.0, 1.0)
+    if (alpha, scale, input_scale) == (*_SELU, 1.0) or (alpha, scale, input_scale) == (*_SELU, 1):
+        return _elementwise(tr, "selu", args[:1], out)
+    if scale != 1 or input_scale != 1:
+        raise _Refuse(f"elu with scale {scale} and input scale {input_scale} (only elu and selu are in the catalogue)")
+    return _elementwise(tr, "elu", args[:1], out, (("alpha", _number(_number_node(alpha))),))
 
 
 def _indexed(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value | None:
@@ -350,25 +488,24 @@ def _indexed(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value | None:
     indices = args[1]
     if len(indices) != 1 or indices[0] is None or indices[0].dtype != torch.bool or indices[0].shape != args[0].shape:
         return None
-    condition = tr.value_of(indices[0])
-    if not (isinstance(condition, Call) and condition.op in _NEGATED):
-        raise Untraceable(f"cannot trace the forward: a mask that is not one comparison ({_source_line()}); {ADVICE}")
+    condition = _condition(tr, indices[0])
     if name == "index":
-        return _Masked(_full(tr, args[0]), condition)
-    if (kwargs.get("accumulate") or (len(args) > 3 and args[3])):
+        return _Masked(_whole(tr, args[0]), condition)
+    if kwargs.get("accumulate") or (len(args) > 3 and args[3]):
         return None
-    value = tr.value_of(args[2])
+    value = tr.value_of(args[2], collapse=True)
     if isinstance(value, _Masked):
         if value.condition != condition:
-            raise Untraceable(f"cannot trace the forward: out[m] = v with v selected by another mask"
-                              f" ({_source_line()}); {ADVICE}")
+            raise _Refuse("out[m] = v with v selected by another mask")
         value = value.full
     elif isinstance(args[2], torch.Tensor) and args[2].numel() > 1:
-        raise Untraceable(f"cannot trace the forward: out[m] = v with a whole tensor v ({_source_line()}); {ADVICE}")
-    dest = _full(tr, args[0])
+        raise _Refuse("out[m] = v with a whole tensor v")
+    dest = tr.value_of(args[0], collapse=True)
+    if isinstance(dest, _Masked):
+        raise _Refuse("out[m] = v into a masked selection")
     if isinstance(dest, Call) and dest.op == "where" and dest.args[2] == EMPTY and condition == _negated(dest.args[0]):
         return Call("where", (dest.args[0], dest.args[1], value))  # out[m] = a; out[~m] = b: every element written
-    return Call("where", (condition, value, dest))
+    return Call("where", (condition, _number_like(value), dest))
 
 
 def _negated(condition: Node) -> Node | None:
@@ -377,13 +514,34 @@ def _negated(condition: Node) -> Node | None:
     return None
 
 
-def _reshape(tr: _Tracer, a: object, out: torch.Tensor) -> Value:
+def _reshape(tr: _Tracer, a: object, out: torch.Tensor, before: tuple[int, ...]) -> Value:
     value = tr.value_of(a)
     if isinstance(value, _Masked):
         return value  # the selected elements, whatever their layout
-    if isinstance(a, torch.Tensor) and tuple(a.shape) == tuple(out.shape):
+    if before == tuple(out.shape):
         return value
-    return Call("reshape", (value, Seq(tuple(Num(Fraction(d)) for d in out.shape))))
+    return Call("reshape", (_number_like(value), Seq(tuple(Num(Fraction(d)) for d in out.shape))))
+
+
+def _transposed(tr: _Tracer, name: str, args: tuple, before: tuple[int, ...]) -> Value | None:
+    if name == "permute":
+        order = [d % len(before) for d in args[1]] if before else []
+        if order == sorted(order):
+            return tr.value_of(args[0])
+        if order != [1, 0]:
+            return None
+        dims = (0, 1)
+    elif name == "t":
+        if len(before) < 2:
+            return tr.value_of(args[0])
+        dims = (0, 1)
+    else:
+        dims = tuple(sorted(d % len(before) for d in args[1:3]))
+        if dims[0] == dims[1]:
+            return tr.value_of(args[0])
+    if len(before) != 2:
+        return None
+    return Call("transpose", (_whole(tr, args[0]), Num(Fraction(dims[0])), Num(Fraction(dims[1]))))
 
 
 def _dims(args: tuple, kwargs: dict) -> tuple[tuple[str, Fraction], ...] | None:
@@ -401,12 +559,10 @@ def _dims(args: tuple, kwargs: dict) -> tuple[tuple[str, Fraction], ...] | None:
 
 
 def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value | None:
-    if kwargs.get("dtype") is not None:
-        return None
     dims = _dims(args, kwargs)
     if dims is None:
         return None
-    return Call(name, (_full(tr, args[0]),), dims)
+    return Call(name, (_whole(tr, args[0]),), dims)
 
 
 def _norm(tr: _Tracer, args: tuple, kwargs: dict) -> Value | None:
@@ -414,4 +570,4 @@ def _norm(tr: _Tracer, args: tuple, kwargs: dict) -> Value | None:
     dims = _dims((args[0], *args[2:]), kwargs)
     if dims is None or order in (float("inf"), float("-inf")):
         return None
-    return Call("linalg.vector_norm", (_full(tr, args[0]),), (("ord", Fraction(order)), *dims))
+    return Call("linalg.vector_norm", (_whole(tr, args[0]),), (("ord", Fraction(order)), *dims))

@@ -81,7 +81,8 @@ def test_inputs_by_name_numbers_and_specs():
 def test_tolerance_and_paths_are_passed_on():
     (result,) = harness.check(Softplus, "softplus(x)", x=X64, checks="vjp", paths=["backward"], tolerance=0)
     assert {c.path for c in result.comparisons} == {  # and its forward, traced, against the expression
-        "traced forward = expr", "y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)", "(y * v).sum().backward()"}
+        "traced forward = expr", "y.backward(gradient=v)", "autograd.grad(y, inputs, grad_outputs=v)",
+        "(y * v).sum().backward()"}
     (loose,) = harness.check(Softplus, "softplus(x)", x=X64, checks="vjp", paths={"skip": ["torch.func"]},
                              tolerance={"ulps": 1e6})
     assert loose.status == "pass"

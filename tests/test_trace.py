@@ -7,6 +7,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import traced_functions as tf
@@ -16,9 +17,13 @@ import harness.cli
 from harness.cases import load_file
 from harness.catalogue import OPS
 from harness.expr import Call, Name, Num, parse
+from harness.forward import unreproduced
+from harness.numbers import FORMATS
 from harness.prepare import Options
+from harness.reference import fold
 from harness.run import check_case
 from harness.show import show_case
+from harness.symbolic import build_output
 from harness.trace import Untraceable, trace_forward
 
 X = torch.tensor([0.3, -1.2, 2.5], dtype=torch.float64)
@@ -91,8 +96,103 @@ def test_points_that_trace_to_different_trees_are_refused():
         calls.append(1)
         return torch.sin(x) if len(calls) == 1 else torch.cos(x)
 
-    with pytest.raises(Untraceable, match="other ATen ops at point 2 than at point 1"):
+    with pytest.raises(Untraceable, match="other ATen ops, or other constants, at point 1, nudged"):
         trace_forward(lambda x: (moody(x),), [(X,), (X + 1,)], ["x"])
+
+
+def test_values_that_reach_the_forward_through_numpy_are_refused():
+    # the constant exp(x) is read through numpy: a constant at each point, another one at the next
+    def through_numpy(x):
+        return torch.sin(x) * torch.from_numpy(np.exp(x.detach().numpy()))
+
+    with pytest.raises(Untraceable, match="other constants, at point 1, nudged by a relative 2\\^-12"):
+        trace_forward(lambda x: (through_numpy(x),), [(X,)], ["x"])
+
+
+def _agrees(forward, *inputs, names=("x", "y")):
+    """The traced tree, held by the harness's own certified evaluation to what the forward returned."""
+    names = list(names)[: len(inputs)]
+    traced = trace_forward(lambda *a: (forward(*a),), [inputs], names)
+    fmt = FORMATS["float64"]
+    shapes = {n: tuple(t.shape) for n, t in zip(names, inputs)}
+    outputs = {n: build_output(n, fold(tree, fmt, {}), shapes, {}) for n, tree in traced.outputs}
+    points = [{n: np.array([Fraction(v) for v in t.reshape(-1).tolist()], dtype=object).reshape(t.shape)
+               for n, t in zip(names, inputs)}]
+    assert unreproduced(outputs, traced.returned, points, fmt) == "", traced.text()
+    return traced.outputs[0][1]
+
+
+W3 = torch.tensor([[0.5, -1.0, 1.0], [2.0, 0.25, 1.0], [-0.75, 1.5, 1.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("forward", [
+    pytest.param(lambda x: torch.nn.functional.selu(x), id="selu-as-elu-with-scale"),
+    pytest.param(lambda x: torch.nn.functional.elu(x, 0.5), id="elu"),
+    pytest.param(lambda x: torch.nn.functional.relu6(x * 3), id="relu6-as-hardtanh"),
+    pytest.param(lambda x: torch.nn.functional.hardtanh(x, -0.5, 0.5), id="hardtanh"),
+    pytest.param(lambda x: (x > 0) * x, id="a-comparison-as-a-number"),
+    pytest.param(lambda x: (x + torch.ones(2, 3, dtype=x.dtype)).sum(), id="a-constant-that-broadcasts"),
+    pytest.param(lambda x: (torch.full((2, 3), 2.0, dtype=x.dtype) * x).sum(), id="full-that-broadcasts"),
+    pytest.param(lambda x: _mutated_constant(x), id="a-constant-written-by-a-traced-op"),
+    pytest.param(lambda x: (torch.softmax(x @ W3, 0) * x).sum(), id="matmul-of-a-vector"),
+    pytest.param(lambda x: torch.where(x > 0, x, 0.0).permute(0) * 2, id="identity-permute"),
+    pytest.param(lambda x: _unsqueezed(x), id="in-place-shape-op"),
+])
+def test_forwards_the_attack_found_are_traced_to_what_they_compute(forward):
+    _agrees(forward, X, names=("x",))
+
+
+def _mutated_constant(x):
+    c = torch.ones(3, dtype=x.dtype)
+    c.mul_(x)  # c is x now: the exact side reads c as it was before the write
+    return c * 2
+
+
+def _unsqueezed(x):
+    y = x * 2
+    y.unsqueeze_(0)
+    return (y * torch.ones(2, 1, dtype=x.dtype)).sum()
+
+
+@pytest.mark.parametrize(("forward", "expected"), [
+    pytest.param(lambda x: torch.cumsum(x, 0, dtype=torch.float32), "dtype=torch.float32", id="cumsum-dtype"),
+    pytest.param(lambda x: (x.view(torch.int64) + 1).view(torch.float64), "reinterprets the bits", id="view-dtype"),
+    pytest.param(lambda x: torch.clamp(x, 2.0, 1.0), "min > max", id="clamp-min-above-max"),
+    pytest.param(lambda x: torch.copysign(x, -0.0), "-0.0", id="signed-zero"),
+    pytest.param(lambda x: _out_into(x), "out=", id="out"),
+    pytest.param(lambda x: torch.logit(x.abs() / 3, eps=1e-6), "takes arguments the catalogue's does not",
+                 id="logit-eps"),
+    pytest.param(lambda x: x * True, "a bool operand", id="bool-scalar"),
+    pytest.param(lambda x: torch.nn.functional.elu(x, 1.0) * 1.0 + torch.ops.aten.elu(x, 1.0, 2.0), "scale",
+                 id="elu-scale"),
+])
+def test_what_the_attack_found_mapped_wrongly_is_refused_with_op_and_line(forward, expected):
+    with pytest.raises(Untraceable) as caught:
+        trace_forward(lambda x: (forward(x),), [(X,)], ["x"])
+    message = str(caught.value)
+    assert expected in message and "\n" not in message and "aten." in message and "test_trace.py:" in message
+
+
+def test_a_float64_constant_in_a_float32_forward_is_refused():
+    threshold = torch.tensor([0.1, 0.1, 0.1], dtype=torch.float64)
+    with pytest.raises(Untraceable, match="computes in torch.float64 inside a torch.float32 forward"):
+        trace_forward(lambda x: (torch.where(x > threshold, x, 0.0),), [(X.float(),)], ["x"])
+
+
+def _out_into(x):
+    y = x * 0 + 1
+    with torch.no_grad():  # (autograd refuses out= on tensors that require grad)
+        torch.add(x, 1, out=y)
+    return y * x
+
+
+def test_a_trace_that_does_not_give_the_forwards_output_is_refused_before_any_verdict(write_case, monkeypatch):
+    import harness.trace as tr
+
+    monkeypatch.setattr(tr, "_catalogue_name", lambda name: "cos" if name == "sin" else name)  # a wrong map
+    (result,) = _run(write_case, "ScaledSin", XY, "[value, vjp]")
+    assert result.status == "error" and "its traced expression does not give the output 'out' it returned" \
+           in result.message and "please report it" in result.message
 
 
 @pytest.mark.parametrize(("forward", "expected"), [
@@ -112,8 +212,23 @@ def test_what_cannot_be_mapped_is_refused(forward, expected):
 
 def _write_through_view(x):
     y = x.clone()
-    y.view(-1).mul_(2)
+    y.unsqueeze(0).mul_(2)  # a view of another layout
     return y
+
+
+@pytest.mark.parametrize("alias", [
+    pytest.param(lambda y: y.detach(), id="detach"),
+    pytest.param(lambda y: y.data, id="data"),
+    pytest.param(lambda y: y.view(-1), id="view-of-the-same-layout"),
+])
+def test_a_write_through_an_alias_is_the_value_of_every_alias(alias):
+    def forward(x):
+        y = x * 1.5
+        alias(y).mul_(2)
+        return y
+
+    (_, tree), = trace_forward(lambda x: (forward(x),), [(X,)], ["x"]).outputs
+    assert tree == _expr("x * 1.5 * 2", ("x",))
 
 
 def _half_written(x):
@@ -162,6 +277,13 @@ def test_a_backward_constant_off_by_1e_11_is_caught_in_float64_without_expr(writ
     assert result.status == "fail" and vjp
     assert all(c.worst.rel_error == pytest.approx(1e-11, rel=0.01) and c.max_ulps > 1e4 for c in vjp)
     assert "pass" in [c.status for c in result.comparisons if c.check == "value"]  # the forward is its own exact side
+
+
+def test_sampled_inputs_get_the_critical_points_of_the_traced_ops(write_case):
+    # selu's kink at 0 is one of its critical points: the forward is traced again there, and held to it
+    (result,) = _run(write_case, "Selu", "{x: {shape: [8], sample: {uniform: [-2, 2]}}}", "[value, vjp]")
+    assert result.status == "kink" and result.exact_side == "traced from forward: 1 ATen op", result.message
+    assert any(c.kinks for c in result.comparisons if c.check == "vjp")
 
 
 def test_an_untraceable_forward_without_expr_is_the_cases_one_line_error(write_case):

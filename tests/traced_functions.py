@@ -163,3 +163,18 @@ class Threshold(torch.autograd.Function):
 def tenth(x):
     """x / 10, which a case may write 0.1 * x (0.1 rounded to the dtype, as torch rounds it)."""
     return x / 10
+
+
+class Selu(torch.autograd.Function):
+    """F.selu, which torch runs as elu with its alpha and scale; a kink at 0 (a critical point)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.nn.functional.selu(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+        return g * torch.where(x > 0, scale, scale * alpha * torch.exp(x))
