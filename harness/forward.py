@@ -18,34 +18,38 @@ import numpy as np
 from flint import arb
 
 from harness.numbers import ulp
-from harness.reference import PointReference, start_precision
+from harness.reference import Exact, PointReference, start_precision
 from harness.results import Comparison, Status, Worst
 from harness.symbolic import SymbolicOutput
 
 CHECK, PATH = "forward", "traced forward = expr"
 
+Values = list[dict[str, list[Exact]]]  # per point, per output: its elements' exact values
 
-def forward_against_expr(traced: dict[str, SymbolicOutput], declared: dict[str, SymbolicOutput],
+
+def exact_values(outputs: dict[str, SymbolicOutput], points: Sequence[dict[str, np.ndarray]],
+                 fmt: object) -> Values:
+    """Each output's exact values at every point, with the error model of its tree as written."""
+    bits = start_precision(fmt)  # type: ignore[arg-type]
+    return [{name: PointReference({name: out}, values, fmt, bits, True).values(name)  # type: ignore[arg-type]
+             for name, out in outputs.items()} for values in points]
+
+
+def forward_against_expr(traced: Values, declared: dict[str, SymbolicOutput],
                          points: Sequence[dict[str, np.ndarray]], fmt: object,
                          crumb: str) -> tuple[Comparison, ...]:
-    """One comparison per declared output, against the traced output of the same name (the target
-    returns as many as the case declares: harness.target.bind holds it to that); `crumb` names the
-    case and dtype in messages."""
-    return tuple(_one(name, want, traced[name], points, fmt, crumb) for name, want in declared.items())
+    """One comparison per declared output, against the traced output of the same name and shape
+    (the target returns as many as the case declares: harness.target.bind holds it to that, and
+    harness.prepare the shapes); `crumb` names the case and dtype in messages."""
+    return tuple(_one(name, want, exact_values({name: want}, points, fmt), traced, points, fmt, crumb)
+                 for name, want in declared.items())
 
 
-def _one(name: str, want: SymbolicOutput, got: SymbolicOutput, points: Sequence[dict[str, np.ndarray]],
+def _one(name: str, want: SymbolicOutput, wanted: Values, traced: Values, points: Sequence[dict[str, np.ndarray]],
          fmt: object, crumb: str) -> Comparison:
-    if want.shape != got.shape:
-        return Comparison(CHECK, PATH, name, Status.FAIL,
-                          message=f"{crumb} > {CHECK} > {name}: the forward's output has shape {list(got.shape)},"
-                                  f" expr:'s {list(want.shape)}")
     count, differ, first, most = 0, 0, None, 0.0
-    bits = start_precision(fmt)  # type: ignore[arg-type]
     for p, values in enumerate(points):
-        a = PointReference({name: want}, values, fmt, bits, True).values(name)  # type: ignore[arg-type]
-        b = PointReference({name: got}, values, fmt, bits, True).values(name)  # type: ignore[arg-type]
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(wanted[p][name], traced[p][name])):
             count += 1
             ulps = _ulps_apart(x.ball, y.ball, fmt)
             most = max(most, ulps)
@@ -69,16 +73,14 @@ def _one(name: str, want: SymbolicOutput, got: SymbolicOutput, points: Sequence[
                               f" forward {_float(y)!r}, expr {_float(x)!r}, {ulps:.3g} ulps apart")
 
 
-def unreproduced(traced: dict[str, SymbolicOutput], returned: Sequence[Sequence[np.ndarray]],
+def unreproduced(traced: Values, returned: Sequence[Sequence[np.ndarray]],
                  points: Sequence[dict[str, np.ndarray]], fmt: object) -> str:
     """Why the traced tree is not what the forward computed ("" when it is): at every point, each
     output the forward returned must lie within the error model's bound (four times over, and
     four ulps) of the tree's exact value. A trace that maps an ATen op wrongly fails this before
     any verdict rests on it, and the case is not judged against a wrong exact side."""
-    bits = start_precision(fmt)  # type: ignore[arg-type]
     for p, (values, outputs) in enumerate(zip(points, returned)):
-        for (name, out), got in zip(traced.items(), outputs):
-            exacts = PointReference({name: out}, values, fmt, bits, True).values(name)  # type: ignore[arg-type]
+        for (name, exacts), got in zip(traced[p].items(), outputs):
             for i, (e, t) in enumerate(zip(exacts, np.asarray(got).ravel())):
                 if not (e.ball.is_finite() and np.isfinite(t)):
                     continue  # undefined, or torch's inf or nan: the checks judge those

@@ -31,7 +31,7 @@ from harness.reference import (
     constant_value,
     fold,
 )
-from harness.results import Comparison
+from harness.results import Comparison, Status
 from harness.symbolic import SymbolicOutput, build_output
 from harness.timing import stage
 
@@ -145,7 +145,7 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
     if isinstance(traced, trace.Traced) and not case.outputs:
         _same_shapes(traced, outputs, case)
         with stage("reference"):
-            wrong = forward.unreproduced(outputs, traced.returned, points, fmt)
+            wrong = forward.unreproduced(forward.exact_values(outputs, points, fmt), traced.returned, points, fmt)
         if wrong:
             raise HarnessError(wrong, file=case.file, line=case.line_of("target"))
     if isinstance(traced, trace.Traced):
@@ -198,11 +198,17 @@ def _forward_against_expr(traced: trace.Traced, outputs: dict[str, SymbolicOutpu
             built = {name: build_output(name, fold(tree, fmt, constants), shapes, {}) for name, tree in traced.outputs}
         except HarnessError as exc:
             return (), f"cannot trace the forward: its traced expression: {exc}"
+    for name, out in outputs.items():
+        if built[name].shape != out.shape:
+            return (Comparison(forward.CHECK, forward.PATH, name, Status.FAIL,
+                               message=f"{crumb} > {forward.CHECK} > {name}: the forward's output has shape"
+                                       f" {list(built[name].shape)}, expr:'s {list(out.shape)}"),), ""
     with stage("reference"):
-        wrong = forward.unreproduced(built, traced.returned, points, fmt)
+        values = forward.exact_values(built, points, fmt)
+        wrong = forward.unreproduced(values, traced.returned, points, fmt)
         if wrong:
             return (), wrong
-        return forward.forward_against_expr(built, outputs, points, fmt, crumb), ""
+        return forward.forward_against_expr(values, outputs, points, fmt, crumb), ""
 
 
 def _same_shapes(traced: trace.Traced, outputs: dict[str, SymbolicOutput], case: Case) -> None:
