@@ -116,24 +116,12 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
         points = _points(case, fmt)
         primals = _primals(points, dtype, device)
     found = _load_target(case, options) if case.target is not None else None
-    untraced = ""
-    traced = _traced(case, found, primals) if found is not None else None
-    if isinstance(traced, trace.Traced) and not case.outputs and any(spec.critical for spec in case.inputs):
-        # sampled inputs get the critical points of the ops the forward applies to them, as an
-        # expression's would; the forward must trace to the same tree there too
-        points = _points(replace(case, outputs=traced.outputs), fmt)
-        primals = _primals(points, dtype, device)
-        again = _traced(case, found, primals)
-        if isinstance(again, trace.Traced) and again.outputs != traced.outputs:
-            again = ("cannot trace the forward: it runs other ATen ops at the critical points of its ops;"
-                     f" {trace.ADVICE}")
-        traced = again  # (with the forward's outputs at these points)
-    if case.outputs:
-        declared, side = case.outputs, "expr"
-    elif isinstance(traced, trace.Traced):
-        declared, side = traced.outputs, traced.describe
-    else:
+    traced = None
+    if found is not None:
+        traced, points, primals = _traced_at_points(case, found, fmt, dtype, device, points, primals)
+    if not case.outputs and not isinstance(traced, trace.Traced):
         raise HarnessError(str(traced), file=case.file, line=case.line_of("target"))
+    declared = case.outputs or traced.outputs  # type: ignore[union-attr]
     with stage("parse"):
         trees = {name: fold(tree, fmt, constants) for name, tree in declared}
     with stage("symbolic"):
@@ -141,21 +129,7 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
             outputs = {name: build_output(name, tree, shapes, {}) for name, tree in trees.items()}
         except HarnessError as exc:  # a shape that does not broadcast, a size: the expression's line
             raise exc.at(case.file, case.line_of("expr", "outputs", "target")) from None
-    against: tuple[Comparison, ...] = ()
-    if isinstance(traced, trace.Traced) and not case.outputs:
-        _same_shapes(traced, outputs, case)
-        with stage("reference"):
-            wrong = forward.unreproduced(forward.exact_values(outputs, points, fmt), traced.returned, points, fmt)
-        if wrong:
-            raise HarnessError(wrong, file=case.file, line=case.line_of("target"))
-    if isinstance(traced, trace.Traced):
-        if case.outputs:
-            against, untraced = _forward_against_expr(traced, outputs, case, shapes, points, fmt, constants)
-            side = f"expr; forward {traced.describe.replace('traced from forward', 'traced')}, compared with it"
-            if untraced:
-                side = "expr; forward not traced"
-    elif traced is not None:
-        side, untraced = "expr; forward not traced", traced
+    side, against, untraced = _exact_side(case, traced, outputs, shapes, points, fmt, constants)
     with stage("torch"):
         function, target_name = _torch_function(case, trees, options, found)
         backend = options.compile or case.compile
@@ -163,6 +137,47 @@ def prepare(case: Case, dtype: str, options: Options, device: str = "cpu") -> Pr
     return Prepared(case, dtype, fmt, outputs, function, shapes, points, primals, device, compiled, backend,
                     run_paths=options.paths, target_name=target_name, exact_side=side, forward=against,
                     untraced=untraced, traced=traced if isinstance(traced, trace.Traced) else None)
+
+
+def _traced_at_points(case: Case, found: target.Target, fmt: FloatFormat, dtype: str, device: str,
+                      points: list[dict[str, np.ndarray]], primals: list[tuple[torch.Tensor, ...]]) -> tuple:
+    """The target's forward traced at the case's points (harness.trace), or why it cannot be; and
+    the points, which for a case without expr: get the critical points of the ops the forward
+    applies to its inputs, as an expression's would (the forward must trace to the same tree there)."""
+    traced = _traced(case, found, primals)
+    if isinstance(traced, trace.Traced) and not case.outputs and any(spec.critical for spec in case.inputs):
+        points = _points(replace(case, outputs=traced.outputs), fmt)
+        primals = _primals(points, dtype, device)
+        again = _traced(case, found, primals)
+        if isinstance(again, trace.Traced) and again.outputs != traced.outputs:
+            again = ("cannot trace the forward: it runs other ATen ops at the critical points of its ops;"
+                     f" {trace.ADVICE}")
+        traced = again  # (with the forward's outputs at these points)
+    return traced, points, primals
+
+
+def _exact_side(case: Case, traced: trace.Traced | str | None, outputs: dict[str, SymbolicOutput],
+                shapes: dict[str, tuple[int, ...]], points: list[dict[str, np.ndarray]], fmt: FloatFormat,
+                constants: dict[str, Fraction]) -> tuple[str, tuple[Comparison, ...], str]:
+    """Where the exact side came from, the traced forward's comparisons with expr:, and why a
+    forward was not traced. A traced exact side must reproduce the outputs the forward returned
+    (harness.forward.unreproduced) before any verdict rests on it."""
+    if traced is None:
+        return "expr", (), ""
+    if isinstance(traced, str):
+        return "expr; forward not traced", (), traced
+    if case.outputs:
+        against, untraced = _forward_against_expr(traced, outputs, case, shapes, points, fmt, constants)
+        if untraced:
+            return "expr; forward not traced", (), untraced
+        return f"expr; forward {traced.describe.replace('traced from forward', 'traced')}, compared with it", \
+            against, ""
+    _same_shapes(traced, outputs, case)
+    with stage("reference"):
+        wrong = forward.unreproduced(forward.exact_values(outputs, points, fmt), traced.returned, points, fmt)
+    if wrong:
+        raise HarnessError(wrong, file=case.file, line=case.line_of("target"))
+    return traced.describe, (), ""
 
 
 def _primals(points: list[dict[str, np.ndarray]], dtype: str, device: str) -> list[tuple[torch.Tensor, ...]]:

@@ -316,53 +316,87 @@ _SELU = (1.6732632423543772, 1.0507009873554805)  # torch's alpha and scale, as 
 
 def _map(tr: _Tracer, func: Any, name: str, args: tuple, kwargs: dict, out: Any,
          before: tuple[int, ...]) -> Value | None:
+    """The tree of one ATen op's result (None: the op has no catalogue counterpart)."""
     if kwargs.get("dtype") is not None and name != "_to_copy":
         raise _Refuse(f"dtype={kwargs['dtype']}: a rounding the exact side does not have")
-    if name in _IDENTITY:
-        return _identity(tr, name, args, kwargs)
-    if name in ("add", "sub", "rsub"):
-        return _add(tr, name, args, kwargs, out)
-    if name in _NEGATED:
-        return Call(name, tuple(_number_like(_full(tr, a, out, args)) for a in args[:2]))
-    if name in ("bitwise_not", "logical_not"):
-        return _negated(tr.value_of(args[0]))  # type: ignore[arg-type]
-    if name == "where":
-        return Call("where", (_condition(tr, args[0]), *(_number_like(_full(tr, a, out, args)) for a in args[1:3])))
-    if name == "masked_fill":
-        return Call("where", (_condition(tr, args[1]), _full(tr, args[2], out, args), _full(tr, args[0], out, args)))
-    if name == "index_put" or name == "index":
-        return _indexed(tr, name, args, kwargs)
-    if name in ("clamp", "clamp_min", "clamp_max"):
-        return _clamp(tr, name, args, kwargs, out)
-    if name in _SCALAR_BINARY and len(args) == 2 and not kwargs:
-        return _elementwise(tr, name, args, out)
-    if name in ("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten"):
-        if len(args) > 1 and isinstance(args[1], torch.dtype):
-            raise _Refuse("a view as another dtype reinterprets the bits")
-        return _reshape(tr, args[0], out, before)
-    if name in _REDUCTIONS:
-        return _reduction(tr, name, args, kwargs)
-    if name in _ALONG:
-        return Call(_ALONG[name], (_whole(tr, args[0]),), (("dim", Fraction(int(args[1]))),))
-    if name in ("mm", "mv", "matmul", "dot", "bmm"):
-        return Call("dot" if name == "dot" else "matmul", (_whole(tr, args[0]), _whole(tr, args[1])))
-    if name in ("t", "transpose", "permute"):
-        return _transposed(tr, name, args, before)
-    if name in ("empty_like", "empty"):
-        return EMPTY  # elements the forward must write before it reads them (below, and at the outputs)
-    if name in ("zeros_like", "ones_like", "full_like", "scalar_tensor"):
-        return _constant(out, collapse=False)
-    if name == "polygamma":
-        return Call("polygamma", (Num(Fraction(int(args[0]))), _whole(tr, args[1])))
-    if name == "linalg_vector_norm":
-        return _norm(tr, args, kwargs)
-    if name == "elu":
-        return _elu(tr, args, out)
-    if name == "gelu":
-        variant = {"none": "gelu", "tanh": "gelu_tanh"}.get(kwargs.get("approximate", "none"))
-        return _elementwise(tr, variant, args[:1], out) if variant else None
+    handler = _HANDLERS.get(name)
+    if handler is not None:
+        return handler(tr, name, args, kwargs, out, before)
     found = _catalogue_name(name)
     return _elementwise(tr, found, args, out) if found and not kwargs else None
+
+
+Handler = Callable[[_Tracer, str, tuple, dict, Any, tuple], Value | None]
+
+
+def _comparison(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    return Call(name, tuple(_number_like(_full(tr, a, out, args)) for a in args[:2]))
+
+
+def _where(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    if name == "masked_fill":  # masked_fill(x, m, v) = where(m, v, x)
+        return Call("where", (_condition(tr, args[1]), _full(tr, args[2], out, args), _full(tr, args[0], out, args)))
+    return Call("where", (_condition(tr, args[0]), *(_number_like(_full(tr, a, out, args)) for a in args[1:3])))
+
+
+def _binary(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    return _elementwise(tr, name, args, out) if len(args) == 2 and not kwargs else None
+
+
+def _shaped(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    if len(args) > 1 and isinstance(args[1], torch.dtype):
+        raise _Refuse("a view as another dtype reinterprets the bits")
+    return _reshape(tr, args[0], out, before)
+
+
+def _along(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    return Call(_ALONG[name], (_whole(tr, args[0]),), (("dim", Fraction(int(args[1]))),))
+
+
+def _product(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    return Call("dot" if name == "dot" else "matmul", (_whole(tr, args[0]), _whole(tr, args[1])))
+
+
+def _gelu(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    variant = {"none": "gelu", "tanh": "gelu_tanh"}.get(kwargs.get("approximate", "none"))
+    return _elementwise(tr, variant, args[:1], out) if variant else None
+
+
+def _like(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    if name in ("empty_like", "empty"):
+        return EMPTY  # elements the forward must write before it reads them (_indexed, and at the outputs)
+    return _constant(out, collapse=False)  # its values do not depend on the inputs', only its shape
+
+
+def _polygamma(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
+    return Call("polygamma", (Num(Fraction(int(args[0]))), _whole(tr, args[1])))
+
+
+def _handlers() -> dict[str, Handler]:
+    table: dict[str, Handler] = {}
+    groups: list[tuple[Any, Handler]] = [
+        (_IDENTITY, lambda tr, n, a, k, o, b: _identity(tr, n, a, k)),
+        (("add", "sub", "rsub"), lambda tr, n, a, k, o, b: _add(tr, n, a, k, o)),
+        (_NEGATED, _comparison),
+        (("bitwise_not", "logical_not"), lambda tr, n, a, k, o, b: _negated(tr.value_of(a[0]))),  # type: ignore
+        (("where", "masked_fill"), _where),
+        (("index_put", "index"), lambda tr, n, a, k, o, b: _indexed(tr, n, a, k)),
+        (("clamp", "clamp_min", "clamp_max"), lambda tr, n, a, k, o, b: _clamp(tr, n, a, k, o)),
+        (_SCALAR_BINARY - {"add", "sub"}, _binary),
+        (("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten"), _shaped),
+        (_REDUCTIONS, lambda tr, n, a, k, o, b: _reduction(tr, n, a, k)),
+        (_ALONG, _along),
+        (("mm", "mv", "matmul", "dot", "bmm"), _product),
+        (("t", "transpose", "permute"), lambda tr, n, a, k, o, b: _transposed(tr, n, a, b)),
+        (("empty_like", "empty", "zeros_like", "ones_like", "full_like", "scalar_tensor"), _like),
+        (("polygamma",), _polygamma),
+        (("linalg_vector_norm",), lambda tr, n, a, k, o, b: _norm(tr, a, k)),
+        (("elu",), lambda tr, n, a, k, o, b: _elu(tr, a, o)),
+        (("gelu",), _gelu),
+    ]
+    for names, handler in groups:
+        table.update(dict.fromkeys(names, handler))
+    return table
 
 
 def _identity(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value:
@@ -571,3 +605,6 @@ def _norm(tr: _Tracer, args: tuple, kwargs: dict) -> Value | None:
     if dims is None or order in (float("inf"), float("-inf")):
         return None
     return Call("linalg.vector_norm", (_whole(tr, args[0]),), (("ord", Fraction(order)), *dims))
+
+
+_HANDLERS = _handlers()  # ATen op name -> how its result's tree is built
