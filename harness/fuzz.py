@@ -56,6 +56,19 @@ class FuzzReport:
         return self.examples / self.seconds if self.seconds else 0.0
 
 
+def _database(folder: Path, configuration: list) -> DirectoryBasedExampleDatabase:
+    """Hypothesis's example database in `folder`, one sub-folder per configuration and version (a
+    stored example means the same case there); a folder that cannot be used is bad input, since
+    Hypothesis would drop every read and write there without a word."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"--database {folder}: not a folder that can be made or used "
+                           f"({exc.strerror or type(exc).__name__})") from None
+    config = json.dumps([*configuration, __version__, hypothesis.__version__])
+    return DirectoryBasedExampleDatabase(str(folder / hashlib.sha256(config.encode()).hexdigest()[:16]))
+
+
 def fuzz(*, seed: int, max_examples: int, ops: Sequence[str] | None = None,
          dtypes: Sequence[str] = ("float32", "float64"), checks: Sequence[str] = CHECKS, max_depth: int = 3,
          inputs: Sequence[str] = ("x", "y"), save: Path | None = None, xfail: str | None = None,
@@ -99,18 +112,9 @@ saved), marked xfail with the reason `xfail` if given.
         strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
                          min_value=min_value, max_value=max_value, edge_probability=edge_probability,
                          timeout=timeout, memory_mb=memory_mb, on_limit=limited)
-
-    shared = None
-    if database is not None:  # one sub-folder per configuration: a stored example means the same there
-        try:
-            database.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # (Hypothesis would drop every read and write there without a word)
-            raise HarnessError(f"--database {database}: not a folder that can be made or used "
-                               f"({exc.strerror or type(exc).__name__})") from None
-        config = json.dumps([sorted(ops) if ops is not None else None, list(dtypes), list(checks), max_depth,
-                             list(inputs), min_value, max_value, edge_probability, __version__,
-                             hypothesis.__version__])
-        shared = DirectoryBasedExampleDatabase(str(database / hashlib.sha256(config.encode()).hexdigest()[:16]))
+    configuration = [sorted(ops) if ops is not None else None, list(dtypes), list(checks), max_depth, list(inputs),
+                     min_value, max_value, edge_probability]
+    shared = _database(database, configuration) if database is not None else None
     phases = [Phase.reuse, Phase.generate, Phase.shrink] if shared is not None else [Phase.generate, Phase.shrink]
 
     @settings(max_examples=max_examples, deadline=None, database=shared, derandomize=False,

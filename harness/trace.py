@@ -54,7 +54,7 @@ class Traced:
     """A forward's exact side: one tree per output, and how many ATen ops the forward ran."""
 
     outputs: tuple[tuple[str, Node], ...]
-    aten_ops: int
+    aten_ops: int = field(compare=False)  # (torch may add a view where a mask selects one element)
     shapes: tuple[tuple[int, ...], ...] = ()  # each output's shape as the forward returned it
     returned: tuple[tuple[np.ndarray, ...], ...] = field(default=(), compare=False)  # per point, per output
 
@@ -124,7 +124,10 @@ def _trace_once(function: Callable[..., tuple[torch.Tensor, ...]], primals: Sequ
     outputs, shapes = [], []
     labels = list(output_names) if output_names else _labels(len(results), set(names))
     for label, result in zip(labels, results):
+        if not isinstance(result, torch.Tensor):
+            raise Untraceable(f"cannot trace the forward: output {label!r} is a {type(result).__name__}, not a tensor")
         value = mode.value_of(result)
+        value = value if isinstance(value, _Masked) else _number_like(value)
         if isinstance(value, _Masked):
             raise Untraceable(f"cannot trace the forward: output {label!r} is a masked selection x[m] of data-dependent"
                               f" size; {ADVICE}")
@@ -216,7 +219,7 @@ class _Tracer(TorchDispatchMode):
             raise Untraceable(f"cannot trace the forward: {func} ({_source_line()}): {exc}; {ADVICE}") from None
 
     def _dispatch(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        if func is aten._local_scalar_dense.default:
+        if func is aten._local_scalar_dense.default and self.tracked(args):
             raise Untraceable(f"cannot trace the forward: it reads a tensor's value into Python at {_source_line()}"
                               f" (an if on a tensor, .item()): the trace would hold only where that branch is"
                               f" taken; {ADVICE}")
@@ -317,7 +320,7 @@ _SELU = (1.6732632423543772, 1.0507009873554805)  # torch's alpha and scale, as 
 def _map(tr: _Tracer, func: Any, name: str, args: tuple, kwargs: dict, out: Any,
          before: tuple[int, ...]) -> Value | None:
     """The tree of one ATen op's result (None: the op has no catalogue counterpart)."""
-    if kwargs.get("dtype") is not None and name != "_to_copy":
+    if kwargs.get("dtype") not in (None, tr.dtype) and name != "_to_copy":
         raise _Refuse(f"dtype={kwargs['dtype']}: a rounding the exact side does not have")
     handler = _HANDLERS.get(name)
     if handler is not None:
@@ -368,6 +371,26 @@ def _like(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: t
     return _constant(out, collapse=False)  # its values do not depend on the inputs', only its shape
 
 
+def _softplus(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    """F.softplus as torch computes it: x itself where beta * x > threshold (the catalogue's
+    softplus is log(1 + exp(beta*x))/beta everywhere, torch's cut is a finding there)."""
+    beta, threshold = (list(args[1:]) + [1, 20])[:2] if len(args) > 1 else (1, 20)
+    smooth = _elementwise(tr, "softplus", args[:1], out, (("beta", _number(_number_node(beta))),
+                                                           ("threshold", _number(_number_node(threshold)))))
+    if isinstance(smooth, _Masked):
+        raise _Refuse("softplus of a masked selection x[m]")
+    x = _full(tr, args[0], out, args[:1])
+    scaled = x if beta == 1 else Call("mul", (x, _number_node(beta)))
+    return Call("where", (Call("gt", (scaled, _number_node(threshold))), x, smooth))  # type: ignore[arg-type]
+
+
+def _affine(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    """addmm/addmv(bias, a, b) = bias + a @ b (nn.Linear with a bias), for beta = alpha = 1."""
+    if kwargs.get("beta", 1) != 1 or kwargs.get("alpha", 1) != 1:
+        return None
+    return Call("add", (_whole(tr, args[0]), Call("matmul", (_whole(tr, args[1]), _whole(tr, args[2])))))
+
+
 def _polygamma(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
     return Call("polygamma", (Num(Fraction(int(args[0]))), _whole(tr, args[1])))
 
@@ -393,6 +416,9 @@ def _handlers() -> dict[str, Handler]:
         (("linalg_vector_norm",), lambda tr, n, a, k, o, b: _norm(tr, a, k)),
         (("elu",), lambda tr, n, a, k, o, b: _elu(tr, a, o)),
         (("gelu",), _gelu),
+        (("softplus",), _softplus),
+        (("addmm", "addmv"), _affine),
+        (("log_sigmoid_forward",), lambda tr, n, a, k, o, b: _elementwise(tr, "logsigmoid", a[:1], o[0])),
     ]
     for names, handler in groups:
         table.update(dict.fromkeys(names, handler))

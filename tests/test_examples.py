@@ -33,7 +33,14 @@ def test_the_example_run_finds_the_sloppy_backward_and_passes_the_rest(tmp_path,
     sides = {r["name"]: r["exact_side"] for r in results}
     assert sides["softplus-stable-traced"] == "traced from forward: 10 ATen ops"
     assert sides["softplus-stable"] == "expr; forward traced: 10 ATen ops, compared with it"
-    assert all(c["status"] == "pass" for r in results for c in r["comparisons"] if c["check"] == "forward")
+    forward = {(r["name"], r["dtype"]): [c["status"] for c in r["comparisons"] if c["check"] == "forward"]
+               for r in results}
+    # F.softplus returns x itself above 20: its traced forward is not softplus(x) at 20.000000000000004
+    # (2e-9 relative, far more than an ulp in float64, under one in float32); the value check's xfail covers it
+    assert forward.pop(("softplus-classic", "float64")) == ["xfail"]
+    assert forward.pop(("softplus-stable-traced", "float64")) == []  # no expr: to compare with
+    assert forward.pop(("softplus-stable-traced", "float32")) == []
+    assert all(statuses == ["pass"] for statuses in forward.values()), forward
     classic = [r for r in results if r["name"] == "softplus-classic"]
     for r in classic:  # the vjp fails only where torch.sigmoid underflows (x = -709.78 or -88.72)
         vjp = [c for c in r["comparisons"] if c["check"] == "vjp"]

@@ -142,6 +142,34 @@ def test_forwards_the_attack_found_are_traced_to_what_they_compute(forward):
     _agrees(forward, X, names=("x",))
 
 
+def test_a_mask_that_selects_one_element_at_one_point_and_two_at_another(write_case):
+    # torch views a one-element selection as a scalar before writing it: the trees agree all the same
+    (result,) = _run(write_case, "Masked", "{x: {points: [[0.3, -1.2, 2.5], [1.0, 0.5, 2.0]]}}", "[value, vjp]")
+    assert result.status == "pass", result.message
+
+
+def test_softplus_is_traced_as_torch_computes_it_above_its_threshold(write_case):
+    tree = _agrees(lambda x: torch.nn.functional.softplus(x, threshold=1.0), X * 3, names=("x",))
+    assert tree == _expr("where(x > 1, x, softplus(x, beta=1, threshold=1))", ("x",))
+    _agrees(lambda x: torch.nn.functional.softplus(x * 10), X * 3, names=("x",))  # x*10 = 25 > 20: x*10 itself
+
+
+@pytest.mark.parametrize("forward", [
+    pytest.param(lambda x: torch.nn.functional.linear(x, W3, W3[0].clone()), id="linear-with-bias"),
+    pytest.param(lambda x: torch.nn.functional.logsigmoid(x), id="logsigmoid"),
+    pytest.param(lambda x: (x > 0).double(), id="a-comparison-as-the-output"),
+    pytest.param(lambda x: x * torch.tensor(1.5, dtype=torch.float64).item(), id="item-of-a-constant"),
+    pytest.param(lambda x: torch.zeros_like(x, dtype=x.dtype) + x.mean(dtype=torch.float64), id="dtype-its-own"),
+])
+def test_common_forwards_the_second_attack_listed(forward):
+    _agrees(forward, X, names=("x",))
+
+
+def test_an_output_that_is_not_a_tensor_is_one_line():
+    with pytest.raises(Untraceable, match="output 'y' is a NoneType, not a tensor"):
+        trace_forward(lambda x: (None,), [(X,)], ["x"])
+
+
 def _mutated_constant(x):
     c = torch.ones(3, dtype=x.dtype)
     c.mul_(x)  # c is x now: the exact side reads c as it was before the write
