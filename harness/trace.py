@@ -248,7 +248,8 @@ class _Tracer(TorchDispatchMode):
             self.snapshot.clear()
             self.before.clear()
         if value is None:
-            raise _Refuse("it has no catalogue op, or takes arguments the catalogue's does not")
+            raise _Refuse("it has no catalogue op, or takes arguments the catalogue's does not (harness ops lists"
+                          " them; if the forward's mathematics has no form in them, it cannot be checked exactly)")
         self.track(out if isinstance(out, torch.Tensor) else out[0], value)
         return out
 
@@ -391,6 +392,13 @@ def _affine(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before:
     return Call("add", (_whole(tr, args[0]), Call("matmul", (_whole(tr, args[1]), _whole(tr, args[2])))))
 
 
+def _extreme(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    """x.max() and x.min() of a whole tensor are amax and amin (with a dim they return indices too)."""
+    if len(args) != 1 or kwargs or not isinstance(out, torch.Tensor):
+        return None
+    return Call("a" + name, (_whole(tr, args[0]),))
+
+
 def _polygamma(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value:
     return Call("polygamma", (Num(Fraction(int(args[0]))), _whole(tr, args[1])))
 
@@ -408,6 +416,7 @@ def _handlers() -> dict[str, Handler]:
         (_SCALAR_BINARY - {"add", "sub"}, _binary),
         (("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten"), _shaped),
         (_REDUCTIONS, lambda tr, n, a, k, o, b: _reduction(tr, n, a, k)),
+        (("max", "min"), _extreme),
         (_ALONG, _along),
         (("mm", "mv", "matmul", "dot", "bmm"), _product),
         (("t", "transpose", "permute"), lambda tr, n, a, k, o, b: _transposed(tr, n, a, b)),

@@ -158,6 +158,7 @@ def test_softplus_is_traced_as_torch_computes_it_above_its_threshold(write_case)
     pytest.param(lambda x: torch.nn.functional.linear(x, W3, W3[0].clone()), id="linear-with-bias"),
     pytest.param(lambda x: torch.nn.functional.logsigmoid(x), id="logsigmoid"),
     pytest.param(lambda x: (x > 0).double(), id="a-comparison-as-the-output"),
+    pytest.param(lambda x: x * x.max() - x.min(), id="max-and-min-of-the-whole-tensor"),
     pytest.param(lambda x: x * torch.tensor(1.5, dtype=torch.float64).item(), id="item-of-a-constant"),
     pytest.param(lambda x: torch.zeros_like(x, dtype=x.dtype) + x.mean(dtype=torch.float64), id="dtype-its-own"),
 ])
