@@ -535,11 +535,7 @@ def _case(node: Y, file: str, traced: bool = False) -> Case:
     for key, value in fields.items():
         if key not in CASE_KEYS:
             raise _fail(value, f"unknown key {key!r}{did_you_mean(key, CASE_KEYS)}")
-    if "name" not in fields:
-        raise _fail(node, "a case needs a 'name:'")
-    name = _expect(fields["name"], "str", "name")
-    if len(name) > MAX_NAME:
-        raise _fail(fields["name"], f"name is {len(name)} characters long (limit {MAX_NAME})")
+    name = _name(fields, node)
     if "inputs" not in fields:
         raise _fail(node, f"case {name!r} needs 'inputs:'")
     seed_y = fields.get("seed")
@@ -553,16 +549,7 @@ def _case(node: Y, file: str, traced: bool = False) -> Case:
     input_names = {i.name for i in inputs}
     outputs, sources = _outputs(fields, node, input_names | {n for n, _ in constants}, traced or "target" in fields)
     _check_used(outputs, fields, input_names, traced)
-    if is_complex and not outputs:
-        raise _fail(node, "a complex case needs 'expr:' or 'outputs:' (a forward is traced in real dtypes only)")
-    if is_complex:
-        _check_complex(fields, outputs)
-    else:
-        for _, tree in outputs:
-            used = sorted(n for n in ops_in(tree) if n in COMPLEX_ONLY)
-            if used:
-                raise _fail(fields.get("expr") or fields["outputs"],
-                            f"{used[0]}() needs a complex dtype (complex64, complex128)")
+    _check_dtype_of_ops(fields, node, outputs, is_complex)
     checks = _checks(fields.get("checks"), node)
     paths = _paths(fields["paths"], [(c.kind, c.order) for c in checks]) if "paths" in fields else Selection()
     _check_paths_left(paths, checks, "compile" in fields and _compile(fields["compile"]) is not None)
@@ -579,6 +566,31 @@ def _case(node: Y, file: str, traced: bool = False) -> Case:
         compile=_compile(fields["compile"]) if "compile" in fields else None)
 
 
+
+
+def _name(fields: dict[str, Y], node: Y) -> str:
+    if "name" not in fields:
+        raise _fail(node, "a case needs a 'name:'")
+    name = _expect(fields["name"], "str", "name")
+    if len(name) > MAX_NAME:
+        raise _fail(fields["name"], f"name is {len(name)} characters long (limit {MAX_NAME})")
+    return name
+
+
+def _check_dtype_of_ops(fields: dict[str, Y], node: Y, outputs: tuple[tuple[str, Node], ...],
+                        is_complex: bool) -> None:
+    """A complex case has an expression in the ops with complex semantics; a real one uses none of
+    those complex-only ops."""
+    if is_complex and not outputs:
+        raise _fail(node, "a complex case needs 'expr:' or 'outputs:' (a forward is traced in real dtypes only)")
+    if is_complex:
+        _check_complex(fields, outputs)
+        return
+    for _, tree in outputs:
+        used = sorted(n for n in ops_in(tree) if n in COMPLEX_ONLY)
+        if used:
+            raise _fail(fields.get("expr") or fields["outputs"], f"{used[0]}() needs a complex dtype (complex64,"
+                                                                 " complex128)")
 
 
 def _compile(y: Y) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -114,16 +114,66 @@ def compare(actual: np.ndarray, expected: Expected, fmt: FloatFormat, tol: Toler
     return Elementwise(fail, kink, g.undefined & ~fail, error, ulps, rel, g.allowed, g.exact)
 
 
+@dataclass
+class _Tally:
+    """What one path's pieces come to, element counts and maxima, as they are folded in."""
+
+    small: bool  # every element's values are kept (few enough to show)
+    count: int = 0
+    mismatched: int = 0
+    kinks: int = 0
+    undefined: int = 0
+    uncertified: int = 0
+    unbounded: int = 0
+    max_ulps: float = 0.0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    torch_values: list[float] = field(default_factory=list)
+    exact_values: list[float] = field(default_factory=list)
+    point_ulps: list[float] = field(default_factory=list)
+
+    def add(self, piece: Piece, e: Elementwise, tol: Tolerance) -> None:
+        if self.small:
+            self.torch_values += [float(v) for v in np.asarray(piece.actual, dtype=np.float64).ravel()]
+            self.exact_values += [float(v) for v in e.exact]
+        self.count += e.failed.size
+        self.mismatched += int(np.count_nonzero(e.failed))
+        self.kinks += int(np.count_nonzero(e.kink))
+        self.undefined += int(np.count_nonzero(e.undefined))
+        self.uncertified += piece.expected.uncertified
+        defined = ~e.undefined
+        if np.isfinite(tol.ulps):  # an infinite tolerance is the caller's choice (a distance only reported)
+            self.unbounded += int(np.count_nonzero(~piece.expected.undefined.ravel() & ~e.kink
+                                                   & ~np.isfinite(e.allowed)
+                                                   & ~piece.expected.infinite.ravel()))  # an exact inf matches exactly
+        if defined.any():
+            everywhere = bool(defined.all())
+            worst_ulps = float(np.max(e.ulps if everywhere else e.ulps[defined]))
+            self.point_ulps.append(worst_ulps)
+            self.max_ulps = max(self.max_ulps, worst_ulps)
+            self.max_abs = max(self.max_abs, float(np.max(e.error if everywhere else e.error[defined])))
+            self.max_rel = max(self.max_rel, float(np.max(e.rel if everywhere else e.rel[defined])))
+        else:
+            self.point_ulps.append(0.0)
+
+
+def _ranked(e: Elementwise) -> tuple[int, tuple[bool, bool, bool, float, float]]:
+    """The element the message names and the plots mark, and its rank: a failing one before any
+    other, then one at a kink, then one outside the domain (the status says which), then the error
+    relative to what is allowed, then the error in ulps."""
+    defined = ~e.undefined
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = np.nan_to_num(np.where(defined, e.error / e.allowed, -1.0), nan=0.0, posinf=np.inf)
+    ulps = np.nan_to_num(e.ulps, nan=0.0, posinf=np.inf)
+    i = int(np.lexsort((ulps, ratio, e.undefined, e.kink, e.failed))[-1])
+    return i, (bool(e.failed[i]), bool(e.kink[i]), bool(e.undefined[i]), float(ratio[i]), float(ulps[i]))
+
+
 def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: FloatFormat,
               tol: Tolerance, breadcrumb: str) -> Comparison:
     """Fold one path's pieces into a Comparison; `breadcrumb` is 'case [dtype]'."""
-    count = mismatched = kinks = undefined = uncertified = unbounded = 0
-    max_ulps = max_abs = max_rel = 0.0
-    worst, worst_ratio = None, None
-    small = sum(piece.actual.size for piece in pieces) <= SHOWN_VALUES
-    torch_values: list[float] = []
-    exact_values: list[float] = []
-    point_ulps: list[float] = []
+    tally = _Tally(small=sum(piece.actual.size for piece in pieces) <= SHOWN_VALUES)
+    worst, worst_rank = None, None
     compared: list[tuple[Piece, Elementwise]] = []
     for piece in pieces:
         if piece.actual.size != piece.expected.hi.size:
@@ -131,49 +181,23 @@ def summarize(check: str, path: str, part: str, pieces: Sequence[Piece], fmt: Fl
                 f"{breadcrumb} > {check} > {path} > point {piece.point} > {part}: torch returned shape"
                 f" {list(piece.actual.shape)}, expected {piece.expected.hi.size} elements"))
         e = compare(piece.actual, piece.expected, fmt, tol)
-        if small:
-            torch_values += [float(v) for v in np.asarray(piece.actual, dtype=np.float64).ravel()]
-            exact_values += [float(v) for v in e.exact]
-        count += e.failed.size
-        mismatched += int(np.count_nonzero(e.failed))
-        kinks += int(np.count_nonzero(e.kink))
-        undefined += int(np.count_nonzero(e.undefined))
-        uncertified += piece.expected.uncertified
-        defined = ~e.undefined
-        if np.isfinite(tol.ulps):  # an infinite tolerance is the caller's choice (a distance only reported)
-            unbounded += int(np.count_nonzero(~piece.expected.undefined.ravel() & ~e.kink & ~np.isfinite(e.allowed)
-                                              & ~piece.expected.infinite.ravel()))  # an exact inf is matched exactly
+        tally.add(piece, e, tol)
         compared.append((piece, e))
-        if defined.any():
-            everywhere = bool(defined.all())
-            worst_ulps = float(np.max(e.ulps if everywhere else e.ulps[defined]))
-            point_ulps.append(worst_ulps)
-            max_ulps = max(max_ulps, worst_ulps)
-            max_abs = max(max_abs, float(np.max(e.error if everywhere else e.error[defined])))
-            max_rel = max(max_rel, float(np.max(e.rel if everywhere else e.rel[defined])))
-        else:
-            point_ulps.append(0.0)
-        # the element the message names and the plots mark: a failing one before any other, then
-        # one at a kink, then one outside the domain (the status says which), then the error
-        # relative to what is allowed, then the error in ulps
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            ratio = np.nan_to_num(np.where(defined, e.error / e.allowed, -1.0), nan=0.0, posinf=np.inf)
-        ulps = np.nan_to_num(e.ulps, nan=0.0, posinf=np.inf)
-        i = int(np.lexsort((ulps, ratio, e.undefined, e.kink, e.failed))[-1])
-        score = (bool(e.failed[i]), bool(e.kink[i]), bool(e.undefined[i]), float(ratio[i]), float(ulps[i]))
-        if worst_ratio is None or score > worst_ratio:
-            worst_ratio = score
-            worst = _worst(piece, e, i, fmt)
-    status = _status(count, mismatched, kinks, undefined)
+        i, rank = _ranked(e)
+        if worst_rank is None or rank > worst_rank:
+            worst_rank, worst = rank, _worst(piece, e, i, fmt)
+    t = tally
+    status = _status(t.count, t.mismatched, t.kinks, t.undefined)
     series = []  # plots are drawn for failures, kinks and undefined points only
     if status != "pass":
         for piece, e in compared:
             series += _series(piece, e, fmt)
     step = max(1, len(series) // SERIES_POINTS)
     by_input = all(p.abscissa is not None and p.abscissa.size == np.asarray(p.actual).size for p, _ in compared)
-    comparison = Comparison(check, path, part, status, count, mismatched, kinks, undefined, uncertified, unbounded,
-                            max_ulps, max_abs, max_rel, worst, "", tuple(torch_values), tuple(exact_values),
-                            tuple(point_ulps), tuple(series[::step]), abscissa="input" if by_input else "element")
+    comparison = Comparison(check, path, part, status, t.count, t.mismatched, t.kinks, t.undefined, t.uncertified,
+                            t.unbounded, t.max_ulps, t.max_abs, t.max_rel, worst, "", tuple(t.torch_values),
+                            tuple(t.exact_values), tuple(t.point_ulps), tuple(series[::step]),
+                            abscissa="input" if by_input else "element")
     return _with_message(comparison, breadcrumb)
 
 
