@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 
 import numpy as np
@@ -88,6 +88,19 @@ def _merge(base: Tolerance, spec: ToleranceSpec) -> Tolerance:
                      model=spec.model if spec.model is not None else base.model)
 
 
+@dataclass
+class _Outcomes:
+    """What each torch path of one check came to while the points run: its pieces, or why it stopped."""
+
+    pieces: dict[tuple[str, str], list[Piece]]
+    errors: dict[str, str] = field(default_factory=dict)
+    out_of_memory: set[str] = field(default_factory=set)  # paths whose error is the memory limit
+    cannot: dict[str, str] = field(default_factory=dict)  # paths the callable does not support by construction: why
+
+    def stopped(self, name: str) -> bool:
+        return name in self.errors or name in self.cannot
+
+
 def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
                    expected: Callable[[int, PointReference], list[Exact]]) -> list[Comparison]:
     """Evaluate the reference for every point (certified), run each torch path, compare."""
@@ -95,56 +108,76 @@ def _compare_paths(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths
     paths = {name: fn for name, fn in paths.items() if ctx.selects(check, table[name])}
     if not paths:
         return [_not_selected(ctx, check)]
-    pieces: dict[tuple[str, str], list[Piece]] = {(p, part.label): [] for p in paths for part in parts}
-    errors: dict[str, str] = {}
-    out_of_memory: set[str] = set()  # paths whose error is the memory limit
-    cannot: dict[str, str] = {}  # paths the callable does not support by construction: why
+    runs = _Outcomes({(p, part.label): [] for p in paths for part in parts})
     sizes = [int(np.prod(part.shape, dtype=np.int64)) for part in parts]
     doubtful: list[tuple[int, str, int]] = []  # (point, part, elements) whose reference is not certified
     modes = {name: _mode(table[name]) for name in paths}
     for point in range(len(ctx.points)):
-        wanted: dict[str, list[Expected]] = {}
-        kinked = False
-        for mode in [m for m in ("reverse", "forward") if m in modes.values()]:
-            if wanted and not kinked:  # conventions differ between modes only at kinks
-                wanted[mode] = next(iter(wanted.values()))
-                continue
-            wanted[mode], left_out, kinked = _reference_at(ctx, point, parts, sizes, expected, mode)
-            doubtful += [d for d in left_out if d not in doubtful]
+        wanted = _wanted(ctx, point, parts, sizes, expected, set(modes.values()), doubtful)
         described = _describe_point(ctx, point)  # labels once per point, shared by every path
         labels = [(_components(ctx, point, part.shape), _abscissa(ctx, point, part.shape)) for part in parts]
         for name, path in paths.items():
-            if name in errors or name in cannot:
-                continue
-            try:
-                with stage("torch"):
-                    arrays = path(point)
-            except Exception as exc:  # torch raised: that path is unsupported or an error, the others go on
-                reason = autodiff.unsupported(exc, table[name].families, ctx.target_name)
-                if reason is not None:
-                    cannot[name] = reason
-                else:
-                    errors[name] = unexpected(exc)
-                    if isinstance(exc, MemoryError):
-                        out_of_memory.add(name)
+            arrays = None if runs.stopped(name) else _run_path(ctx, runs, name, table[name], path, point)
+            if arrays is None:
                 continue
             for part, want, got, (components, abscissa) in zip(parts, wanted[modes[name]], arrays, labels):
-                pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
-    tol = _tolerance(ctx, check)
+                runs.pieces[(name, part.label)].append(Piece(point, described, got, want, components, abscissa))
     out = [_uncertified(ctx, check, p, part, n) for p, part, n in doubtful]
-    for name in paths:
-        if name in cannot:
-            out.append(Comparison(check.kind, name, "", "unsupported",
-                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: unsupported: {cannot[name]}"))
+    return out + _folded(ctx, check, parts, paths, runs)
+
+
+def _wanted(ctx: Prepared, point: int, parts: Sequence[Part], sizes: list[int],
+            expected: Callable[[int, PointReference], list[Exact]], modes: set[str],
+            doubtful: list[tuple[int, str, int]]) -> dict[str, list[Expected]]:
+    """The reference at one point for each derivative mode the paths use (their conventions
+    differ only at kinks: without one, the first mode's serves both); uncertified parts are noted."""
+    wanted: dict[str, list[Expected]] = {}
+    kinked = False
+    for mode in [m for m in ("reverse", "forward") if m in modes]:
+        if wanted and not kinked:
+            wanted[mode] = next(iter(wanted.values()))
             continue
-        if name in errors:
+        wanted[mode], left_out, kinked = _reference_at(ctx, point, parts, sizes, expected, mode)
+        doubtful += [d for d in left_out if d not in doubtful]
+    return wanted
+
+
+def _run_path(ctx: Prepared, runs: _Outcomes, name: str, path_type: Path, path: PathFn, point: int) -> list | None:
+    """One torch path at one point; None when torch raised (unsupported, or an error: the other
+    paths go on)."""
+    try:
+        with stage("torch"):
+            return path(point)
+    except Exception as exc:
+        reason = autodiff.unsupported(exc, path_type.families, ctx.target_name)
+        if reason is not None:
+            runs.cannot[name] = reason
+        else:
+            runs.errors[name] = unexpected(exc)
+            if isinstance(exc, MemoryError):
+                runs.out_of_memory.add(name)
+        return None
+
+
+def _folded(ctx: Prepared, check: CheckSpec, parts: Sequence[Part], paths: dict[str, PathFn],
+            runs: _Outcomes) -> list[Comparison]:
+    """Each path's comparisons: unsupported, an error, or one per part over every point."""
+    tol = _tolerance(ctx, check)
+    out = []
+    for name in paths:
+        if name in runs.cannot:
+            why = runs.cannot[name]
+            out.append(Comparison(check.kind, name, "", "unsupported",
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: unsupported: {why}"))
+            continue
+        if name in runs.errors:
             out.append(Comparison(check.kind, name, "", "error",
-                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {errors[name]}",
-                                  limit="memory" if name in out_of_memory else ""))
+                                  message=f"{ctx.breadcrumb} > {check.kind} > {name}: torch raised {runs.errors[name]}",
+                                  limit="memory" if name in runs.out_of_memory else ""))
             continue
         for part in parts:
             with stage("compare"):
-                out.append(summarize(check.kind, name, part.label, pieces[(name, part.label)], ctx.fmt, tol,
+                out.append(summarize(check.kind, name, part.label, runs.pieces[(name, part.label)], ctx.fmt, tol,
                                      ctx.breadcrumb))
     return out
 

@@ -205,27 +205,36 @@ def _all_but(sizes: list[Column], wanted: list[int]) -> list[Column]:
 
 
 def _modelled_pow(expr: sympy.Pow, parts: list[Modelled], shared: Shared, under: bool) -> Modelled:
+    if expr.exp.is_Integer:
+        return _integer_power(int(expr.exp), parts, shared, under)
+    return _real_power(expr.exp, parts, shared, under)
+
+
+def _integer_power(n: int, parts: list[Modelled], shared: Shared, under: bool) -> Modelled:
+    """x**n for a constant integer n: torch's x*x, 1/x or pow, and the input's error times |n x^(n-1)|."""
     base, exponent = parts
-    e = expr.exp
-    if e.is_Integer:
-        n = int(e)
-        roundings = 0 if n in (0, 1) else (1 if n in (2, -1) else 2)
+    roundings = 0 if n in (0, 1) else (1 if n in (2, -1) else 2)
 
-        def integer_power(b: Batch) -> ModelResult:
-            x, ex, kinks = found = base(b)
-            values = shared(b, [found, exponent(b)]) or _powers(x, n)
-            charge = roundings * b.u
-            bound = [charge * a for a in b.abs_of(values)] if roundings else [ZERO] * b.n
-            index = _where([y != ZERO for y in ex])
-            if index:  # the input's error times |n x^(n-1)|
-                xs = [x[k] for k in index]
-                slopes = _powers(xs, n - 1) if n >= 1 else [1 / p for p in _powers(xs, 1 - n)]
-                weight = arb(abs(n))
-                for k, slope in zip(index, slopes):
-                    bound[k] = bound[k] + weight * abs(slope) * ex[k]
-            return values, _underflow(bound, values, b, under * roundings), kinks
+    def integer_power(b: Batch) -> ModelResult:
+        x, ex, kinks = found = base(b)
+        values = shared(b, [found, exponent(b)]) or _powers(x, n)
+        charge = roundings * b.u
+        bound = [charge * a for a in b.abs_of(values)] if roundings else [ZERO] * b.n
+        index = _where([y != ZERO for y in ex])
+        if index:  # the input's error times |n x^(n-1)|
+            xs = [x[k] for k in index]
+            slopes = _powers(xs, n - 1) if n >= 1 else [1 / p for p in _powers(xs, 1 - n)]
+            weight = arb(abs(n))
+            for k, slope in zip(index, slopes):
+                bound[k] = bound[k] + weight * abs(slope) * ex[k]
+        return values, _underflow(bound, values, b, under * roundings), kinks
 
-        return integer_power
+    return integer_power
+
+
+def _real_power(e: sympy.Expr, parts: list[Modelled], shared: Shared, under: bool) -> Modelled:
+    """x**y otherwise (sqrt and rsqrt for y = +-1/2): two roundings, and both inputs' errors."""
+    base, exponent = parts
 
     def real_power(b: Batch) -> ModelResult:
         (x, ex, kx), (y, ey, ky) = terms = base(b), exponent(b)
