@@ -7,6 +7,7 @@ Each check's entry in harness.registry names its function here, its paths and it
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -798,45 +799,50 @@ def _wirtinger(ctx: Prepared, check: CheckSpec, name: str) -> list[Comparison]:
         raise HarnessError("wirtinger needs every input in the output's shape (no broadcasting)")
     labels = [f"d{name}/d{x}{bar}.{part}" for x in inputs for bar in ("", "-bar") for part in ("re", "im")]
     parts = [Part(label, shape) for label in labels]
+    paths = {"autograd.grad(y, z, v) with v = 1 and v = i": functools.partial(_torch_wirtinger, ctx, f, len(inputs))}
+    return _compare_paths(ctx, check, parts, paths, functools.partial(_exact_wirtinger, name, out.is_real, inputs))
+
+
+def _exact_wirtinger(name: str, is_real: bool, inputs: list[str], p: int, ref: PointReference) -> list[Exact]:
+    """d/dz = (d/dx - i d/dy)/2 and d/dz-bar = (d/dx + i d/dy)/2 of y = u + i w, from the real
+    partials of u and w, per input: re and im of each, in the parts' order."""
     half = arb(1) / 2
+    u_name, w_name = (name, None) if is_real else cx.part_names(name)
+    rows_u = [dict(r) for r in ref.firsts(u_name)]
+    rows_w = [dict(r) for r in ref.firsts(w_name)] if w_name else [{} for _ in rows_u]
+    result: list[Exact] = []
+    for x in inputs:
+        xr, xi = cx.part_names(x)
+        blocks: list[list[Exact]] = [[], [], [], []]
+        for k, (ru, rw) in enumerate(zip(rows_u, rows_w)):
+            ux, uy = ru.get((xr, k), ZERO_EXACT), ru.get((xi, k), ZERO_EXACT)
+            wx, wy = rw.get((xr, k), ZERO_EXACT), rw.get((xi, k), ZERO_EXACT)
+            blocks[0].append(combine([(half, ux), (half, wy)], ref.u))
+            blocks[1].append(combine([(half, wx), (-half, uy)], ref.u))
+            blocks[2].append(combine([(half, ux), (-half, wy)], ref.u))
+            blocks[3].append(combine([(half, wx), (half, uy)], ref.u))
+        result += [x for block in blocks for x in block]
+    return result
 
-    def expected(p: int, ref: PointReference) -> list[Exact]:
-        u_name, w_name = (name, None) if out.is_real else cx.part_names(name)
-        rows_u = [dict(r) for r in ref.firsts(u_name)]
-        rows_w = [dict(r) for r in ref.firsts(w_name)] if w_name else [{} for _ in rows_u]
-        result: list[Exact] = []
-        for x in inputs:
-            xr, xi = cx.part_names(x)
-            blocks: list[list[Exact]] = [[], [], [], []]
-            for k, (ru, rw) in enumerate(zip(rows_u, rows_w)):
-                ux, uy = ru.get((xr, k), ZERO_EXACT), ru.get((xi, k), ZERO_EXACT)
-                wx, wy = rw.get((xr, k), ZERO_EXACT), rw.get((xi, k), ZERO_EXACT)
-                blocks[0].append(combine([(half, ux), (half, wy)], ref.u))
-                blocks[1].append(combine([(half, wx), (-half, uy)], ref.u))
-                blocks[2].append(combine([(half, ux), (-half, wy)], ref.u))
-                blocks[3].append(combine([(half, wx), (half, uy)], ref.u))
-            result += [x for block in blocks for x in block]
-        return result
 
-    def recovered(p: int) -> list[np.ndarray]:
-        zs = tuple(torch.complex(ctx.primals[p][2 * i], ctx.primals[p][2 * i + 1]).requires_grad_(True)
-                   for i in range(len(inputs)))
-        y = f(*zs)
-        ones = torch.ones_like(y)
-        g1 = torch.autograd.grad(y, zs, ones, retain_graph=True, allow_unused=True)
-        g1 = [g if g is not None else torch.zeros_like(z) for g, z in zip(g1, zs)]
-        if y.is_complex():
-            gi = torch.autograd.grad(y, zs, 1j * ones, allow_unused=True)
-            gi = [g if g is not None else torch.zeros_like(z) for g, z in zip(gi, zs)]
-            pairs = [(((a - 1j * b) / 2).conj(), (a + 1j * b) / 2) for a, b in zip(g1, gi)]
-        else:  # a real output: dy/dz-bar = grad / 2 and dy/dz its conjugate
-            pairs = [((a / 2).conj(), a / 2) for a in g1]
-        arrays = []
-        for dz, dzbar in pairs:
-            arrays += [autodiff.to_numpy(t) for t in (dz.real, dz.imag, dzbar.real, dzbar.imag)]
-        return arrays
-
-    return _compare_paths(ctx, check, parts, {"autograd.grad(y, z, v) with v = 1 and v = i": recovered}, expected)
+def _torch_wirtinger(ctx: Prepared, f: Callable[..., torch.Tensor], n_inputs: int, p: int) -> list[np.ndarray]:
+    """torch's Wirtinger derivatives, recovered from autograd.grad with cotangents 1 and i."""
+    zs = tuple(torch.complex(ctx.primals[p][2 * i], ctx.primals[p][2 * i + 1]).requires_grad_(True)
+               for i in range(n_inputs))
+    y = f(*zs)
+    ones = torch.ones_like(y)
+    g1 = torch.autograd.grad(y, zs, ones, retain_graph=True, allow_unused=True)
+    g1 = [g if g is not None else torch.zeros_like(z) for g, z in zip(g1, zs)]
+    if y.is_complex():
+        gi = torch.autograd.grad(y, zs, 1j * ones, allow_unused=True)
+        gi = [g if g is not None else torch.zeros_like(z) for g, z in zip(gi, zs)]
+        pairs = [(((a - 1j * b) / 2).conj(), (a + 1j * b) / 2) for a, b in zip(g1, gi)]
+    else:  # a real output: dy/dz-bar = grad / 2 and dy/dz its conjugate
+        pairs = [((a / 2).conj(), a / 2) for a in g1]
+    arrays = []
+    for dz, dzbar in pairs:
+        arrays += [autodiff.to_numpy(t) for t in (dz.real, dz.imag, dzbar.real, dzbar.imag)]
+    return arrays
 
 
 def check_derivative(ctx: Prepared, index: int, check: CheckSpec) -> list[Comparison]:

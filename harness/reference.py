@@ -220,18 +220,24 @@ def scaled_floats(column: Sequence[Exact | None], weights: Sequence[np.ndarray],
     finite[zero], undefined[zero], kink[zero] = True, False, False
     redo = np.flatnonzero(slow & ~zero)
     if redo.size:
-        flat = [np.asarray(w, dtype=np.float64).ravel() for w in weights]
-        exacts = []
-        for k in redo.tolist():
-            x = column[k]
-            for w in flat:
-                x = scale_column([arb(float(w[k]))], [x], s_u)[0]
-            exacts.append(x)
-        g = as_floats(exacts)
+        g = _scaled_in_balls(column, weights, s_u, redo)
         for name, array in (("hi", hi), ("lo", lo), ("rad", rad), ("bound", bound), ("finite", finite),
                             ("undefined", undefined), ("kink", kink)):
             array[redo] = getattr(g, name)
     return Floats(hi, lo, rad, np.abs(hi) + rad, bound, finite, undefined, kink, _infinite(hi, rad, finite, undefined))
+
+
+def _scaled_in_balls(column: Sequence[Exact | None], weights: Sequence[np.ndarray], s_u: arb,
+                     members: np.ndarray) -> Floats:
+    """`scaled_floats` of the members out of the floats' range, through the balls (`scale_column`)."""
+    flat = [np.asarray(w, dtype=np.float64).ravel() for w in weights]
+    exacts = []
+    for k in members.tolist():
+        x = column[k]
+        for w in flat:
+            x = scale_column([arb(float(w[k]))], [x], s_u)[0]
+        exacts.append(x)
+    return as_floats(exacts)
 
 
 # ---------------------------------------------------------------- one point
