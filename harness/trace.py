@@ -415,14 +415,16 @@ def _handlers() -> dict[str, Handler]:
         (("clamp", "clamp_min", "clamp_max"), lambda tr, n, a, k, o, b: _clamp(tr, n, a, k, o)),
         (_SCALAR_BINARY - {"add", "sub"}, _binary),
         (("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten"), _shaped),
-        (_REDUCTIONS, lambda tr, n, a, k, o, b: _reduction(tr, n, a, k)),
+        (_REDUCTIONS, lambda tr, n, a, k, o, b: _reduction(tr, n, a, k, o)),
+        (("var", "std"), lambda tr, n, a, k, o, b: _spread(tr, n, a, k, o)),
+        (("cat", "stack"), _joined),
         (("max", "min"), _extreme),
         (_ALONG, _along),
         (("mm", "mv", "matmul", "dot", "bmm"), _product),
         (("t", "transpose", "permute"), lambda tr, n, a, k, o, b: _transposed(tr, n, a, b)),
         (("empty_like", "empty", "zeros_like", "ones_like", "full_like", "scalar_tensor"), _like),
         (("polygamma",), _polygamma),
-        (("linalg_vector_norm",), lambda tr, n, a, k, o, b: _norm(tr, a, k)),
+        (("linalg_vector_norm",), lambda tr, n, a, k, o, b: _norm(tr, a, k, o)),
         (("elu",), lambda tr, n, a, k, o, b: _elu(tr, a, o)),
         (("gelu",), _gelu),
         (("softplus",), _softplus),
@@ -614,10 +616,8 @@ def _transposed(tr: _Tracer, name: str, args: tuple, before: tuple[int, ...]) ->
 
 
 def _dims(args: tuple, kwargs: dict) -> tuple[tuple[str, Fraction], ...] | None:
+    """The catalogue's dim= for a reduction over one axis or all of them (None: several axes)."""
     dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    keepdim = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
-    if keepdim:
-        return None
     if dim is None or (isinstance(dim, list | tuple) and len(dim) == 0):
         return ()
     if isinstance(dim, list | tuple):
@@ -627,19 +627,45 @@ def _dims(args: tuple, kwargs: dict) -> tuple[tuple[str, Fraction], ...] | None:
     return (("dim", Fraction(int(dim))),)
 
 
-def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Value | None:
+def _kept(reduced: Node, args: tuple, kwargs: dict, out: torch.Tensor, at: int = 2) -> Node:
+    """keepdim=True: the reduction, reshaped to the kept axes' shape."""
+    keepdim = kwargs.get("keepdim", args[at] if len(args) > at else False)
+    if not keepdim:
+        return reduced
+    return Call("reshape", (reduced, Seq(tuple(Num(Fraction(d)) for d in out.shape))))
+
+
+def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any) -> Value | None:
     dims = _dims(args, kwargs)
     if dims is None:
         return None
-    return Call(name, (_whole(tr, args[0]),), dims)
+    return _kept(Call(name, (_whole(tr, args[0]),), dims), args, kwargs, out)
 
 
-def _norm(tr: _Tracer, args: tuple, kwargs: dict) -> Value | None:
+def _spread(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any) -> Value | None:
+    """var/std(x, dim, correction=, keepdim=) (aten's .correction overloads)."""
+    dims = _dims(args, kwargs)
+    correction = kwargs.get("correction", 1)
+    if dims is None or len(args) > 2:
+        return None
+    keywords = (*dims, ("correction", _number(_number_node(correction))))
+    return _kept(Call(name, (_whole(tr, args[0]),), keywords), (), kwargs, out)
+
+
+def _joined(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any, before: tuple) -> Value | None:
+    """cat/stack([a, b, ...], dim)."""
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    items = tuple(_whole(tr, t) for t in args[0])
+    return Call(name, (Seq(items),), (("dim", Fraction(int(dim))),))
+
+
+def _norm(tr: _Tracer, args: tuple, kwargs: dict, out: Any) -> Value | None:
     order = kwargs.get("ord", args[1] if len(args) > 1 else 2)
     dims = _dims((args[0], *args[2:]), kwargs)
     if dims is None or order in (float("inf"), float("-inf")):
         return None
-    return Call("linalg.vector_norm", (_whole(tr, args[0]),), (("ord", Fraction(order)), *dims))
+    norm = Call("linalg.vector_norm", (_whole(tr, args[0]),), (("ord", Fraction(order)), *dims))
+    return _kept(norm, args, kwargs, out, at=3)
 
 
 _HANDLERS = _handlers()  # ATen op name -> how its result's tree is built

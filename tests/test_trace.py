@@ -159,6 +159,10 @@ def test_softplus_is_traced_as_torch_computes_it_above_its_threshold(write_case)
     pytest.param(lambda x: torch.nn.functional.logsigmoid(x), id="logsigmoid"),
     pytest.param(lambda x: (x > 0).double(), id="a-comparison-as-the-output"),
     pytest.param(lambda x: x * x.max() - x.min(), id="max-and-min-of-the-whole-tensor"),
+    pytest.param(lambda x: x / x.sum(-1, keepdim=True), id="sum-keepdim"),
+    pytest.param(lambda x: x - torch.linalg.vector_norm(x, dim=0, keepdim=True), id="norm-keepdim"),
+    pytest.param(lambda x: torch.cat([x, x * 2]) * torch.stack([x, x]).sum(0).sum(), id="cat-and-stack"),
+    pytest.param(lambda x: x.var() + x.std(correction=0), id="var-and-std"),
     pytest.param(lambda x: x * torch.tensor(1.5, dtype=torch.float64).item(), id="item-of-a-constant"),
     pytest.param(lambda x: torch.zeros_like(x, dtype=x.dtype) + x.mean(dtype=torch.float64), id="dtype-its-own"),
 ])
@@ -189,6 +193,7 @@ def _unsqueezed(x):
     pytest.param(lambda x: torch.clamp(x, 2.0, 1.0), "min > max", id="clamp-min-above-max"),
     pytest.param(lambda x: torch.copysign(x, -0.0), "-0.0", id="signed-zero"),
     pytest.param(lambda x: _out_into(x), "out=", id="out"),
+    pytest.param(lambda x: x.reshape(3, 1).sum((0, 1)), "takes arguments the catalogue's does not", id="several-dims"),
     pytest.param(lambda x: torch.logit(x.abs() / 3, eps=1e-6), "takes arguments the catalogue's does not",
                  id="logit-eps"),
     pytest.param(lambda x: x * True, "a bool operand", id="bool-scalar"),
