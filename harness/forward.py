@@ -18,7 +18,7 @@ import numpy as np
 from flint import arb
 
 from harness.numbers import ulp
-from harness.reference import Exact, PointReference, start_precision
+from harness.reference import Exact, PointReference, as_floats, start_precision
 from harness.results import Comparison, Status, Worst
 from harness.symbolic import SymbolicOutput
 
@@ -81,17 +81,20 @@ def unreproduced(traced: Values, returned: Sequence[Sequence[np.ndarray]],
     any verdict rests on it, and the case is not judged against a wrong exact side."""
     for p, (values, outputs) in enumerate(zip(points, returned)):
         for (name, exacts), got in zip(traced[p].items(), outputs):
-            for i, (e, t) in enumerate(zip(exacts, np.asarray(got).ravel())):
-                if not (e.ball.is_finite() and np.isfinite(t)):
-                    continue  # undefined, or torch's inf or nan: the checks judge those
-                exact = float(e.ball.mid())
-                allowed = 4 * float(e.bound.upper()) + 4 * float(ulp(np.array([exact]), fmt)[0])  # type: ignore[arg-type]
-                if abs(float(t) - exact) > allowed + float(e.ball.rad()):
-                    where = ", ".join(f"{n}={_show(v)}" for n, v in values.items())
-                    return (f"cannot trace the forward: its traced expression does not give the output {name!r} it"
-                            f" returned, at point {p + 1} ({where}) element {i}: forward {float(t)!r}, traced"
-                            f" {exact!r} (an ATen op the harness maps wrongly: please report it); give the case an"
-                            f" expr: with the forward's mathematics")
+            f = as_floats(exacts)
+            t = np.asarray(got, dtype=np.float64).ravel()
+            exact = f.hi + f.lo
+            with np.errstate(all="ignore"):  # undefined, or torch's inf or nan: the checks judge those
+                judged = f.finite & ~f.undefined & np.isfinite(t)
+                allowed = 4 * f.bound + 4 * ulp(exact, fmt) + f.rad  # type: ignore[arg-type]
+                off = np.flatnonzero(judged & (np.abs(t - exact) > allowed))
+            if off.size:
+                i = int(off[0])
+                where = ", ".join(f"{n}={_show(v)}" for n, v in values.items())
+                return (f"cannot trace the forward: its traced expression does not give the output {name!r} it"
+                        f" returned, at point {p + 1} ({where}) element {i}: forward {float(t[i])!r}, traced"
+                        f" {float(exact[i])!r} (an ATen op the harness maps wrongly: please report it); give the"
+                        f" case an expr: with the forward's mathematics")
     return ""
 
 

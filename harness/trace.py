@@ -39,6 +39,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness.catalogue import OPS, Arithmetic, Elementwise
+from harness.catalogue.elementwise import SELU_ALPHA, SELU_SCALE
 from harness.errors import HarnessError
 from harness.expr import Call, Name, Node, Num, Seq, unparse, walk
 
@@ -127,10 +128,10 @@ def _trace_once(function: Callable[..., tuple[torch.Tensor, ...]], primals: Sequ
         if not isinstance(result, torch.Tensor):
             raise Untraceable(f"cannot trace the forward: output {label!r} is a {type(result).__name__}, not a tensor")
         value = mode.value_of(result)
-        value = value if isinstance(value, _Masked) else _number_like(value)
         if isinstance(value, _Masked):
             raise Untraceable(f"cannot trace the forward: output {label!r} is a masked selection x[m] of data-dependent"
                               f" size; {ADVICE}")
+        value = _number_like(value)
         if any(n == EMPTY for n in walk(value)):
             raise Untraceable(f"cannot trace the forward: output {label!r} has elements of an empty tensor that the"
                               f" forward never writes (or reads before it writes them); {ADVICE}")
@@ -315,7 +316,7 @@ _EXTRAS = {"softplus": ("beta", "threshold"), "leaky_relu": ("negative_slope",),
 _IDENTITY = {"clone", "alias", "detach", "lift_fresh", "lift_fresh_copy", "contiguous", "_to_copy", "view_as"}
 _REDUCTIONS = {"sum", "mean", "prod", "amax", "amin", "logsumexp"}
 _ALONG = {"_softmax": "softmax", "_log_softmax": "log_softmax", "cumsum": "cumsum", "cumprod": "cumprod"}
-_SELU = (1.6732632423543772, 1.0507009873554805)  # torch's alpha and scale, as F.selu passes them to elu
+_SELU = (float(SELU_ALPHA), float(SELU_SCALE))  # the catalogue's selu constants, as F.selu passes them to elu
 
 
 def _map(tr: _Tracer, func: Any, name: str, args: tuple, kwargs: dict, out: Any,
@@ -547,7 +548,7 @@ def _clamp(tr: _Tracer, name: str, args: tuple, kwargs: dict, out: Any) -> Value
 def _elu(tr: _Tracer, args: tuple, out: Any) -> Value | None:
     """aten.elu(x, alpha, scale, input_scale): elu, or selu with torch's constants."""
     alpha, scale, input_scale = (list(args[1:]) + [1.0, 1.0, 1.0])[:3] if len(args) > 1 else (1.0, 1.0, 1.0)
-    if (alpha, scale, input_scale) == (*_SELU, 1.0) or (alpha, scale, input_scale) == (*_SELU, 1):
+    if (alpha, scale, input_scale) == (*_SELU, 1):
         return _elementwise(tr, "selu", args[:1], out)
     if scale != 1 or input_scale != 1:
         raise _Refuse(f"elu with scale {scale} and input scale {input_scale} (only elu and selu are in the catalogue)")
