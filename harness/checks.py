@@ -410,7 +410,7 @@ def _gradient_by_input(ctx: Prepared, ref: PointReference, output: str,
 
 
 def _collect(ctx: Prepared, ref: PointReference, terms: dict[Variable, list[tuple[arb, Exact]]]) -> list[Exact]:
-    zero = Exact(ZERO, ZERO)
+    zero = ZERO_EXACT
     return [combine(terms[v], ref.u) if v in terms else zero for x in ctx.inputs for v in _flat_variables(ctx, x)]
 
 
@@ -576,7 +576,7 @@ def _jacobian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) ->
     parts = [Part(f"d{name}/d{x}", sym.shape + ctx.shapes[x]) for x in ctx.inputs]
 
     def expected(p: int, ref: PointReference) -> list[Exact]:
-        zero, result = Exact(ZERO, ZERO), []
+        zero, result = ZERO_EXACT, []
         rows = [dict(row) for row in ref.firsts(name)]
         for x in ctx.inputs:
             variables = _flat_variables(ctx, x)
@@ -639,7 +639,7 @@ def _hessian(ctx: Prepared, index: int, check: CheckSpec, o: int, name: str) -> 
     parts = [Part(f"d2{name}/d{a}d{b}", ctx.shapes[a] + ctx.shapes[b]) for a in ctx.inputs for b in ctx.inputs]
 
     def expected(p: int, ref: PointReference) -> list[Exact]:
-        h, zero, result = _hessian_terms(ref, name, _weights(vs[p])), Exact(ZERO, ZERO), []
+        h, zero, result = _hessian_terms(ref, name, _weights(vs[p])), ZERO_EXACT, []
         for a in ctx.inputs:
             for b in ctx.inputs:
                 pairs = [(va, vb) for va in _flat_variables(ctx, a) for vb in _flat_variables(ctx, b)]
@@ -737,11 +737,11 @@ def _trajectory_comparisons(ctx: Prepared, check: CheckSpec, opt: replay.Optimiz
             u = ctx.fmt.unit_roundoff
             bound = [u * (2 * abs(float(a)) + 12 * abs(float(a) - float(b)))
                      for a, b in zip(stepped[i], torch_params[i])]
-            one = _expected([Exact(b, arb(e)) for b, e in zip(stepped[i], bound)], ctx.shapes[x], 0)
+            one = _expected([Exact(b, e) for b, e in zip(stepped[i], bound)], ctx.shapes[x], 0)
             label = f"step {t}"
             one_step[x].append(Piece(t, label, after[i], one))
             drift[i] = drift[i] + np.abs((after[i].ravel() - one.hi.ravel()) - one.lo.ravel())
-            whole = _expected([Exact(b, arb(float(e))) for b, e in zip(exact[i], drift[i])], ctx.shapes[x], 0)
+            whole = _expected([Exact(b, float(e)) for b, e in zip(exact[i], drift[i])], ctx.shapes[x], 0)
             replayed[x].append(Piece(t, label, after[i], whole))
     tol = _tolerance(ctx, check)
     where = f"point {point}, {opt.name}"
@@ -774,7 +774,7 @@ def _final_comparisons(ctx: Prepared, check: CheckSpec, final: list[np.ndarray],
         return out
     point_values, kind = stationary
     for i, x in enumerate(ctx.inputs):
-        exact_x = [Exact(arb(str(v)) if v is not None else arb.nan(), ZERO) for v in point_values[i]]
+        exact_x = [Exact(arb(str(v)) if v is not None else arb.nan(), 0.0) for v in point_values[i]]
         piece = Piece(steps, label, final[i], _expected(exact_x, ctx.shapes[x], 0))
         shown = ", ".join(f"{float(v):.17g}" for v in point_values[i] if v is not None)
         out.append(summarize("minimize", f"last iterate vs exact stationary point (point {point})",

@@ -40,7 +40,9 @@ from harness.balls import (
     finite,
     precision,
     tree_depth,
+    upward,
 )
+from harness.balls.upward import fadd, fmul, of
 from harness.cache import diff as stored_diff
 from harness.catalogue import Predicate, Structural, resolve
 from harness.catalogue.markers import Conventions, as_sympy
@@ -63,15 +65,16 @@ def start_precision(fmt: FloatFormat) -> int:
 
 
 class Exact(NamedTuple):
-    """One exact scalar: a certified ball, the error-model bound, and where it stands."""
+    """One exact scalar: a certified ball, the error-model bound (a float rounded upward; inf: no
+    finite bound), and where it stands."""
 
     ball: arb
-    bound: arb
+    bound: float
     kink: bool = False
     undefined: bool = False
 
 
-ZERO_EXACT = Exact(ZERO, ZERO)
+ZERO_EXACT = Exact(ZERO, 0.0)
 NAN = arb.nan()
 _new = tuple.__new__  # an Exact from its fields, without NamedTuple's Python-level __new__
 
@@ -81,13 +84,14 @@ def scale(w: arb, x: Exact, s_u: arb) -> Exact:
     if w == 0:
         return ZERO_EXACT
     p = w * x.ball
-    return Exact(p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)
+    return Exact(p, fadd(fmul(of(w), x.bound), fmul(float(s_u), of(p))), x.kink, x.undefined)
 
 
 def scale_column(weights: Sequence[arb], column: Sequence[Exact | None], s_u: arb,
                  missing: Exact | None = ZERO_EXACT) -> list:
     """`scale` member by member (`missing` where the column has no entry)."""
     out: list[Exact | None] = []
+    u = float(s_u)
     for w, x in zip(weights, column):
         if x is None:
             out.append(missing)
@@ -96,7 +100,7 @@ def scale_column(weights: Sequence[arb], column: Sequence[Exact | None], s_u: ar
             out.append(ZERO_EXACT)
             continue
         p = w * x.ball
-        out.append(_new(Exact, (p, abs(w) * x.bound + s_u * abs(p), x.kink, x.undefined)))
+        out.append(_new(Exact, (p, fadd(fmul(of(w), x.bound), fmul(u, of(p))), x.kink, x.undefined)))
     return out
 
 
@@ -107,12 +111,12 @@ def combine(terms: Sequence[tuple[arb, Exact]], s_u: arb) -> Exact:
     terms = [(w, x) for w, x in terms if w != 0]
     if not terms:
         return ZERO_EXACT
-    value, bound, size = ZERO, ZERO, ZERO
+    value, bound, size = ZERO, 0.0, 0.0
     for w, x in terms:
         p = w * x.ball
-        value, size = value + p, size + abs(p)
-        bound = bound + abs(w) * x.bound
-    bound = bound + len(terms) * s_u * size
+        value, size = value + p, fadd(size, of(p))
+        bound = fadd(bound, fmul(of(w), x.bound))
+    bound = fadd(bound, fmul(len(terms) * float(s_u), size))
     return Exact(value, bound, any(x.kink for _, x in terms), any(x.undefined for _, x in terms))
 
 
@@ -146,7 +150,7 @@ def as_floats(exacts: Sequence[Exact]) -> Floats:
     with precision(max(flint.ctx.prec, 4096)):  # mid - hi exactly
         lo = [float(b - h) if -math.inf < h < math.inf else 0.0 for b, h in zip(balls, hi)]
     rad = np.array([float(b.rad()) for b in balls], dtype=np.float64)
-    bound = np.array([float(x.bound.upper()) if x.bound.is_finite() else math.inf for x in exacts], dtype=np.float64)
+    bound = np.array([x.bound for x in exacts], dtype=np.float64)
     finites = np.array([b.is_finite() for b in balls], dtype=bool)  # (a nan ball is not finite)
     undefined = np.array([x.undefined for x in exacts], dtype=bool)
     kink = np.array([x.kink for x in exacts], dtype=bool)
@@ -299,7 +303,7 @@ class PointReference:
             bounds = self._with_conditioning(group, expr, bounds, kinks)
         undefined = [not defined(v) for v in values] if self.final else [False] * len(values)
         flags = [bool(k) for k in kinks] if kinks else [False] * len(values)
-        return list(map(Exact._make, zip(values, bounds, flags, undefined)))
+        return list(map(Exact._make, zip(values, upward.to_floats(bounds).tolist(), flags, undefined)))
 
     def values(self, name: str) -> list[Exact]:
         if name not in self._values:
@@ -380,7 +384,7 @@ class PointReference:
             terms = self._derivative(name, group, written_out, values, None, ZERO)
         except HarnessError:  # a closed form the reference cannot evaluate: the atomic bound alone
             return atomic
-        return [Exact(a.ball, arb.max(a.bound, t.bound) if a.bound.is_finite() and t.bound.is_finite() else a.bound,
+        return [Exact(a.ball, max(a.bound, t.bound) if math.isfinite(a.bound) and math.isfinite(t.bound) else a.bound,
                       a.kink, a.undefined) for a, t in zip(atomic, terms)]
 
     def _first_columns(self, name: str, group: Group) -> dict[sympy.Symbol, list[Exact | None]]:
@@ -407,7 +411,9 @@ class PointReference:
             for at, column in magnitudes.items():
                 symbols = tuple(group.symbols[i] for i in at)
                 if symbols not in columns:
-                    columns[symbols] = [Exact(ZERO, _floored(ZERO, m, factor)) if m != 0 else None for m in column]
+                    floor = upward.to_floats(_floored(upward.zeros(len(column)), column, factor)).tolist()
+                    present = upward.nonzero(column).tolist()
+                    columns[symbols] = [Exact(ZERO, f) if m else None for m, f in zip(present, floor)]
             self._poison_zeros(group, values, columns, order)
             group.columns[key] = columns
         return group.columns[key]
@@ -419,7 +425,7 @@ class PointReference:
         broken = [not values[k].ball.is_finite() for k in group.members]
         if not any(broken):
             return
-        poisoned = Exact(ZERO, ZERO, False, True) if self.final else Exact(arb.nan(), ZERO)
+        poisoned = Exact(ZERO, 0.0, False, True) if self.final else Exact(arb.nan(), 0.0)
         pairs = [(s,) for s in group.symbols] if order == 1 else \
             [(s, t) for i, s in enumerate(group.symbols) for t in group.symbols[i:]]
         for symbols in pairs:
@@ -429,16 +435,16 @@ class PointReference:
                 if bad and (entry is None or (entry.ball.is_finite() and not entry.undefined)):
                     column[pos] = poisoned
 
-    def _jets(self, name: str, group: Group) -> tuple[dict, dict, arb]:
+    def _jets(self, name: str, group: Group) -> tuple[dict, dict, float]:
         """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree (none
         for a target: its tree is not what torch runs)."""
         key = (name, group.members[0])
         if self.atomic:
-            return {}, {}, ZERO
+            return {}, {}, 0.0
         if key not in group.jets:
             tree = self.outputs[name].term(group.members[0]).tree
             fn = compile_jets(tree, group.symbols, self.fmt)
-            factor = 2 * (tree_depth(tree) + 2) * self.u
+            factor = 2 * (tree_depth(tree) + 2) * self.fmt.unit_roundoff  # (exact)
             with precision(self.bits):
                 try:
                     _, m1, m2 = fn(group.batch)
@@ -449,7 +455,7 @@ class PointReference:
 
 
     def _derivative(self, name: str, group: Group, expr: sympy.Expr, values: list[Exact],
-                    magnitudes: list[arb] | None, factor: arb) -> list[Exact]:
+                    magnitudes: np.ndarray | None, factor: float) -> list[Exact]:
         """A partial derivative at each member: undefined where the function is (the 0*expr pitfall),
         its bound floored by the magnitudes of the terms torch's chain rule adds. Where the function
         is not finite yet below the last precision, the derivative is not certified either (a nan
@@ -464,22 +470,21 @@ class PointReference:
             else:
                 found = [v if x.ball.is_finite() else NAN for v, x in zip(found, mine)]
                 undefined = [x.undefined for x in mine]
-            if magnitudes is not None:  # _floored, member by member
-                bounds = [arb.max(e, factor * m) if e.is_finite() and m.is_finite() else e
-                          for e, m in zip(bounds, magnitudes)]
+            if magnitudes is not None:
+                bounds = _floored(bounds, magnitudes, factor)
         flags = [bool(k) for k in kinks] if kinks else [False] * len(found)
-        return list(map(Exact._make, zip(found, bounds, flags, undefined)))
+        return list(map(Exact._make, zip(found, upward.to_floats(bounds).tolist(), flags, undefined)))
 
-    def _with_conditioning(self, group: Group, expr: sympy.Expr, bounds: list[arb],
-                           kinks: Sequence[bool] | None) -> list[arb]:
+    def _with_conditioning(self, group: Group, expr: sympy.Expr, bounds: np.ndarray,
+                           kinks: Sequence[bool] | None) -> np.ndarray:
         """The error model's bound plus what the function's conditioning makes unavoidable; for a
         target (atomic), the conditioning alone: its formula is not the expression's."""
         conditioning = self._conditioning(group, expr, kinks)
         if self.atomic:
             return conditioning
-        return [e + c if e.is_finite() else e for e, c in zip(bounds, conditioning)]
+        return upward.add(bounds, conditioning)
 
-    def _conditioning(self, group: Group, expr: sympy.Expr, kinks: Sequence[bool] | None) -> list[arb]:
+    def _conditioning(self, group: Group, expr: sympy.Expr, kinks: Sequence[bool] | None) -> np.ndarray:
         """What a half-ulp change of each input moves the exact function by, sum |df/dx| u |x|,
         once for the whole expression (each op's kernel may round its argument on the way,
         x*log2(e) in exp, beta*x in softplus: no more than such a change of the inputs).
@@ -490,23 +495,44 @@ class PointReference:
         speaks there) or where the difference is not finite (a pole within the step)."""
         batch, n = group.batch, group.batch.n
         if not group.symbols or expr.is_Number:
-            return [ZERO] * n
+            return upward.zeros(n)
         form = closed(expr, group.symbols)
-        step = arb(2) ** -(self.bits // 2)
-        total = [ZERO] * n
+        total = upward.zeros(n)
         for i, column in enumerate(batch.columns):
-            h = [abs(x) * step for x in column]
-            if all(d == ZERO for d in h):
+            stepped = self._steps(group, i)
+            if stepped is None:
                 continue
-            above = form(batch.of([*batch.columns[:i], [x + d for x, d in zip(column, h)], *batch.columns[i + 1:]]))
-            below = form(batch.of([*batch.columns[:i], [x - d for x, d in zip(column, h)], *batch.columns[i + 1:]]))
+            h, plus, minus = stepped
+            above, below = form(plus), form(minus)
+            members, slopes = [], []
             for k in range(n):
                 if h[k] == ZERO or (kinks and kinks[k]):
                     continue
                 slope = (above[k] - below[k]) / (2 * h[k])
                 if slope.is_finite():
-                    total[k] = total[k] + abs(slope).upper() * abs(column[k]) * self.u
+                    members.append(k)
+                    slopes.append(slope * column[k])  # the product in balls: 1/x times x at x = 1e-310
+            if members:
+                moved = upward.scale(self.fmt.unit_roundoff, upward.magnitudes(slopes))
+                total[members] = upward.add(total[members], moved)
         return total
+
+    def _steps(self, group: Group, i: int) -> tuple[list[arb], Batch, Batch] | None:
+        """The steps of the i-th input and the batches a step above and below it, once per group:
+        the value and each derivative are differenced over the same batches, so their shared
+        subexpressions are evaluated once there too (None: every step is 0)."""
+        if i not in group.steps:
+            batch, column = group.batch, group.batch.columns[i]
+            step = arb(2) ** -(self.bits // 2)
+            h = [abs(x) * step for x in column]
+            if all(d == ZERO for d in h):
+                group.steps[i] = None
+            else:
+                def shifted(sign: int) -> Batch:
+                    moved = [x + d for x, d in zip(column, h)] if sign > 0 else [x - d for x, d in zip(column, h)]
+                    return batch.of([*batch.columns[:i], moved, *batch.columns[i + 1:]])
+                group.steps[i] = (h, shifted(1), shifted(-1))
+        return group.steps[i]
 
     def _forward(self, name: str, group: Group) -> frozenset[sympy.Expr]:
         """The subexpressions of the function a group's derivatives differentiate (see compile_modelled)."""
@@ -524,6 +550,7 @@ class Group:
     variables: dict[sympy.Symbol, list[Variable]]
     jets: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
+    steps: dict = field(default_factory=dict)  # PointReference._steps
 
 
 def _input_ball(q: float, far: int, sided: bool, stagger: bool, flip: bool, specials: Iterator[int]) -> arb:
@@ -548,11 +575,11 @@ def _subexpressions(expr: sympy.Expr) -> frozenset[sympy.Expr]:
     return frozenset(sympy.preorder_traversal(expr))
 
 
-def _floored(bound: arb, magnitude: arb, factor: arb) -> arb:
-    """An error bound no smaller than the terms torch's chain rule adds (their magnitude) times u."""
-    if bound.is_finite() and magnitude.is_finite():
-        return arb.max(bound, factor * magnitude)
-    return bound
+def _floored(bound: np.ndarray, magnitude: np.ndarray, factor: float) -> np.ndarray:
+    """Error bounds no smaller than the terms torch's chain rule adds (their magnitude) times u
+    (where both are finite: an infinite magnitude is no term torch adds)."""
+    usable = upward.bounded(bound) & upward.bounded(magnitude)
+    return np.where(usable, np.maximum(bound, upward.scale(factor, magnitude)), bound)
 
 
 def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:
@@ -566,7 +593,7 @@ def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:
             continue
         for into, part in ((m1, a1), (m2, a2)):
             for term, column in part.items():
-                into.setdefault(term, [ZERO] * batch.n)[k] = column[0]
+                into.setdefault(term, upward.zeros(batch.n))[k] = column[0]
     return m1, m2
 
 

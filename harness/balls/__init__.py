@@ -1,7 +1,8 @@
 """SymPy expressions compiled to functions of Arb balls: closed forms, and the error model.
 
-The package: `batch` (the batches and small ball functions), `closed` (closed forms), `model` (the
-error model), `jets` (magnitudes of derivative terms); each imports only the ones before it.
+The package: `upward` (error bounds as floats rounded upward), `batch` (the batches and small
+ball functions), `closed` (closed forms), `model` (the error model), `jets` (magnitudes of
+derivative terms); each imports only the ones before it.
 
 Every compiled expression evaluates a whole batch at once: a `Batch` holds one column of balls
 per symbol (the same expression at many points, or at every element of an elementwise output),
@@ -15,7 +16,8 @@ expressions, and runs the error model beside the value: a bound on the rounding 
 floating-point evaluation of the same tree in the case's dtype can make. The model charges each
 operation its kernel's accuracy and propagates input errors through partial derivatives
 (first-order running error analysis); sums charge the magnitude of the terms they add, which is
-what lets a result that cancels to 0 be compared against an absolute floor.
+what lets a result that cancels to 0 be compared against an absolute floor. The bounds and the
+term magnitudes are float64 arrays rounded upward (`upward`); the values stay balls.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ from harness.balls.jets import (
     JET_RULES,
     Jet,
     JetFn,
-    _Ones,
-    _times,
     compile_jets,
     tree_depth,
 )
@@ -73,7 +73,7 @@ from harness.balls.model import (
 
 __all__ = ['Batch', 'BatchForm', 'CLOSED_RULES', 'ClosedForm', 'Column', 'Decision', 'EXPRESSIONS', 'HUGE',
            'JET_RULES', 'Jet', 'JetFn', 'Kinks', 'MAX_POLYGAMMA_SHIFTS', 'MODEL_RULES', 'MODERATE', 'ModelResult',
-           'Modelled', 'ONE', 'SUBTREES', 'Shared', 'ZERO', '_BINARY', '_NARY', '_Ones', '_UNARY', '_all_but',
-           '_exp', '_prod', '_sum', '_times', '_underflow', 'closed', 'closed_form', 'compile_closed',
+           'Modelled', 'ONE', 'SUBTREES', 'Shared', 'ZERO', '_BINARY', '_NARY', '_UNARY', '_all_but',
+           '_exp', '_prod', '_sum', '_underflow', 'closed', 'closed_form', 'compile_closed',
            'compile_jets', 'compile_modelled', 'defined', 'finite', 'overflow_edge', 'precision', 'rule_for',
            'tree_depth']

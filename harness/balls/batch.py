@@ -3,17 +3,18 @@ safe arithmetic near the format's range, underflow scales, sums and products of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import flint
+import numpy as np
 from flint import arb
 
-from harness.catalogue.markers import (
-    Conventions,
-)
+from harness.balls.upward import fmul, magnitudes
+from harness.catalogue.markers import Conventions
 from harness.numbers import FloatFormat
 
 ZERO = arb(0)
@@ -34,7 +35,8 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "eta", "normal", "edge", "fmt", "conventions", "_children", "_abs")
+    __slots__ = ("columns", "n", "memo", "u", "unit", "eta", "tiny", "normal", "edge", "log_largest",
+                 "fmt", "conventions", "_children", "_mag")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: Conventions | None = None) -> None:
@@ -42,10 +44,14 @@ class Batch:
         # a rounding to a subnormal result errs by up to half the smallest subnormal (see _underflow)
         self.eta, self.normal = _underflow_scales(fmt)
         self.edge = overflow_edge(fmt)  # results at least this large round to inf
+        # the same as floats, for the error model (harness.balls.upward): u, half the smallest
+        # subnormal (0 for float64, where 2^-1075 is no float: see subnormal_charge), and log2 of
+        # the largest finite number
+        self.unit, self.tiny, self.log_largest = _float_scales(fmt)
         self.conventions = conventions or Conventions()
         self.memo: dict[object, object] = {}
         self._children: dict[tuple[int, ...], Batch] = {}
-        self._abs: dict[int, tuple[Column, Column]] = {}
+        self._mag: dict[int, tuple[Column, np.ndarray]] = {}
 
     @classmethod
     def point(cls, args: Sequence[arb]) -> Batch:
@@ -65,13 +71,19 @@ class Batch:
             child = self._children[key] = Batch(columns, self.n, self.u, self.fmt, self.conventions)
         return child
 
+    def subnormal_charge(self, roundings: float) -> float:
+        """`roundings` times half the smallest subnormal of the format, rounded up to a float64."""
+        if self.tiny > 0:
+            return fmul(roundings, self.tiny)
+        return math.ldexp(math.ceil(roundings / 2), -1074)  # float64's 2^-1075 is no float: 2^-1074 units
 
-    def abs_of(self, column: Column) -> Column:
-        """|column|, once per column (held with it, so its id stays unique): the error model asks
-        for the magnitude of a value in every product and sum that uses it."""
-        hit = self._abs.get(id(column))
+    def mag(self, column: Column) -> np.ndarray:
+        """log2 of upper bounds of |column| (harness.balls.upward), once per column (held with it, so
+        its id stays unique): the error model asks for the magnitude of a value in every product and
+        sum that uses it."""
+        hit = self._mag.get(id(column))
         if hit is None or hit[0] is not column:
-            hit = self._abs[id(column)] = (column, [abs(x) for x in column])
+            hit = self._mag[id(column)] = (column, magnitudes(column))
         return hit[1]
 
 
@@ -95,6 +107,14 @@ def overflow_edge(fmt: FloatFormat | None) -> arb:
 def _underflow_scales(fmt: FloatFormat | None) -> tuple[arb, arb]:
     """Half the smallest subnormal, and the smallest normal number."""
     return (ZERO, ZERO) if fmt is None else (arb(2) ** (fmt.emin - fmt.precision), arb(2) ** fmt.emin)
+
+
+@cache
+def _float_scales(fmt: FloatFormat | None) -> tuple[float, float, float]:
+    if fmt is None:
+        return 0.0, 0.0, math.inf
+    exponent = fmt.emin - fmt.precision  # of half the smallest subnormal
+    return fmt.unit_roundoff, math.ldexp(1.0, exponent) if exponent >= -1074 else 0.0, math.log2(float(fmt.largest))
 
 
 def _memo(fn: Callable[[Batch], object]) -> Callable[[Batch], object]:

@@ -10,9 +10,11 @@ import sympy
 from flint import arb
 
 from harness import cache as stored
+from harness.balls import upward
 from harness.balls.batch import EXPRESSIONS, ONE, SUBTREES, ZERO, Batch, Column, _cmp, _memo, _power, rule_for
 from harness.balls.closed import BatchForm, _powers, _relation, closed, closed_form
 from harness.balls.model import Modelled, compile_modelled
+from harness.balls.upward import Bound
 from harness.catalogue.markers import (
     OpFunction,
     amax_fn,
@@ -33,44 +35,36 @@ from harness.symbolic import closed_body
 # derivative expression cannot show them; these jets walk the unevaluated tree instead and carry,
 # for every first and second partial derivative, the sum of the absolute values of its terms.
 
-Jet = tuple[Column, dict[int, Column], dict[tuple[int, int], Column]]  # |value|, M1[i], M2[(i, j)] (i <= j)
+Jet = tuple[Bound, dict[int, Bound], dict[tuple[int, int], Bound]]  # |value|, M1[i], M2[(i, j)] (i <= j)
 JetFn = Callable[[Batch], Jet]
 
-
-class _Ones(list):
-    """A column of ones (a symbol's own jet, the start of a product): products with it are skipped."""
+# The magnitudes are logarithms of upper bounds (harness.balls.upward), as the error model's bounds.
 
 
-def _times(x: Column, y: Column) -> Column:
-    if isinstance(x, _Ones):
-        return y
-    return x if isinstance(y, _Ones) else [p * q for p, q in zip(x, y)]
-
-
-def _scale(m: dict, c: Column) -> dict:
-    return {k: _times(v, c) for k, v in m.items()}
+def _scale(m: dict, c: Bound) -> dict:
+    return {k: upward.mul(v, c) for k, v in m.items()}
 
 
 def _acc(into: dict, m: dict) -> None:
     for k, v in m.items():
-        into[k] = [x + y for x, y in zip(into[k], v)] if k in into else v
+        into[k] = upward.add(into[k], v) if k in into else v
 
 
-def _outer(a: dict[int, Column], b: dict[int, Column], c: Column) -> dict[tuple[int, int], Column]:
-    out: dict[tuple[int, int], Column] = {}
+def _outer(a: dict[int, Bound], b: dict[int, Bound], c: Bound) -> dict[tuple[int, int], Bound]:
+    out: dict[tuple[int, int], Bound] = {}
     for i, x in a.items():
         for j, y in b.items():
             key = (i, j) if i <= j else (j, i)
-            _acc(out, {key: _times(_times(c, x), y)})
+            _acc(out, {key: upward.mul(upward.mul(c, x), y)})
     return out
 
 
-def _chain(value: Column, args: Sequence[Jet], first: Sequence[Column],
-           second: Sequence[Sequence[Column | None]] | None) -> Jet:
+def _chain(value: Bound, args: Sequence[Jet], first: Sequence[Bound],
+           second: Sequence[Sequence[Bound | None]] | None) -> Jet:
     """|f|, and the term magnitudes of f(a_1, ...) from those of its arguments and |df|, |d2f|
     (second[k][j] for j >= k; None where it is 0)."""
-    m1: dict[int, Column] = {}
-    m2: dict[tuple[int, int], Column] = {}
+    m1: dict[int, Bound] = {}
+    m2: dict[tuple[int, int], Bound] = {}
     for k, (_, a1, a2) in enumerate(args):
         _acc(m1, _scale(a1, first[k]))
         _acc(m2, _scale(a2, first[k]))
@@ -78,7 +72,7 @@ def _chain(value: Column, args: Sequence[Jet], first: Sequence[Column],
             for j, (_, b1, _) in enumerate(args):
                 h = second[k][j]
                 if j >= k and h is not None:
-                    _acc(m2, _outer(a1, b1, h if j == k else [2 * x for x in h]))
+                    _acc(m2, _outer(a1, b1, h if j == k else upward.scale(2, h)))
     return value, m1, m2
 
 
@@ -101,19 +95,16 @@ def _values(form: Modelled) -> BatchForm:
 def _gather(b: Batch, groups: dict[object, list[int]], fns: Callable[[object], JetFn]) -> Jet:
     """Each group of members takes its own jet (a where() branch, the largest of a max); scattered
     back into columns (0 where a member's jet lacks a term)."""
-    value = [ZERO] * b.n
-    m1: dict[int, Column] = {}
-    m2: dict[tuple[int, int], Column] = {}
+    value = upward.zeros(b.n)
+    m1: dict[int, Bound] = {}
+    m2: dict[tuple[int, int], Bound] = {}
     for key, index in groups.items():
         sub = b.subset(index) if len(index) < b.n else b
         v, a1, a2 = fns(key)(sub)
-        for pos, k in enumerate(index):
-            value[k] = v[pos]
+        value[index] = v
         for into, part in ((m1, a1), (m2, a2)):
             for term, column in part.items():
-                target = into.setdefault(term, [ZERO] * b.n)
-                for pos, k in enumerate(index):
-                    target[k] = column[pos]
+                into.setdefault(term, upward.zeros(b.n))[index] = column
     return value, m1, m2
 
 
@@ -124,10 +115,10 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
     Argument values are the error model's (memoized in the batch: the tree's value has them)."""
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda b: (b.abs_of(b.columns[i]), {i: _Ones([ONE] * b.n)}, {})
+        return lambda b: (b.mag(b.columns[i]), {i: upward.ones(b.n)}, {})
     if expr.is_Number or expr.is_NumberSymbol or expr is sympy.zoo or expr is sympy.nan:
         constant = closed(expr, symbols)
-        return lambda b: (b.abs_of(constant(b)), {}, {})
+        return lambda b: (b.mag(constant(b)), {}, {})
     if isinstance(expr, sympy.Piecewise):
         return _memo(_jet_piecewise(expr, symbols, fmt))
     parts = [compile_jets(arg, symbols, fmt) for arg in expr.args]
@@ -152,18 +143,18 @@ def _jet_add(parts: list[JetFn], own: BatchForm) -> JetFn:
             _, a1, a2 = p(b)
             _acc(m1, a1)
             _acc(m2, a2)
-        return b.abs_of(own(b)), m1, m2
+        return b.mag(own(b)), m1, m2
 
     return add
 
 
 def _jet_mul(parts: list[JetFn]) -> JetFn:
     def mul(b: Batch) -> Jet:
-        ones = _Ones([ONE] * b.n)
+        ones = upward.ones(b.n)
         acc: Jet = (ones, {}, {})
         for p in parts:
             f = p(b)
-            product = _times(acc[0], f[0])
+            product = upward.mul(acc[0], f[0])
             acc = _chain(product, [acc, f], [f[0], acc[0]], [[None, ones], [None, None]])
         return acc
 
@@ -171,7 +162,7 @@ def _jet_mul(parts: list[JetFn]) -> JetFn:
 
 
 def _jet_no_grad(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
-    return lambda b: (b.abs_of(values[0](b)), {}, {})  # a constant to differentiation
+    return lambda b: (b.mag(values[0](b)), {}, {})  # a constant to differentiation
 
 
 def _jet_select(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
@@ -234,7 +225,7 @@ def _jet_integer_power(n: int, part: JetFn, base: BatchForm) -> JetFn:
         db = [abs(first * v / x) if x != ZERO else abs(first * x ** (n - 1)) if n >= 1 else arb.pos_inf()
               for v, x in zip(vs, xs)]
         d2b = [abs(second * v / (x * x)) if x != ZERO else ZERO for v, x in zip(vs, xs)]
-        return _chain(b.abs_of(vs), [part(b)], [db], [[d2b]])
+        return _chain(b.mag(vs), [part(b)], [upward.magnitudes(db)], [[upward.magnitudes(d2b)]])
 
     return power
 
@@ -258,9 +249,10 @@ def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
                 de.append(abs(v * x.log()))
                 cross.append(abs(v / x) * (1 + abs(e * x.log())))
                 d2e.append(abs(v * x.log() ** 2))
+        m = upward.magnitudes
         if variable_exponent:
-            return _chain(value, [bj(b), ej(b)], [db, de], [[d2b, cross], [None, d2e]])
-        return _chain(value, [bj(b)], [db], [[d2b]])
+            return _chain(m(value), [bj(b), ej(b)], [m(db), m(de)], [[m(d2b), m(cross)], [None, m(d2e)]])
+        return _chain(m(value), [bj(b)], [m(db)], [[m(d2b)]])
 
     return power
 
@@ -270,19 +262,23 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
     value_form, partials = closed_form(cls, len(expr.args)) if not isinstance(expr, norm2) else (None, ())
     second = _second_partials(cls)
 
-    def usable(column: Column) -> Column:
-        return [abs(x) if x.is_finite() else ZERO for x in column]  # (a nan is not finite)
+    def usable(column: Column) -> Bound:
+        """|column| where finite, 0 elsewhere (a nan is not finite)."""
+        m = upward.magnitudes(column)
+        m[m == upward.INF] = -upward.INF
+        return m
 
     def function(b: Batch) -> Jet:
         inner = b.of([v(b) for v in values])
         args = [p(b) for p in parts]
         if isinstance(expr, norm2):
             norms = [sum((x * x for x in t), ZERO).sqrt() for t in zip(*inner.columns)]
-            first = [[abs(x / n) if n != 0 else ONE for x, n in zip(column, norms)] for column in inner.columns]
-            return _chain(norms, args, first, None)
+            first = [upward.magnitudes([x / n if n != 0 else ONE for x, n in zip(column, norms)])
+                     for column in inner.columns]
+            return _chain(upward.magnitudes(norms), args, first, None)
         first = [usable(d(inner)) for d in partials]
         hess = [[usable(f(inner)) for f in row] for row in second] if second is not None else None
-        return _chain(inner.abs_of(value_form(inner)), args[: len(first)], first, hess)
+        return _chain(inner.mag(value_form(inner)), args[: len(first)], first, hess)
 
     return function
 

@@ -1,6 +1,9 @@
 """The error model: an expression compiled to its ball values and, beside them, a bound on the
 rounding error a floating-point evaluation of the same tree in the case's dtype can make (first-order
-running error analysis; the harness's markers in MODEL_RULES)."""
+running error analysis; the harness's markers in MODEL_RULES).
+
+The values are Arb balls; the bounds are float64 arrays rounded upward (harness.balls.upward): they
+are only ever used as a tolerance, and a float per member costs a fraction of a ball per member."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache
 
+import numpy as np
 import sympy
 from flint import arb
 
+from harness.balls import upward
 from harness.balls.batch import (
     EXPRESSIONS,
-    ONE,
     ZERO,
     Batch,
     Column,
@@ -23,7 +27,6 @@ from harness.balls.batch import (
     _prod,
     _share,
     _sum,
-    _where,
     rule_for,
 )
 from harness.balls.closed import (
@@ -45,6 +48,7 @@ from harness.balls.closed import (
     compile_closed,
     finite,
 )
+from harness.balls.upward import Bound
 from harness.catalogue.markers import (
     KinkFunction,
     OpFunction,
@@ -65,7 +69,7 @@ from harness.numbers import FloatFormat, round_to_format
 # ---------------------------------------------------------------- the error model
 
 Kinks = list[bool] | None  # which members met a kink (None: none did)
-ModelResult = tuple[Column, Column, Kinks]  # values, error-model bounds, kinks
+ModelResult = tuple[Column, Bound, Kinks]  # values, error-model bounds, kinks
 Modelled = Callable[[Batch], ModelResult]
 
 
@@ -83,15 +87,15 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
         return compile_modelled(expr, symbols, fmt)
     if expr in symbols:
         i = symbols.index(expr)
-        return lambda b: (b.columns[i], [ZERO] * b.n, None)
+        return lambda b: (b.columns[i], upward.zeros(b.n), None)
     if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
         infinite = closed(expr, symbols)
-        return lambda b: (infinite(b), [ZERO] * b.n, None)
+        return lambda b: (infinite(b), upward.zeros(b.n), None)
     under = forward is None or _reuses_forward(expr, forward)  # see _underflow
     if expr.is_Number or expr.is_NumberSymbol:
         value = closed(expr, symbols)
         if expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt):
-            return lambda b: (value(b), [ZERO] * b.n, None)
+            return lambda b: (value(b), upward.zeros(b.n), None)
         return lambda b: _rounded(value(b), b, under)
     if isinstance(expr, sympy.Piecewise):
         return _memo(_modelled_piecewise(expr, symbols, fmt, forward))
@@ -144,63 +148,74 @@ def _is_power_of_two(x: sympy.Expr) -> bool:
 
 
 def _rounded(v: Column, b: Batch, under: bool) -> ModelResult:
-    return v, _underflow([b.u * a for a in b.abs_of(v)], v, b, under), None
+    return v, _underflow(upward.scale(b.unit, b.mag(v)), v, b, under), None
 
 
-def _underflow(bound: Column, values: Column, b: Batch, roundings: float) -> Column:  # roundings 0: none
+def _underflow(bound: Bound, values: Column, b: Batch, roundings: float) -> Bound:  # roundings 0: none
     """Add each rounding's absolute error where the result may be subnormal: fl(x op y) =
     (x op y)(1 + d) + e, |e| <= half the smallest subnormal, and e = 0 unless the result is below the
     normal range. x / 0.62 at x = 2e-311 errs by 7e-14 of itself, and sqrt passes half of it on.
     An exact 0 with no error coming in stays exact (0 * y, x - x of exact inputs). A result past
     the range is inf in torch, rightly: from there on no finite bound holds (exp(104) in float32
-    inside log(1 + exp(...)))."""
+    inside log(1 + exp(...))). The float magnitudes pick the members to look at; the balls decide.
+    The charge is rounded up to a float (for float64 a multiple of 2^-1074, as 2^-1075 is none)."""
     if b.fmt is None:
         return bound
-    if any(a > b.edge for a in b.abs_of(values)):
-        bound = [arb.pos_inf() if a > b.edge else e for e, a in zip(bound, b.abs_of(values))]
+    mags = b.mag(values)
+    near_edge = np.flatnonzero(mags > b.log_largest)
+    if near_edge.size:
+        bound = bound.copy()
+        for k in near_edge.tolist():
+            if abs(values[k]) > b.edge:
+                bound[k] = upward.INF
     if not roundings:
         return bound
-    tiny, normal = roundings * b.eta, b.normal
-    return [e + tiny if not a >= normal and (e != ZERO or not a.is_zero()) else e
-            for e, a in zip(bound, b.abs_of(values))]
+    # below the normal range, or straddling it: every ball narrower than half its midpoint that
+    # reaches below the smallest normal lies under 3x it (a wider one is not certified anyway)
+    small = np.flatnonzero(mags < b.fmt.emin + 2)
+    charged = [k for k in small.tolist()
+               if not abs(values[k]) >= b.normal and (bound[k] > -upward.INF or not values[k].is_zero())]
+    if charged:
+        bound = bound.copy()
+        bound[charged] = upward.add(bound[charged], upward.log(b.subnormal_charge(roundings)))
+    return bound
 
 
 def _add(terms: list[ModelResult], b: Batch, shared: Shared, under: bool) -> ModelResult:
     value = shared(b, terms) or _sum([t[0] for t in terms])
-    size = _sum([b.abs_of(t[0]) for t in terms])
-    charge = (len(terms) - 1) * b.u
-    bound = [e + charge * s for e, s in zip(_sum([t[1] for t in terms]), size)]
+    size = upward.add(*[b.mag(t[0]) for t in terms])
+    bound = upward.add(upward.add(*[t[1] for t in terms]), upward.scale((len(terms) - 1) * b.unit, size))
     return value, _underflow(bound, value, b, under * (len(terms) - 1)), _kinks([t[2] for t in terms])
 
 
 def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared, under: bool) -> ModelResult:
     value = shared(b, factors) or _prod([f[0] for f in factors])
-    charge = roundings * b.u
-    bound = [charge * a for a in b.abs_of(value)] if roundings else [ZERO] * b.n
-    carrying = [i for i, f in enumerate(factors) if any(x != ZERO for x in f[1])]
+    bound = upward.scale(roundings * b.unit, b.mag(value)) if roundings else upward.zeros(b.n)
+    carrying = [i for i, f in enumerate(factors) if upward.nonzero(f[1]).any()]
     if carrying:  # each factor's error times the magnitudes of the others
-        sizes = [b.abs_of(f[0]) for f in factors]
+        sizes = [b.mag(f[0]) for f in factors]
         for i, others in zip(carrying, _all_but(sizes, carrying)):
-            bound = [bd + x * o if x != ZERO else bd for bd, x, o in zip(bound, factors[i][1], others)]
+            e = factors[i][1]
+            bound = np.where(upward.nonzero(e), upward.add(bound, upward.mul(e, others)), bound)
     return value, _underflow(bound, value, b, under * roundings), _kinks([f[2] for f in factors])
 
 
-def _all_but(sizes: list[Column], wanted: list[int]) -> list[Column]:
+def _all_but(sizes: list[Bound], wanted: list[int]) -> list[Bound]:
     """For each wanted i, the product of every column but the i-th (from prefix and suffix
     products: linear in the number of factors, not quadratic)."""
     k = len(sizes)
     if k == 1:
-        return [[ONE] * len(sizes[0])]
-    prefix: list[Column | None] = [None] * k  # product of sizes[:i]
+        return [upward.ones(len(sizes[0]))]
+    prefix: list[Bound | None] = [None] * k  # product of sizes[:i]
     for i in range(1, max(wanted) + 1):
-        prefix[i] = sizes[0] if i == 1 else [x * y for x, y in zip(prefix[i - 1], sizes[i - 1])]  # type: ignore[arg-type]
-    suffix: list[Column | None] = [None] * k  # product of sizes[i + 1:]
+        prefix[i] = sizes[0] if i == 1 else upward.mul(prefix[i - 1], sizes[i - 1])
+    suffix: list[Bound | None] = [None] * k  # product of sizes[i + 1:]
     for i in range(k - 2, min(wanted) - 1, -1):
-        suffix[i] = sizes[k - 1] if i == k - 2 else [x * y for x, y in zip(sizes[i + 1], suffix[i + 1])]  # type: ignore[arg-type]
+        suffix[i] = sizes[k - 1] if i == k - 2 else upward.mul(sizes[i + 1], suffix[i + 1])
     out = []
     for i in wanted:
         before, after = prefix[i], suffix[i]
-        out.append(after if before is None else before if after is None else [x * y for x, y in zip(before, after)])
+        out.append(after if before is None else before if after is None else upward.mul(before, after))
     return out
 
 
@@ -218,15 +233,13 @@ def _integer_power(n: int, parts: list[Modelled], shared: Shared, under: bool) -
     def integer_power(b: Batch) -> ModelResult:
         x, ex, kinks = found = base(b)
         values = shared(b, [found, exponent(b)]) or _powers(x, n)
-        charge = roundings * b.u
-        bound = [charge * a for a in b.abs_of(values)] if roundings else [ZERO] * b.n
-        index = _where([y != ZERO for y in ex])
-        if index:  # the input's error times |n x^(n-1)|
-            xs = [x[k] for k in index]
+        bound = upward.scale(roundings * b.unit, b.mag(values)) if roundings else upward.zeros(b.n)
+        index = np.flatnonzero(upward.nonzero(ex))
+        if index.size:  # the input's error times |n x^(n-1)|
+            xs = [x[k] for k in index.tolist()]
             slopes = _powers(xs, n - 1) if n >= 1 else [1 / p for p in _powers(xs, 1 - n)]
-            weight = arb(abs(n))
-            for k, slope in zip(index, slopes):
-                bound[k] = bound[k] + weight * abs(slope) * ex[k]
+            carried = upward.scale(abs(n), upward.mul(upward.magnitudes(slopes), ex[index]))
+            bound[index] = upward.add(bound[index], carried)
         return values, _underflow(bound, values, b, under * roundings), kinks
 
     return integer_power
@@ -247,12 +260,12 @@ def _real_power(e: sympy.Expr, parts: list[Modelled], shared: Shared, under: boo
             values = [v.rsqrt() for v in x]
         else:
             values = [_power(v, w) for v, w in zip(x, y)]
-        bound = [2 * b.u * abs(v) for v in values]
-        for k in range(b.n):
-            if ex[k] != ZERO:
-                bound[k] = bound[k] + abs(y[k] * values[k] / x[k]) * ex[k]
-            if ey[k] != ZERO:
-                bound[k] = bound[k] + abs(values[k] * x[k].log()) * ey[k]
+        bound = upward.scale(2 * b.unit, b.mag(values))
+        for errors, slope in ((ex, lambda k: y[k] * values[k] / x[k]), (ey, lambda k: values[k] * x[k].log())):
+            index = np.flatnonzero(upward.nonzero(errors))
+            if index.size:
+                carried = upward.mul(upward.magnitudes([slope(k) for k in index.tolist()]), errors[index])
+                bound[index] = upward.add(bound[index], carried)
         return values, _underflow(bound, values, b, under * 2), _kinks([kx, ky])
 
     return real_power
@@ -269,15 +282,14 @@ def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]
 
     def piecewise(b: Batch) -> ModelResult:
         found = _branches(b, decisions, evaluate)
-        out_v, out_e, out_k = [], [], []
-        for cs in found:
+        out_v, out_e, out_k = [], upward.zeros(b.n), []
+        for k, cs in enumerate(found):
             if not cs:
                 out_v.append(arb.nan())
-                out_e.append(ZERO)
                 out_k.append(False)
                 continue
             out_v.append(_reduce([c[0] for c in cs], arb.union))
-            out_e.append(_reduce([c[1] for c in cs], arb.max))
+            out_e[k] = max(c[1] for c in cs)
             out_k.append(any(c[2] for c in cs))
         return out_v, out_e, out_k if any(out_k) else None
 
@@ -291,16 +303,14 @@ def _model_kink(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelle
 
     def kink(b: Batch) -> ModelResult:
         x, ex, kx = inner(b)
-        values, bounds, kinks = [], [], list(kx) if kx is not None else [False] * b.n
+        values, bounds, kinks = [], upward.zeros(b.n), list(kx) if kx is not None else [False] * b.n
         for k in range(b.n):
             value, hit = _kink_value(cls, x[k], lambda k=k: convention(b)[0][k])
             kinks[k] = kinks[k] or hit
-            if not hit and ex[k] != 0 and abs(x[k]) <= 2 * ex[k]:
+            if not hit and ex[k] > -upward.INF and abs(x[k]) <= 2 * upward.to_float(ex[k]):
                 # torch's rounded x may sit on the other side of the kink: allow the jump
                 kinks[k] = True
-                bounds.append(arb.max(jump_size, abs(value - convention(b)[0][k])))
-            else:
-                bounds.append(ZERO)
+                bounds[k] = upward.magnitudes([arb.max(jump_size, abs(value - convention(b)[0][k]))])[0]
             values.append(value)
         return values, bounds, kinks
 
@@ -315,7 +325,7 @@ def _model_select(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Model
         dv, _, dk = d(b)
         picks = [_choice(v, mode) for v in dv]
         ra, rb = _split(b, picks, lambda s: _flagged(x(s), s.n), lambda s: _flagged(y(s), s.n))
-        out = [(arb.union(p[0], q[0]), arb.max(p[1], q[1]), p[2] or q[2]) if p is not None and q is not None
+        out = [(arb.union(p[0], q[0]), max(p[1], q[1]), p[2] or q[2]) if p is not None and q is not None
                else (p or q) for p, q in zip(ra, rb)]
         values, bounds, kinks = _unzip(out)
         return values, bounds, _kinks([dk, kinks])
@@ -329,7 +339,7 @@ def _model_jump(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelle
     def jumped(b: Batch) -> ModelResult:
         dv, _, dk = d(b)
         hits = [_jump(v)[1] for v in dv]
-        return [ZERO] * b.n, [ZERO] * b.n, _kinks([dk, hits if any(hits) else None])
+        return [ZERO] * b.n, upward.zeros(b.n), _kinks([dk, hits if any(hits) else None])
 
     return jumped
 
@@ -339,12 +349,16 @@ def _model_ratio(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
 
     def quotient(b: Batch) -> ModelResult:
         (n, en, kn), (dv, ed, kd) = num(b), den(b)
-        values, bounds, hits, masked = [], [], [], _masked(expr, b)
+        values, hits, masked = [], [], _masked(expr, b)
         for k in range(b.n):
             value, hit = _ratio(n[k], dv[k], masked)
             values.append(value)
             hits.append(hit)
-            bounds.append(ZERO if hit else b.u * abs(value) + en[k] / abs(dv[k]) + abs(value / dv[k]) * ed[k])
+        # u |n/d| + e_n / |d| + |n/d| / |d| e_d, with |d| from below
+        below = upward.lower_magnitudes(dv)
+        size = b.mag(values)
+        bounds = upward.add(upward.scale(b.unit, size), upward.div(en, below), upward.mul(upward.div(size, below), ed))
+        bounds[np.array(hits, dtype=bool)] = -upward.INF
         return values, _underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
 
     return quotient
@@ -367,7 +381,7 @@ def _model_share(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
             ties = sum(1 for w in t if (w - t[i]).is_exact() and w == t[i])
             values.append(v)
             hits.append(ties > 1 and v != 0)
-        return values, [ZERO] * b.n, _kinks([*(r[2] for r in results), hits if any(hits) else None])
+        return values, upward.zeros(b.n), _kinks([*(r[2] for r in results), hits if any(hits) else None])
 
     return share
 
@@ -378,8 +392,7 @@ def _model_extreme(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Mode
     def extreme(b: Batch) -> ModelResult:
         terms = [p(b) for p in parts]
         values = [_reduce(list(t), pick) for t in zip(*(t[0] for t in terms))]
-        bounds = [_reduce(list(t), arb.max) for t in zip(*(t[1] for t in terms))]
-        return values, bounds, _kinks([t[2] for t in terms])
+        return values, upward.maximum([t[1] for t in terms]), _kinks([t[2] for t in terms])
 
     return extreme
 
@@ -387,15 +400,14 @@ def _model_extreme(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Mode
 def _model_norm2(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     def length(b: Batch) -> ModelResult:
         terms = [p(b) for p in parts]
-        values, bounds = [], []
-        for k in range(b.n):
-            pairs = [(t[0][k], t[1][k]) for t in terms]
-            value = sum((v * v for v, _ in pairs), ZERO).sqrt()
-            bound = (len(terms) + 1) * b.u * value
-            if value != 0:
-                bound = bound + sum((abs(v / value) * e for v, e in pairs if e != 0), ZERO)
-            values.append(value)
-            bounds.append(bound)
+        values = [sum((v * v for v in t), arb(0)).sqrt() for t in zip(*(t[0] for t in terms))]
+        size = b.mag(values)
+        bounds = upward.scale((len(terms) + 1) * b.unit, size)
+        below = upward.lower_magnitudes(values)
+        for v, e, _ in terms:  # |v / |x|| e, where |x| is not 0
+            carrying = upward.nonzero(e) & upward.nonzero(below)
+            carried = np.where(carrying, upward.mul(upward.div(b.mag(v), below), e), -upward.INF)
+            bounds = upward.add(bounds, carried)
         return values, _underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
 
     return length
@@ -424,7 +436,7 @@ def _flagged(result: ModelResult, n: int) -> tuple:
 
 def _unzip(rows: list) -> ModelResult:
     values, bounds, kinks = (list(c) for c in zip(*rows)) if rows else ([], [], [])
-    return values, bounds, kinks if any(kinks) else None
+    return values, np.array(bounds, dtype=np.float64), kinks if any(kinks) else None
 
 
 def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFormat, under: bool) -> Modelled:
@@ -449,14 +461,12 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         # torch's kernel forms the result earns nothing: sigmoid'(40) = 0 from y*(1 - y) is a loss,
         # not a rounding. (What a half-ulp change of the inputs makes unavoidable is charged once,
         # on the whole expression: reference.PointReference._conditioning.)
-        charge = 2 * ulps * b.u
-        bound = [charge * s for s in b.abs_of(values)]
+        bound = upward.scale(2 * ulps * b.unit, b.mag(values))
         for d, (_, e, _) in zip(partials, args):
-            index = _where([x != ZERO for x in e])
-            if index:
-                slopes = d(inner.subset(index) if len(index) < b.n else inner)
-                for k, slope in zip(index, slopes):
-                    bound[k] = bound[k] + abs(slope) * e[k]
+            index = np.flatnonzero(upward.nonzero(e))
+            if index.size:
+                slopes = d(inner.subset(index.tolist()) if index.size < b.n else inner)
+                bound[index] = upward.add(bound[index], upward.mul(upward.magnitudes(slopes), e[index]))
         return values, _underflow(bound, values, b, under * 2 * ulps), flags
 
     return function

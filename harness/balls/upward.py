@@ -1,0 +1,170 @@
+"""Error bounds as float arrays of base-2 logarithms, rounded upward: the error model's arithmetic.
+
+The error model and the term magnitudes are only ever used as a tolerance, so they are computed in
+vectorised floating point instead of Arb balls. A bound is held as log2 of itself: the terms of a
+derivative can be far outside float64's range although the bound is not (a slope of 1e310 at a
+subnormal input times an error of 1e-320; (1 + exp(x))^-2 at x = 273 times terms of 1e237), and in
+logarithms nothing overflows or underflows. -inf is an exact 0 (a term that is absent), +inf no
+finite bound; a nan (0 * inf) becomes +inf.
+
+Every operation moves its result up by more than its rounding error (`_up`: 2^-36 plus 2^-50 of
+the logarithm, where numpy's logaddexp2, log2 and exp2 err by a few ulps of results below 2^14),
+so each array stays an upper bound of the exact value of the same formula. Balls come in as
+`magnitudes` (log2 of an upper bound of |x|), and bounds go out as floats by `to_floats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from flint import arb
+
+Bound = np.ndarray  # float64: log2 of a nonnegative upper bound, one per member of a batch
+
+INF = math.inf
+TINY = 5e-324  # the smallest subnormal float64
+NORMAL = 2.0**-1022  # the smallest normal float64
+_SLACK, _RELATIVE = 2.0**-44, 2.0**-48
+
+
+def _up(x: np.ndarray) -> Bound:
+    out = np.array(x, dtype=np.float64)
+    finite = np.isfinite(out)
+    out[finite] += _SLACK + np.abs(out[finite]) * _RELATIVE
+    out[np.isnan(out)] = INF
+    return out
+
+
+def zeros(n: int) -> Bound:
+    return np.full(n, -INF)
+
+
+def ones(n: int) -> Bound:
+    return np.zeros(n)
+
+
+def nonzero(b: Bound) -> np.ndarray:
+    return b > -INF
+
+
+def bounded(b: Bound) -> np.ndarray:
+    """Which bounds are finite (an exact 0 is)."""
+    return b < INF
+
+
+def log(c: float) -> float:
+    """log2 of an upper bound of a float constant c >= 0."""
+    if c == 0:
+        return -INF
+    return math.log2(c) + _SLACK + abs(math.log2(c)) * _RELATIVE if c < INF else INF
+
+
+def add(*terms: np.ndarray) -> Bound:
+    """An upper bound of the sum of the terms, left to right."""
+    total = np.asarray(terms[0], dtype=np.float64)
+    for t in terms[1:]:
+        total = _up(np.logaddexp2(total, t))
+    return total
+
+
+def mul(a: np.ndarray | float, b: np.ndarray | float) -> Bound:
+    """An upper bound of a * b (0 * inf is no bound)."""
+    with np.errstate(invalid="ignore"):
+        return _up(np.add(a, b))
+
+
+def scale(c: float, b: np.ndarray) -> Bound:
+    """An upper bound of the float constant c >= 0 times b."""
+    return mul(log(c), b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> Bound:
+    """An upper bound of a / b, for b a lower bound of the divisor (no bound where it may be 0)."""
+    with np.errstate(invalid="ignore"):
+        return _up(np.subtract(a, b))
+
+
+def maximum(columns: Sequence[np.ndarray]) -> Bound:
+    out = np.asarray(columns[0], dtype=np.float64)
+    for c in columns[1:]:
+        out = np.fmax(out, c)
+    return out
+
+
+def _log2_of(x: arb) -> float:
+    """log2 of an arb that is exact (an endpoint), finite and not 0, to nearest."""
+    f = float(x)
+    if NORMAL <= abs(f) < INF:  # (a subnormal float holds fewer bits)
+        return math.log2(abs(f))
+    man, exp = x.man_exp()  # past float64's range
+    return math.log2(abs(int(man))) + int(exp)
+
+
+def magnitudes(column: Sequence[arb]) -> Bound:
+    """log2 of an upper bound of |x| for each ball: -inf where x is exactly 0, +inf where it is not
+    finite (a nan, an infinity)."""
+    floats = np.array([float(x.abs_upper()) for x in column], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2(floats)
+    for k in np.flatnonzero(~((floats >= NORMAL) & (floats < INF))).tolist():
+        x = column[k]
+        out[k] = -INF if x.is_zero() else (_log2_of(x.abs_upper()) if x.is_finite() else INF)
+    return _up(out)
+
+
+def lower_magnitudes(column: Sequence[arb]) -> Bound:
+    """log2 of a lower bound of |x| for each ball (-inf where the ball contains 0 or is not finite)."""
+    out = np.full(len(column), -INF)
+    for k, x in enumerate(column):
+        if x.is_finite():
+            low = x.abs_lower()
+            if not low.is_zero():
+                out[k] = _log2_of(low)
+    finite = np.isfinite(out)
+    out[finite] -= _SLACK + np.abs(out[finite]) * _RELATIVE
+    return out
+
+
+def to_floats(b: Bound) -> np.ndarray:
+    """The bounds as floats, rounded up: inf past float64's range, the smallest subnormal for a
+    nonzero bound below it."""
+    with np.errstate(over="ignore", under="ignore"):
+        y = np.exp2(_up(b))
+    y = np.nextafter(y, INF, where=(y > 0) & (y < INF), out=y)
+    y[(y == 0) & (b > -INF)] = TINY
+    return y
+
+
+def to_float(b: float) -> float:
+    return float(to_floats(np.array([b]))[0])
+
+
+# ---------------------------------------------------------------- one number at a time (Python floats)
+
+
+def of(x: arb) -> float:
+    """An upper bound of |x| as a float (inf where it is not finite or past float64's range)."""
+    m = float(x.abs_upper())
+    if m > 0:
+        return math.nextafter(m, INF)
+    if m == 0:
+        return 0.0 if x.is_zero() else TINY
+    return INF  # nan
+
+
+def fmul(a: float, b: float) -> float:
+    """An upper bound of a * b for nonnegative floats (inf for 0 * inf)."""
+    if a == 0 or b == 0:
+        return 0.0 if a == a and b == b and not (math.isinf(a) or math.isinf(b)) else INF
+    p = a * b
+    return math.nextafter(p, INF) if p > 0 else (TINY if p == 0 else INF)
+
+
+def fadd(a: float, b: float) -> float:
+    """An upper bound of a + b for nonnegative floats (below the normal range the sum is exact)."""
+    s = a + b
+    if s >= NORMAL:
+        return math.nextafter(s, INF)
+    return s if s >= 0 else INF  # a nan is no bound
