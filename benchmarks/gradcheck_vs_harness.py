@@ -28,7 +28,7 @@ FUNCTIONS = {
 
 CASE = """
 name: bench-{n}
-inputs: {{x: {{shape: [{n}], sample: {{uniform: [-3, 3]}}}}}}
+inputs: {{x: {{shape: [{n}], sample: {{uniform: [-3, 3]}}, edges: none}}}}
 expr: {expr}
 {target}checks: [value, vjp, grad2]
 dtype: float64

@@ -57,6 +57,25 @@ def test_sums_products_and_quotients_stay_above_the_exact_ones():
         _at_least(upward.maximum([la, lb]), [arb.max(x, y) for x, y in zip(a, b)])
 
 
+def test_one_member_batches_take_the_same_arithmetic_on_floats():
+    """Batches of one (each element its own expression) go through Python floats, not numpy."""
+    rng = random.Random(3)
+    with precision(BITS):
+        a, b, c = _balls(rng, 60), _balls(rng, 60), _balls(rng, 60)
+        for x, y, z in zip(a, b, c):
+            lx, ly, lz = (upward.magnitudes([v]) for v in (x, y, z))
+            _at_least(lx, [abs(x).upper()])
+            _at_least(upward.add(lx, ly, lz), [x + y + z])
+            _at_least(upward.mul(lx, ly), [x * y])
+            _at_least(upward.div(lx, upward.lower_magnitudes([y])), [x / y])
+            _at_least(upward.scale(3.5, lx), [3.5 * x])
+    zero, none = upward.zeros(1), np.array([math.inf])
+    assert upward.add(zero, zero)[0] == -math.inf and upward.mul(zero, upward.ones(1))[0] == -math.inf
+    assert upward.mul(zero, none)[0] == math.inf and upward.div(zero, zero)[0] == math.inf
+    assert upward.add(none, zero)[0] == math.inf and upward.add(zero, none)[0] == math.inf
+    assert upward.magnitudes([arb(0)])[0] == -math.inf and upward.magnitudes([arb.nan()])[0] == math.inf
+
+
 def test_an_exact_zero_stays_exact_and_no_bound_stays_none():
     zero, one, none = upward.zeros(1), upward.ones(1), np.array([math.inf])
     assert upward.add(zero, zero)[0] == -math.inf and upward.mul(zero, one)[0] == -math.inf

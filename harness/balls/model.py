@@ -162,6 +162,8 @@ def _underflow(bound: Bound, values: Column, b: Batch, roundings: float) -> Boun
     if b.fmt is None:
         return bound
     mags = b.mag(values)
+    if b.n == 1:  # (the same, without numpy's overhead on one member)
+        return _underflow_one(bound, values[0], mags.item(), b, roundings)
     near_edge = np.flatnonzero(mags > b.log_largest)
     if near_edge.size:
         bound = bound.copy()
@@ -178,6 +180,17 @@ def _underflow(bound: Bound, values: Column, b: Batch, roundings: float) -> Boun
     if charged:
         bound = bound.copy()
         bound[charged] = upward.add(bound[charged], upward.log(b.subnormal_charge(roundings)))
+    return bound
+
+
+def _underflow_one(bound: Bound, value: arb, mag: float, b: Batch, roundings: float) -> Bound:
+    e = bound.item()
+    if mag > b.log_largest and abs(value) > b.edge:
+        return np.array([upward.INF])
+    if not roundings or not mag < b.fmt.emin + 2:  # (see _underflow)
+        return bound
+    if not abs(value) >= b.normal and (e > -upward.INF or not value.is_zero()):
+        return upward.add(bound, upward.log(b.subnormal_charge(roundings)))
     return bound
 
 
