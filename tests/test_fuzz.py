@@ -185,10 +185,10 @@ def test_campaigns_share_what_they_find_through_a_database(tmp_path):
 
     finders = [fuzz_cli("--seed", seed, "--max-examples", "60", "--database", "db", "--save", f"found-{seed}")
                for seed in ("3", "5")]
+    alone = fuzz_cli("--seed", "7", "--max-examples", "1", "--save", "alone")  # (no database: at the same time)
     outputs = [p.communicate(timeout=600)[0] for p in finders]
     assert [p.returncode for p in finders] == [1, 1], outputs  # softplus above its threshold: found by both
     found = {f.name for seed in ("3", "5") for f in (tmp_path / f"found-{seed}").iterdir()}
-    alone = fuzz_cli("--seed", "7", "--max-examples", "1", "--save", "alone")
     assert alone.communicate(timeout=600)[0].splitlines()[-1] == "no failure found" and alone.returncode == 0
     shared = fuzz_cli("--seed", "7", "--max-examples", "1", "--database", "db", "--save", "shared")
     out = shared.communicate(timeout=600)[0]
