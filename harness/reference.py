@@ -9,7 +9,8 @@ evaluation of the same tree (in the case's dtype) can make. It is what lets a de
 is exactly 0 from cancelling terms of size 1e8 be compared against an absolute floor instead of
 4 ulps of 0. The model charges each operation its kernel's accuracy (and, where the result may be
 subnormal, half the smallest subnormal) and propagates input errors through the partial
-derivatives (first-order running error analysis).
+derivatives (first-order running error analysis). The bounds are floats rounded upward
+(harness.balls.upward); only the values are balls.
 """
 
 from __future__ import annotations
@@ -376,12 +377,12 @@ class PointReference:
         if d == 0:
             return None
         values = self.values(name)
-        atomic = self._derivative(name, group, d, values, None, ZERO)
+        atomic = self._derivative(name, group, d, values, None, 0.0)
         if self.atomic:  # a target: no formula to write out
             return atomic
         written_out = stored_diff(expand_ops(expr), *[symbol] * order)
         try:
-            terms = self._derivative(name, group, written_out, values, None, ZERO)
+            terms = self._derivative(name, group, written_out, values, None, 0.0)
         except HarnessError:  # a closed form the reference cannot evaluate: the atomic bound alone
             return atomic
         return [Exact(a.ball, max(a.bound, t.bound) if math.isfinite(a.bound) and math.isfinite(t.bound) else a.bound,
