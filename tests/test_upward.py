@@ -99,3 +99,18 @@ def test_scalar_helpers():
     assert upward.fadd(1e-320, 1e-320) == 1e-320 + 1e-320  # exact below the normal range
     assert arb(upward.fadd(0.1, 0.2)) >= arb(0.1) + arb(0.2)
     assert upward.of(arb(0)) == 0.0 and upward.of(arb(2) ** -1100) == 5e-324 and upward.of(arb.nan()) == math.inf
+
+
+def test_a_nan_is_no_bound_on_every_path():
+    nan, zero = np.array([math.nan]), upward.zeros(1)
+    assert upward.add(zero, nan)[0] == math.inf and upward.add(nan, zero)[0] == math.inf  # one member
+    assert upward.add(np.array([-math.inf, math.nan]), np.array([math.nan, 0.0])).tolist() == [math.inf, math.inf]
+    assert upward.maximum([nan, np.array([0.0])])[0] == math.inf
+
+
+def test_bounds_below_the_normal_range_go_out_as_whole_subnormals_rounded_up():
+    logs = np.linspace(-1080, -1015, 4001)
+    floats = upward.to_floats(logs)
+    with precision(BITS):
+        assert all(arb(float(f)) >= arb(2) ** arb(float(v)) for f, v in zip(floats, logs))
+    assert (floats[logs < -1075] == 5e-324).all()
