@@ -35,18 +35,16 @@ def precision(bits: int) -> Iterator[None]:
 class Batch:
     """The balls of each symbol at n points, evaluated together; results memoized per node."""
 
-    __slots__ = ("columns", "n", "memo", "u", "unit", "eta", "tiny", "normal", "edge", "log_largest",
+    __slots__ = ("columns", "n", "memo", "u", "unit", "tiny", "normal", "edge", "log_largest",
                  "fmt", "conventions", "_children", "_mag")
 
     def __init__(self, columns: Sequence[Column], n: int, u: arb = ZERO, fmt: FloatFormat | None = None,
                  conventions: Conventions | None = None) -> None:
         self.columns, self.n, self.u, self.fmt = columns, n, u, fmt
-        # a rounding to a subnormal result errs by up to half the smallest subnormal (see _underflow)
-        self.eta, self.normal = _underflow_scales(fmt)
+        self.normal = _smallest_normal(fmt)  # below it a rounding errs by half the smallest subnormal
         self.edge = overflow_edge(fmt)  # results at least this large round to inf
-        # the same as floats, for the error model (harness.balls.upward): u, half the smallest
-        # subnormal (0 for float64, where 2^-1075 is no float: see subnormal_charge), and log2 of
-        # the largest finite number
+        # for the error model's floats (harness.balls.upward): u, half the smallest subnormal (0 for
+        # float64, where 2^-1075 is no float: see subnormal_charge), log2 of the largest finite number
         self.unit, self.tiny, self.log_largest = _float_scales(fmt)
         self.conventions = conventions or Conventions()
         self.memo: dict[object, object] = {}
@@ -104,9 +102,8 @@ def overflow_edge(fmt: FloatFormat | None) -> arb:
 
 
 @cache
-def _underflow_scales(fmt: FloatFormat | None) -> tuple[arb, arb]:
-    """Half the smallest subnormal, and the smallest normal number."""
-    return (ZERO, ZERO) if fmt is None else (arb(2) ** (fmt.emin - fmt.precision), arb(2) ** fmt.emin)
+def _smallest_normal(fmt: FloatFormat | None) -> arb:
+    return ZERO if fmt is None else arb(2) ** fmt.emin
 
 
 @cache
@@ -157,10 +154,6 @@ def _prod(columns: Sequence[Column]) -> Column:
             total = [a * b for a, b in zip(total, rest[0])]
         rest = rest[3:]
     return total
-
-
-def _abs(column: Column) -> Column:
-    return [abs(x) for x in column]
 
 
 def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
