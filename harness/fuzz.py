@@ -143,7 +143,7 @@ saved), marked xfail with the reason `xfail` if given.
 
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings(), _hypothesis_constants_only():
+        with warnings.catch_warnings(), hypothesis_constants_only():
             warnings.simplefilter("ignore")
             one()
     except Unsatisfiable:
@@ -162,7 +162,7 @@ saved), marked xfail with the reason `xfail` if given.
 
 
 @contextmanager
-def _hypothesis_constants_only() -> Iterator[None]:
+def hypothesis_constants_only() -> Iterator[None]:
     """Hypothesis (from 6.131) mixes literals found in the source of the "local" modules loaded in
     the process into what it draws: an editable install of this package, the user's own modules,
     a test suite. What a seed draws would then depend on what else is imported (a campaign inside a
