@@ -58,15 +58,24 @@ _SYMPY_FUNCTIONS = (
     sympy.erfinv, sympy.gamma, sympy.polygamma, sympy.besseli, sympy.floor, sympy.ceiling, sympy.Max,
     sympy.Min, sympy.Heaviside, sympy.DiracDelta,
 )
-_HARNESS_FUNCTIONS = (
-    functions.kink_step, functions.kink_sign, functions.kink_delta, functions.select, functions.jump,
-    functions.ratio, functions.reverse_ratio, functions.no_grad, functions.max_share, functions.min_share,
-    functions.amax_fn, functions.amin_fn, functions.norm2, functions.loggamma_abs, functions.floor_fn,
-    functions.ceil_fn, functions.round_fn, functions.trunc_fn, functions.erfc_neg,
-)
-_FUNCTIONS: dict[str, type] = {f"sympy.{c.__name__}": c for c in _SYMPY_FUNCTIONS}
-_FUNCTIONS.update({f"harness.{c.__name__}": c for c in _HARNESS_FUNCTIONS})
-_FUNCTION_NAMES = {c: name for name, c in _FUNCTIONS.items()}
+_SYMPY_BY_NAME: dict[str, type] = {f"sympy.{c.__name__}": c for c in _SYMPY_FUNCTIONS}
+_SYMPY_NAMES = {c: name for name, c in _SYMPY_BY_NAME.items()}
+
+
+def _function_name(cls: type) -> str | None:
+    """A function class's name in the encoding: SymPy's whitelisted functions, and every marker the
+    catalogue defines (harness.catalogue.markers.MARKERS, read as it is: a marker is known once defined)."""
+    if cls in _SYMPY_NAMES:
+        return _SYMPY_NAMES[cls]
+    return f"harness.{cls.__name__}" if functions.MARKERS.get(cls.__name__) is cls else None
+
+
+def _function(name: object) -> type | None:
+    if not isinstance(name, str):
+        return None
+    if name.startswith("harness."):
+        return functions.MARKERS.get(name.removeprefix("harness."))
+    return _SYMPY_BY_NAME.get(name)
 
 _RELATIONS: dict[str, type] = {
     ">": sympy.StrictGreaterThan, ">=": sympy.GreaterThan, "<": sympy.StrictLessThan, "<=": sympy.LessThan,
@@ -106,8 +115,9 @@ def encode(expr: sympy.Basic) -> list:
         return ["and" if isinstance(expr, sympy.And) else "or", *args]
     if isinstance(expr, functions.OpFunction):
         return ["op", expr.op.name, list(expr.orders), *args]
-    if type(expr) in _FUNCTION_NAMES:
-        return ["f", _FUNCTION_NAMES[type(expr)], *args]
+    name = _function_name(type(expr))
+    if name is not None:
+        return ["f", name, *args]
     raise Uncachable(f"{type(expr).__name__} is not in the cache's vocabulary")
 
 
@@ -131,8 +141,9 @@ def decode(data: object) -> sympy.Basic:
         return cls(*(decode(a) for a in rest[2:]), evaluate=False)
     if tag == "rel" and len(rest) == 3 and rest[0] in _RELATIONS:
         return _RELATIONS[rest[0]](decode(rest[1]), decode(rest[2]), evaluate=False)
-    if tag == "f" and rest and rest[0] in _FUNCTIONS:
-        return _FUNCTIONS[rest[0]](*(decode(a) for a in rest[1:]), evaluate=False)
+    function = _function(rest[0]) if tag == "f" and rest else None
+    if function is not None:
+        return function(*(decode(a) for a in rest[1:]), evaluate=False)
     builders: dict[str, Callable[..., sympy.Basic]] = {
         "+": sympy.Add, "*": sympy.Mul, "^": sympy.Pow, "piecewise": sympy.Piecewise,
         "pair": sympy.functions.elementary.piecewise.ExprCondPair, "and": sympy.And, "or": sympy.Or,

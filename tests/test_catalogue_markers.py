@@ -38,19 +38,28 @@ def test_only_exact_numbers_become_sympy():
             as_sympy(bad)
 
 
-def test_every_marker_class_is_in_the_cache_s_vocabulary_and_the_ball_evaluator_s_rules():
-    """A marker added to the catalogue without its cache encoding or its closed form would be an
-    Uncachable miss at every run, or a reference that cannot evaluate it: each concrete one has both."""
+def test_every_function_class_the_catalogue_defines_is_an_op_or_a_registered_marker():
+    """A function class that is not a Marker would be missing from the cache's vocabulary (an
+    Uncachable miss at every run) and from the ball evaluator's checklist (tests/test_rules.py)."""
     import inspect
 
-    from harness import balls, cache
+    from harness import cache
     from harness.catalogue import markers
 
-    bases = {markers.OpFunction, markers.KinkFunction, markers.step_function}  # abstract: never in a tree
+    bases = {markers.OpFunction, markers.Marker, markers.KinkFunction, markers.step_function}
     concrete = [c for c in vars(markers).values() if inspect.isclass(c) and issubclass(c, sympy.Function)
                 and c.__module__ == markers.__name__ and c not in bases]
     assert len(concrete) >= 19
+    assert {c.__name__: c for c in concrete} == markers.MARKERS
     for c in concrete:
-        assert c in cache._FUNCTION_NAMES, c.__name__
-        assert balls.rule_for(c, balls.CLOSED_RULES) is not None or c in {**balls._UNARY, **balls._BINARY,
-                                                                           **balls._NARY}, c.__name__
+        e = c(*(X,) * (min(c.nargs) if isinstance(c.nargs, sympy.FiniteSet) else 2))
+        assert cache.decode(cache.encode(e)) == e, c.__name__
+
+
+def test_a_second_marker_of_the_same_name_is_refused():
+    import pytest
+
+    from harness.catalogue.markers import Marker
+
+    with pytest.raises(TypeError, match="a second marker named select"):
+        type("select", (Marker,), {})

@@ -1,7 +1,8 @@
 """SymPy expressions compiled to functions of Arb balls: closed forms, and the error model.
 
 The package: `upward` (error bounds as floats rounded upward), `batch` (the batches and small
-ball functions), `closed` (closed forms), `model` (the error model), `jets` (magnitudes of
+ball functions), `rules` (one row per function class: its closed form, error model and jets, each
+registered by its stage), `closed` (closed forms), `model` (the error model), `jets` (magnitudes of
 derivative terms); each imports only the ones before it.
 
 Every compiled expression evaluates a whole batch at once: a `Batch` holds one column of balls
@@ -38,13 +39,11 @@ from harness.balls.batch import (
     _sum,
     overflow_edge,
     precision,
-    rule_for,
 )
 from harness.balls.closed import (
     _BINARY,
     _NARY,
     _UNARY,
-    CLOSED_RULES,
     BatchForm,
     ClosedForm,
     closed,
@@ -54,14 +53,12 @@ from harness.balls.closed import (
     finite,
 )
 from harness.balls.jets import (
-    JET_RULES,
     Jet,
     JetFn,
     compile_jets,
     tree_depth,
 )
 from harness.balls.model import (
-    MODEL_RULES,
     Kinks,
     Modelled,
     ModelResult,
@@ -70,10 +67,11 @@ from harness.balls.model import (
     _underflow,
     compile_modelled,
 )
+from harness.balls.rules import COLUMNS, RULES, Rules, lookup
 
-__all__ = ['Batch', 'BatchForm', 'CLOSED_RULES', 'ClosedForm', 'Column', 'Decision', 'EXPRESSIONS', 'HUGE',
-           'JET_RULES', 'Jet', 'JetFn', 'Kinks', 'MAX_POLYGAMMA_SHIFTS', 'MODEL_RULES', 'MODERATE', 'ModelResult',
-           'Modelled', 'ONE', 'SUBTREES', 'Shared', 'ZERO', '_BINARY', '_NARY', '_UNARY', '_all_but',
-           '_exp', '_prod', '_sum', '_underflow', 'closed', 'closed_form', 'compile_closed',
-           'compile_jets', 'compile_modelled', 'defined', 'finite', 'overflow_edge', 'precision', 'rule_for',
-           'tree_depth']
+__all__ = ['Batch', 'BatchForm', 'closed', 'closed_form', 'ClosedForm', 'Column', 'COLUMNS',
+           'compile_closed', 'compile_jets', 'compile_modelled', 'Decision', 'defined', 'EXPRESSIONS',
+           'finite', 'HUGE', 'Jet', 'JetFn', 'Kinks', 'lookup', 'MAX_POLYGAMMA_SHIFTS', 'Modelled',
+           'ModelResult', 'MODERATE', 'ONE', 'overflow_edge', 'precision', 'RULES', 'Rules', 'Shared',
+           'SUBTREES', 'tree_depth', 'ZERO', '_all_but', '_BINARY', '_exp', '_NARY', '_prod', '_sum',
+           '_UNARY', '_underflow']

@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
 
 import flint
 import numpy as np
@@ -165,11 +164,6 @@ def _kinks(flags: Sequence[list[bool] | None]) -> list[bool] | None:
 
 
 # ---------------------------------------------------------------- small ball functions
-
-
-def rule_for(cls: type, rules: dict[type, Any]) -> Any:
-    """The rule of a class or of its nearest base in `rules` (None: no rule)."""
-    return next((rules[base] for base in cls.__mro__ if base in rules), None)
 
 
 # |exponent| beyond which exp is not computed (Arb's nan past about 2^62): exp(-5e7) is still needed,

@@ -1,5 +1,6 @@
 """Closed forms: a SymPy expression compiled to a function of a batch of balls (ball values only),
-one rule per node type (SymPy's functions in tables, the harness's markers in CLOSED_RULES)."""
+one rule per node type (SymPy's functions in tables, the harness's markers by their
+rows in harness.balls.rules)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from harness.balls.batch import (
     _sinh,
     _sum,
     _trunc,
-    rule_for,
 )
+from harness.balls.rules import closed_rule, lookup, register
 from harness.catalogue.markers import (
     KinkFunction,
     OpFunction,
@@ -118,16 +119,13 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.cot: lambda a: 1 / a.tan(), sympy.sech: lambda a: 1 / a.cosh(), sympy.csch: lambda a: 1 / a.sinh(),
     sympy.coth: lambda a: 1 / a.tanh(), sympy.Abs: abs, sympy.sign: arb.sgn, sympy.erf: arb.erf,
     sympy.erfc: arb.erfc, sympy.erfinv: arb.erfinv, sympy.gamma: arb.gamma, sympy.floor: arb.floor,
-    sympy.ceiling: arb.ceil, floor_fn: arb.floor, ceil_fn: arb.ceil, round_fn: _round_half_even,
-    trunc_fn: _trunc, loggamma_abs: _lgamma_abs, no_grad: lambda a: a, erfc_neg: lambda a: (-a).erfc(),
+    sympy.ceiling: arb.ceil,
 }
 _BINARY: dict[type, Callable[[arb, arb], arb]] = {
     sympy.atan2: arb.atan2, sympy.polygamma: _polygamma, sympy.besseli: _besseli,
 }
 _NARY: dict[type, Callable[[list[arb]], arb]] = {
     sympy.Max: lambda v: _reduce(v, arb.max), sympy.Min: lambda v: _reduce(v, arb.min),
-    amax_fn: lambda v: _reduce(v, arb.max), amin_fn: lambda v: _reduce(v, arb.min),
-    norm2: lambda v: sum((x * x for x in v), ZERO).sqrt(),
 }
 
 BatchForm = Callable[[Batch], Column]
@@ -185,49 +183,72 @@ def closed(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> BatchForm:
     return _memo(_closed_function(expr, parts))
 
 
+@closed_rule(KinkFunction)
 def _closed_kink(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     cls, (inner, convention) = type(expr), parts
     return lambda b: [_kink_value(cls, x, lambda k=k: convention(b)[k])[0] for k, x in enumerate(inner(b))]
 
 
+@closed_rule(OpFunction)
 def _closed_op(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     form = closed_form(type(expr))[0]
     return lambda b: form(b.of([p(b) for p in parts]))
 
 
+@closed_rule(select)
 def _closed_select(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     d, x, y, _ = parts
     m = int(expr.args[3])
     return lambda b: _select(b, d(b), m, x, y)
 
 
+@closed_rule(jump)
 def _closed_jump(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     d = parts[0]
     return lambda b: [_jump(v)[0] for v in d(b)]
 
 
+@closed_rule(ratio)
 def _closed_ratio(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     num, den = parts
     return lambda b: [_ratio(p, q, _masked(expr, b))[0] for p, q in zip(num(b), den(b))]
 
 
+@closed_rule(max_share)
 def _closed_share(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
     rest = parts[1:]
     return lambda b: [_share(i, list(t), sign) for t in zip(*(p(b) for p in rest))]
 
 
-# The closed forms of the harness's own function classes, one rule per class (a subclass takes its
-# nearest base's); SymPy's functions are in the tables _UNARY, _BINARY and _NARY.
-CLOSED_RULES: dict[type, Callable[[sympy.Expr, list[BatchForm]], BatchForm]] = {
-    KinkFunction: _closed_kink, OpFunction: _closed_op, select: _closed_select, jump: _closed_jump,
-    ratio: _closed_ratio, max_share: _closed_share,
-}
+def _elementwise(fn: Callable[[arb], arb]) -> Callable[[sympy.Expr, list[BatchForm]], BatchForm]:
+    def rule(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+        (inner,) = parts
+        return lambda b: [fn(x) for x in inner(b)]
+
+    return rule
+
+
+def _reduction(fn: Callable[[list[arb]], arb]) -> Callable[[sympy.Expr, list[BatchForm]], BatchForm]:
+    def rule(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
+        return lambda b: [fn(list(t)) for t in zip(*(p(b) for p in parts))]
+
+    return rule
+
+
+# The closed forms of the harness's markers that are one Arb function of their arguments (the others
+# are the rules above); SymPy's own functions are in the tables _UNARY, _BINARY and _NARY.
+for _cls, _fn in ((floor_fn, arb.floor), (ceil_fn, arb.ceil), (round_fn, _round_half_even), (trunc_fn, _trunc),
+                  (loggamma_abs, _lgamma_abs), (no_grad, lambda a: a), (erfc_neg, lambda a: (-a).erfc())):
+    register(_cls, "closed", _elementwise(_fn))
+register(amax_fn, "closed", _reduction(lambda v: _reduce(v, arb.max)))
+register(amin_fn, "closed", _reduction(lambda v: _reduce(v, arb.min)))
+register(norm2, "closed", _reduction(lambda v: sum((x * x for x in v), ZERO).sqrt()))
 
 
 def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
     cls = type(expr)
-    rule = rule_for(cls, CLOSED_RULES)
+    rule = lookup(cls, "closed")
     if rule is not None:
         return rule(expr, parts)
     if cls in (sympy.Heaviside, sympy.DiracDelta):  # from |w| and sign(w) of real parts

@@ -11,9 +11,10 @@ from flint import arb
 
 from harness import cache as stored
 from harness.balls import upward
-from harness.balls.batch import EXPRESSIONS, ONE, SUBTREES, ZERO, Batch, Column, _cmp, _memo, _power, rule_for
+from harness.balls.batch import EXPRESSIONS, ONE, SUBTREES, ZERO, Batch, Column, _cmp, _memo, _power
 from harness.balls.closed import BatchForm, _powers, _relation, closed, closed_form
 from harness.balls.model import Modelled, compile_modelled
+from harness.balls.rules import jet_rule, lookup
 from harness.balls.upward import Bound
 from harness.catalogue.markers import (
     OpFunction,
@@ -131,7 +132,7 @@ def compile_jets(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: Float
         if expr.exp.is_Integer:
             return _memo(_jet_integer_power(int(expr.exp), parts[0], values[0]))
         return _memo(_jet_power(parts, values))
-    rule = rule_for(type(expr), JET_RULES)
+    rule = lookup(type(expr), "jet")
     return _memo(rule(expr, parts, values) if rule is not None else _jet_function(expr, parts, values))
 
 
@@ -161,10 +162,12 @@ def _jet_mul(parts: list[JetFn]) -> JetFn:
     return mul
 
 
+@jet_rule(no_grad)
 def _jet_no_grad(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     return lambda b: (b.mag(values[0](b)), {}, {})  # a constant to differentiation
 
 
+@jet_rule(select)
 def _jet_select(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     """Each member takes its branch's jets (both where the decision is uncertain: the first)."""
     mode = int(expr.args[3])
@@ -180,6 +183,7 @@ def _jet_select(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -
     return chosen
 
 
+@jet_rule(amax_fn, amin_fn, sympy.Max, sympy.Min)
 def _jet_extreme(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     """A maximum (minimum) takes the jets of its largest (smallest) argument, member by member."""
     sign = 1 if isinstance(expr, amax_fn | sympy.Max) else -1
@@ -257,9 +261,22 @@ def _jet_power(parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     return power
 
 
+@jet_rule(norm2)
+def _jet_norm2(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
+    """|x_i / |x||, 1 where |x| is 0 (torch's 0 there; 1 bounds every direction's slope)."""
+
+    def length(b: Batch) -> Jet:
+        columns = [v(b) for v in values]
+        norms = [sum((x * x for x in t), ZERO).sqrt() for t in zip(*columns)]
+        first = [upward.magnitudes([x / n if n != 0 else ONE for x, n in zip(column, norms)]) for column in columns]
+        return _chain(upward.magnitudes(norms), [p(b) for p in parts], first, None)
+
+    return length
+
+
 def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm]) -> JetFn:
     cls = type(expr)
-    value_form, partials = closed_form(cls, len(expr.args)) if not isinstance(expr, norm2) else (None, ())
+    value_form, partials = closed_form(cls, len(expr.args))
     second = _second_partials(cls)
 
     def usable(column: Column) -> Bound:
@@ -271,24 +288,11 @@ def _jet_function(expr: sympy.Expr, parts: list[JetFn], values: list[BatchForm])
     def function(b: Batch) -> Jet:
         inner = b.of([v(b) for v in values])
         args = [p(b) for p in parts]
-        if isinstance(expr, norm2):
-            norms = [sum((x * x for x in t), ZERO).sqrt() for t in zip(*inner.columns)]
-            first = [upward.magnitudes([x / n if n != 0 else ONE for x, n in zip(column, norms)])
-                     for column in inner.columns]
-            return _chain(upward.magnitudes(norms), args, first, None)
         first = [usable(d(inner)) for d in partials]
         hess = [[usable(f(inner)) for f in row] for row in second] if second is not None else None
         return _chain(inner.mag(value_form(inner)), args[: len(first)], first, hess)
 
     return function
-
-
-# The jets of the harness's marker functions whose derivatives are not their closed form's, one rule
-# per class (a subclass takes its nearest base's); every other function is _jet_function's.
-JET_RULES: dict[type, Callable[[sympy.Expr, list[JetFn], list[BatchForm]], JetFn]] = {
-    no_grad: _jet_no_grad, select: _jet_select, amax_fn: _jet_extreme, amin_fn: _jet_extreme,
-    sympy.Max: _jet_extreme, sympy.Min: _jet_extreme,
-}
 
 
 @lru_cache(maxsize=SUBTREES)

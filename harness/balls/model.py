@@ -1,6 +1,7 @@
 """The error model: an expression compiled to its ball values and, beside them, a bound on the
 rounding error a floating-point evaluation of the same tree in the case's dtype can make (first-order
-running error analysis; the harness's markers in MODEL_RULES).
+running error analysis; the harness's markers by their rows in
+harness.balls.rules).
 
 The values are Arb balls; the bounds are float64 arrays rounded upward (harness.balls.upward): they
 are only ever used as a tolerance, and a float per member costs a fraction of a ball per member."""
@@ -27,7 +28,6 @@ from harness.balls.batch import (
     _prod,
     _share,
     _sum,
-    rule_for,
 )
 from harness.balls.closed import (
     _branches,
@@ -48,6 +48,7 @@ from harness.balls.closed import (
     compile_closed,
     finite,
 )
+from harness.balls.rules import lookup, model_rule
 from harness.balls.upward import Bound
 from harness.catalogue.markers import (
     KinkFunction,
@@ -309,6 +310,7 @@ def _modelled_piecewise(expr: sympy.Piecewise, symbols: tuple[sympy.Symbol, ...]
     return piecewise
 
 
+@model_rule(KinkFunction)
 def _model_kink(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     cls = type(expr)
     inner, convention = parts
@@ -330,6 +332,7 @@ def _model_kink(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelle
     return kink
 
 
+@model_rule(select)
 def _model_select(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     d, x, y, _ = parts
     mode = int(expr.args[3])
@@ -346,6 +349,7 @@ def _model_select(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Model
     return chosen
 
 
+@model_rule(jump)
 def _model_jump(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     d = parts[0]
 
@@ -357,6 +361,7 @@ def _model_jump(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelle
     return jumped
 
 
+@model_rule(ratio)
 def _model_ratio(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     num, den = parts
 
@@ -377,10 +382,12 @@ def _model_ratio(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
     return quotient
 
 
+@model_rule(no_grad)
 def _model_no_grad(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     return parts[0]
 
 
+@model_rule(max_share)
 def _model_share(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     i, sign = int(expr.args[0]), (-1 if isinstance(expr, min_share) else 1)
     rest = parts[1:]
@@ -399,6 +406,7 @@ def _model_share(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
     return share
 
 
+@model_rule(amax_fn, amin_fn, sympy.Max, sympy.Min)
 def _model_extreme(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     pick = arb.max if isinstance(expr, amax_fn | sympy.Max) else arb.min  # amin_fn is no amax_fn
 
@@ -410,6 +418,7 @@ def _model_extreme(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Mode
     return extreme
 
 
+@model_rule(norm2)
 def _model_norm2(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled:
     def length(b: Batch) -> ModelResult:
         terms = [p(b) for p in parts]
@@ -426,19 +435,9 @@ def _model_norm2(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
     return length
 
 
-# The error model of the harness's own marker functions (kinks, where, ratios, shares,
-# stop-gradients, extremes, norms), one rule per class; a subclass takes its first base's rule
-# (kink_step and kink_sign are KinkFunctions, min_share a max_share).
-MODEL_RULES: dict[type, Callable[[sympy.Expr, list[Modelled], bool], Modelled]] = {
-    KinkFunction: _model_kink, select: _model_select, jump: _model_jump, ratio: _model_ratio,
-    no_grad: _model_no_grad, max_share: _model_share, amax_fn: _model_extreme, amin_fn: _model_extreme,
-    sympy.Max: _model_extreme, sympy.Min: _model_extreme, norm2: _model_norm2,
-}
-
-
 def _modelled_special(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modelled | None:
-    """The harness's own marker functions, by MODEL_RULES; None for anything else."""
-    rule = rule_for(type(expr), MODEL_RULES)
+    """The harness's own marker functions (and Max, Min), by their rules; None for anything else."""
+    rule = lookup(type(expr), "model")
     return rule(expr, parts, under) if rule is not None else None
 
 

@@ -78,7 +78,23 @@ def _op_class(op: Op, orders: tuple[int, ...]) -> type[OpFunction]:
     return type(name, (OpFunction,), {"op": op, "orders": orders, "nargs": count, "n_args": count})
 
 
-class KinkFunction(sympy.Function):
+MARKERS: dict[str, type[sympy.Function]] = {}  # the concrete marker classes by name, as they are defined
+
+
+class Marker(sympy.Function):
+    """A function class of the harness's own (not a catalogue op): defining one registers it in
+    MARKERS, which is the cache's vocabulary and the ball evaluator's checklist
+    (harness.balls.rules). A base that never stands in a tree says `abstract=True`."""
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not abstract:
+            if cls.__name__ in MARKERS:
+                raise TypeError(f"a second marker named {cls.__name__}")
+            MARKERS[cls.__name__] = cls
+
+
+class KinkFunction(Marker, abstract=True):
     """A derivative piece that is undefined at x = 0. Args: (x, torch's value there)."""
 
     nargs = 2
@@ -121,7 +137,7 @@ class kink_delta(KinkFunction):
         return kink_delta(self.args[0], 0) if argindex == 1 else sympy.S.Zero
 
 
-class select(sympy.Function):
+class select(Marker):
     """where(cond, a, b) with cond = `d > 0` (mode 0), `d >= 0` (mode 1) or `d == 0` (mode 2).
 
     Its derivative is the derivative of the chosen branch alone (the other branch is never
@@ -138,7 +154,7 @@ class select(sympy.Function):
         return branch if dd == 0 else branch + jump(d, a - b) * dd
 
 
-class jump(sympy.Function):
+class jump(Marker):
     """0 wherever d != 0; at d = 0 a kink (torch returns 0 for the jump's derivative)."""
 
     nargs = 2
@@ -180,7 +196,7 @@ class Conventions:
         return None
 
 
-class ratio(sympy.Function):
+class ratio(Marker):
     """num/den, and at den = 0 exactly a kink where torch returns 0 (norms and distances at 0).
 
     Only the first derivative is masked: its own derivative is the plain quotient rule.
@@ -198,7 +214,7 @@ class reverse_ratio(ratio):
     """A ratio whose 0/0 torch masks in reverse mode only; forward mode computes it: nan (atan2)."""
 
 
-class no_grad(sympy.Function):
+class no_grad(Marker):
     """A value torch computes without a gradient (the max shift inside softmax and logsumexp)."""
 
     nargs = 1
@@ -207,7 +223,7 @@ class no_grad(sympy.Function):
         return sympy.S.Zero
 
 
-class erfc_neg(sympy.Function):
+class erfc_neg(Marker):
     """erfc(-t), kept whole: SymPy rewrites erfc(-t) as 2 - erfc(t), which at t = -7071 (log_ndtr
     at x = -1e4) cancels every digit; Arb evaluates erfc(-t) directly."""
 
@@ -218,7 +234,7 @@ class erfc_neg(sympy.Function):
         return 2 / sympy.sqrt(sympy.pi) * sympy.exp(-t**2)
 
 
-class max_share(sympy.Function):
+class max_share(Marker):
     """d max(e_0, ...)/d e_i: 1 for the strict maximum, 0 below it, 1/k for k exact ties (a kink).
 
     Args: (i, e_0, e_1, ...). `sign` -1 makes it the share of the minimum.
@@ -232,26 +248,26 @@ class min_share(max_share):
     """The share of the minimum (a subclass: test for it before max_share)."""
 
 
-class amax_fn(sympy.Function):
+class amax_fn(Marker):
     """max(e_0, e_1, ...) with torch's even split of the gradient among ties."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return max_share(argindex - 1, *self.args)
 
 
-class amin_fn(sympy.Function):
+class amin_fn(Marker):
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return min_share(argindex - 1, *self.args)
 
 
-class norm2(sympy.Function):
+class norm2(Marker):
     """The Euclidean norm of its arguments; its gradient at 0 is a kink where torch returns 0."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return ratio(self.args[argindex - 1], self)
 
 
-class loggamma_abs(sympy.Function):
+class loggamma_abs(Marker):
     """log|Gamma(x)|: torch.lgamma (SymPy's loggamma is complex for negative x)."""
 
     nargs = 1
@@ -260,7 +276,7 @@ class loggamma_abs(sympy.Function):
         return sympy.polygamma(0, self.args[0])
 
 
-class step_function(sympy.Function):
+class step_function(Marker, abstract=True):
     """floor, ceil, round-half-even: piecewise constant, derivative 0 away from the jumps."""
 
     nargs = 1
