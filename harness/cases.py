@@ -25,7 +25,7 @@ import yaml
 from harness.catalogue import OPS, lead_to_keywords, resolve
 from harness.catalogue.markers import MODES, Convention
 from harness.errors import CaseTimeout, HarnessError, unexpected
-from harness.expr import NAMED_CONSTANTS, Name, Node, Num, did_you_mean, names_in, ops_in, parse
+from harness.expr import NAMED_CONSTANTS, Call, Name, Node, Num, did_you_mean, names_in, ops_in, parse, walk
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, LiteralError, read_literal
 from harness.paths import COMPILE_BACKENDS, COMPILED, FAMILIES, Selection
@@ -611,13 +611,11 @@ def _check_complex(fields: dict[str, Y], outputs: tuple[tuple[str, Node], ...]) 
     """A complex case uses the ops that have complex semantics here (harness.complex.OPS), with
     their arities, on numbers and inputs; no constants or conventions."""
     from harness.complex import OPS as COMPLEX_OPS
-    from harness.expr import Call
-
     for key in ("constants", "conventions"):
         if key in fields:
             raise _fail(fields[key], f"{key!r} is not supported in complex cases yet")
-
-    def walk(node: Node, where: Y) -> None:
+    where = fields.get("expr") or fields["outputs"]
+    for node in (n for _, tree in outputs for n in walk(tree)):
         if isinstance(node, Call):
             if node.op not in COMPLEX_OPS or node.keywords:
                 raise _fail(where, f"{node.op}() is not supported on complex inputs"
@@ -625,14 +623,8 @@ def _check_complex(fields: dict[str, Y], outputs: tuple[tuple[str, Node], ...]) 
             if len(node.args) != COMPLEX_OPS[node.op].arity:
                 raise _fail(where, f"{node.op}() takes {COMPLEX_OPS[node.op].arity} argument(s),"
                                    f" got {len(node.args)}")
-            for arg in node.args:
-                walk(arg, where)
         elif not isinstance(node, Num | Name):
             raise _fail(where, "complex cases take elementwise expressions (no indexing or lists)")
-
-    where = fields.get("expr") or fields["outputs"]
-    for _, tree in outputs:
-        walk(tree, where)
 
 
 def _devices(y: Y) -> tuple[str, ...]:
@@ -719,27 +711,17 @@ def _parse_at(y: Y, names: set[str]) -> Node:
         raise _fail(y, exc.message) from None
 
 
-def _check_calls(node: Node) -> None:
-    """Every call has its op's number of arguments and only its keywords."""
-    from harness.expr import Call, Index, Seq
-
-    if isinstance(node, Index):
-        _check_calls(node.value)
-    elif isinstance(node, Seq):
-        for item in node.items:
-            _check_calls(item)
-    elif isinstance(node, Call) and node.op in COMPLEX_ONLY:  # checked against the complex ops later
-        for arg in node.args:
-            _check_calls(arg)
-    elif isinstance(node, Call):
-        call = lead_to_keywords(node)
-        op, _ = resolve(call.op, call.keywords)
-        if len(call.args) != op.arity:
-            given = len(node.args)
-            wanted = op.arity + len(op.leading)
-            raise HarnessError(f"{node.op}() takes {wanted} argument{'s' * (wanted != 1)}, got {given}")
-        for arg in node.args:
-            _check_calls(arg)
+def _check_calls(tree: Node) -> None:
+    """Every call has its op's number of arguments and only its keywords (the ops with complex
+    semantics only are checked against the complex ops later)."""
+    for node in walk(tree):
+        if isinstance(node, Call) and node.op not in COMPLEX_ONLY:
+            call = lead_to_keywords(node)
+            op, _ = resolve(call.op, call.keywords)
+            if len(call.args) != op.arity:
+                given = len(node.args)
+                wanted = op.arity + len(op.leading)
+                raise HarnessError(f"{node.op}() takes {wanted} argument{'s' * (wanted != 1)}, got {given}")
 
 
 def _constants(y: Y | None, inputs: set[str]) -> tuple[tuple[str, Node], ...]:

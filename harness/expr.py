@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -296,6 +296,25 @@ def walk(node: Node) -> Iterator[Node]:
         current = stack.pop()
         yield current
         stack.extend(reversed(children(current)))
+
+
+def transform(node: Node, rewrite: Callable[[Node], Node | None],
+              keyword: Callable[[str, Fraction | str], Fraction | str] | None = None) -> Node:
+    """The tree rebuilt, root first and left to right: a node that `rewrite` replaces (it returns a
+    Node) is replaced whole; one it keeps (None) keeps its kind and gets its subtrees transformed, and
+    a call's keyword values pass through `keyword` where one is given. The one transforming walker:
+    rewrites of a tree (folding constants, rounding numbers, renaming leaves) are built on it."""
+    new = rewrite(node)
+    if new is not None:
+        return new
+    if isinstance(node, Call):
+        keywords = node.keywords if keyword is None else tuple((k, keyword(k, v)) for k, v in node.keywords)
+        return Call(node.op, tuple(transform(a, rewrite, keyword) for a in node.args), keywords)
+    if isinstance(node, Seq):
+        return Seq(tuple(transform(a, rewrite, keyword) for a in node.items))
+    if isinstance(node, Index):
+        return Index(transform(node.value, rewrite, keyword), node.items)
+    return node
 
 
 def is_elementwise(node: Node, elementwise_ops: set[str]) -> bool:

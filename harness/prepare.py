@@ -23,7 +23,7 @@ from harness.cases import COMPLEX_DTYPES, Case, CheckSpec
 from harness.catalogue import OPS, Elementwise, Op
 from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError, unexpected
-from harness.expr import Call, Name, Node, Num, Seq
+from harness.expr import Call, Name, Node, Num, transform, walk
 from harness.numbers import FORMATS, FloatFormat, round_doubles, round_numbers, ulp
 from harness.paths import Path, Selection
 from harness.reference import (
@@ -287,11 +287,7 @@ def _compiled(function: autodiff.Function, backend: str | None) -> autodiff.Func
 
 def _fold_numbers(node: Node, fmt: FloatFormat) -> Node:
     """Numbers rounded to the parts' format, as torch receives them."""
-    if isinstance(node, Num):
-        return Num(constant_value(node, fmt))
-    if isinstance(node, Call):
-        return Call(node.op, tuple(_fold_numbers(a, fmt) for a in node.args), node.keywords)
-    return node
+    return transform(node, lambda n: Num(constant_value(n, fmt)) if isinstance(n, Num) else None)
 
 
 def _torch_function(case: Case, trees: dict, options: Options,
@@ -347,25 +343,16 @@ def _critical_points(case: Case, fmt: FloatFormat) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
     applied: dict[str, list[Op]] = {}
 
-    def walk(node: Node) -> None:
-        if isinstance(node, Call):
-            op = OPS.get(node.op)
-            if isinstance(op, Elementwise) and node.args and isinstance(node.args[0], Name):
-                name = node.args[0].id
-                values = list(op.critical(fmt))
-                values += [float(k.at()) for k in op.kinks if k.at is not None and not op.keywords]
-                mine = found.setdefault(name, [])
-                mine += [v for v in _neighbours(values, fmt) if v not in mine]
-                if op.arity == 1:
-                    applied.setdefault(name, []).append(op)
-            for arg in node.args:
-                walk(arg)
-        elif isinstance(node, Seq):
-            for item in node.items:
-                walk(item)
-
-    for _, tree in case.outputs:
-        walk(tree)
+    for node in (n for _, tree in case.outputs for n in walk(tree)):
+        op = OPS.get(node.op) if isinstance(node, Call) else None
+        if isinstance(op, Elementwise) and node.args and isinstance(node.args[0], Name):
+            name = node.args[0].id
+            values = list(op.critical(fmt))
+            values += [float(k.at()) for k in op.kinks if k.at is not None and not op.keywords]
+            mine = found.setdefault(name, [])
+            mine += [v for v in _neighbours(values, fmt) if v not in mine]
+            if op.arity == 1:
+                applied.setdefault(name, []).append(op)
     return {name: [v for v in values if all(_inside(op, v) for op in applied.get(name, []))]
             for name, values in found.items()}
 

@@ -48,7 +48,7 @@ from harness.cache import diff as stored_diff
 from harness.catalogue import Predicate, Structural, resolve
 from harness.catalogue.markers import Conventions, as_sympy
 from harness.errors import HarnessError
-from harness.expr import Call, Const, Index, Name, Node, Num, Seq
+from harness.expr import Call, Const, Index, Name, Node, Num, Seq, transform
 from harness.numbers import FloatFormat, round_to_format
 from harness.symbolic import SymbolicOutput, Variable, expand_ops
 
@@ -637,16 +637,15 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
 
 def fold(node: Node, fmt: FloatFormat, constants: dict[str, Fraction]) -> Node:
     """Replace every constant subtree by its exact value rounded to `fmt`, as torch receives it."""
-    if isinstance(node, Num | Const) or (isinstance(node, Call) and not _has_names(node, constants)):
-        return Num(constant_value(node, fmt))
-    if isinstance(node, Name):
-        return Num(constant_value(Num(constants[node.id]), fmt)) if node.id in constants else node
-    if isinstance(node, Index):
-        return Index(fold(node.value, fmt, constants), node.items)
-    if isinstance(node, Seq):
-        return Seq(tuple(fold(a, fmt, constants) for a in node.items))
-    return Call(node.op, tuple(fold(a, fmt, constants) for a in node.args),
-                tuple((k, _keyword(k, v, fmt)) for k, v in node.keywords))
+
+    def constant(n: Node) -> Node | None:
+        if isinstance(n, Num | Const) or (isinstance(n, Call) and not _has_names(n, constants)):
+            return Num(constant_value(n, fmt))
+        if isinstance(n, Name) and n.id in constants:
+            return Num(constant_value(Num(constants[n.id]), fmt))
+        return None
+
+    return transform(node, constant, lambda k, v: _keyword(k, v, fmt))
 
 
 EXACT_KEYWORDS = ("dim", "p", "ord", "n")  # indices and orders torch takes as Python numbers

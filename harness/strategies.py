@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from harness.cases import Case, load_text
 from harness.catalogue import OPS, Arithmetic, Elementwise
 from harness.errors import CaseTimeout, HarnessError
-from harness.expr import Call, Name, Node, Num, names_in, unparse, walk
+from harness.expr import Call, Name, Node, Num, names_in, transform, unparse, walk
 from harness.limits import memory_limit, time_limit
 from harness.numbers import FORMATS, round_to_format
 from harness.registry import fuzzed
@@ -119,16 +119,14 @@ def _with_names(tree: Node, names: tuple[str, ...]) -> Node:
         return tree
     uses = Counter(n.id for n in walk(tree) if isinstance(n, Name))
 
-    def swap(node: Node) -> Node:
-        if isinstance(node, Call):
-            return Call(node.op, tuple(swap(a) for a in node.args), node.keywords)
+    def swap(node: Node) -> Node | None:  # the leaves left to right, as many as inputs are missing
         if missing and (isinstance(node, Num) or (isinstance(node, Name) and uses.get(node.id, 0) > 1)):
             if isinstance(node, Name):
                 uses[node.id] -= 1
             return Name(missing.pop(0))
-        return node
+        return None
 
-    return swap(tree)
+    return transform(tree, swap)
 
 
 def _unary(op: str, a: Node) -> Node:

@@ -4,7 +4,7 @@ import pytest
 
 from harness.catalogue import ELEMENTWISE, OPS
 from harness.errors import HarnessError
-from harness.expr import Call, Const, Index, Name, Num, is_elementwise, parse
+from harness.expr import Call, Const, Index, Name, Num, is_elementwise, parse, unparse
 
 OPS_NAMES = set(OPS)
 
@@ -69,3 +69,21 @@ def test_elementwise_detection():
     assert is_elementwise(p("exp(x) * y + 1"), ELEMENTWISE)
     assert not is_elementwise(p("sum(x)"), ELEMENTWISE)
     assert not is_elementwise(p("x[0] + y"), ELEMENTWISE)
+
+
+def test_transform_replaces_what_the_rewrite_returns_and_rebuilds_the_rest_left_to_right():
+    from harness.expr import Seq, transform
+
+    tree = parse("stack([x + 2, sum(y[0] * 3, dim=0)])", ops={"add", "mul", "sum", "stack"}, names={"x", "y"})
+    seen = []
+
+    def rewrite(node):
+        seen.append(type(node).__name__ + (f":{node.id}" if isinstance(node, Name) else ""))
+        return Num(node.value + 1) if isinstance(node, Num) else None
+
+    out = transform(tree, rewrite, keyword=lambda k, v: v + 5 if k == "dim" else v)
+    assert unparse(out) == "stack([x + 3, sum(y[0] * 4, dim=5)])"
+    assert seen == ["Call", "Seq", "Call", "Name:x", "Num", "Call", "Call", "Index", "Name:y", "Num"]
+    assert isinstance(out.args[0], Seq) and tree.args[0].items[0].args[1].value == Fraction(2)  # a new tree
+    whole = transform(tree, lambda n: Name("z") if isinstance(n, Seq) else None)
+    assert unparse(whole) == "stack(z)"  # a replaced node's subtrees are not visited
