@@ -698,7 +698,7 @@ def _arbs(arrays: list[np.ndarray]) -> list[list[arb]]:
 
 def _exact_gradient(ctx: Prepared, params: list[list[arb]], bits: int) -> list[list[arb]]:
     values = {x: np.array(p, dtype=object).reshape(ctx.shapes[x]) for x, p in zip(ctx.inputs, params)}
-    ref = PointReference(ctx.outputs, values, ctx.fmt, bits, True)
+    ref = PointReference(ctx.outputs, values, ctx.fmt, bits, True, allowances=False)
     name = next(iter(ctx.outputs))
     grads = [[ZERO] * len(p) for p in params]
     with precision(bits):

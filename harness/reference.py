@@ -259,8 +259,11 @@ class PointReference:
     def __init__(self, outputs: dict[str, SymbolicOutput], values: dict[str, np.ndarray],
                  fmt: FloatFormat, bits: int, final: bool,
                  conventions: Conventions | None = None, atomic: bool = False, far: int = 0,
-                 sided: bool = False, stagger: bool = False, flip: bool = False) -> None:
+                 sided: bool = False, stagger: bool = False, flip: bool = False, allowances: bool = True) -> None:
         self.outputs, self.fmt, self.bits, self.final = outputs, fmt, bits, final
+        # allowances False: the balls and the error model only, without the conditioning and the
+        # term magnitudes that widen a tolerance (an optimizer's exact replay needs exact gradients)
+        self.allowances = allowances
         self.conventions = conventions or Conventions()
         # atomic: the torch side is a user's callable (a target), whose formula is unknown; every
         # value and derivative is then allowed only what the exact function's conditioning makes
@@ -440,7 +443,7 @@ class PointReference:
         """Term magnitudes of the group's partials (columns), from torch's (unevaluated) tree (none
         for a target: its tree is not what torch runs)."""
         key = (name, group.members[0])
-        if self.atomic:
+        if self.atomic or not self.allowances:
             return {}, {}, 0.0
         if key not in group.jets:
             tree = self.outputs[name].term(group.members[0]).tree
@@ -480,6 +483,8 @@ class PointReference:
                            kinks: Sequence[bool] | None) -> np.ndarray:
         """The error model's bound plus what the function's conditioning makes unavoidable; for a
         target (atomic), the conditioning alone: its formula is not the expression's."""
+        if not self.allowances:
+            return bounds
         conditioning = self._conditioning(group, expr, kinks)
         if self.atomic:
             return conditioning
