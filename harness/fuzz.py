@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Unsatisfiable
+from hypothesis.strategies import SearchStrategy
 
 from harness import __version__
 from harness.cases import Case
@@ -86,79 +87,95 @@ saved), marked xfail with the reason `xfail` if given.
 
     Each example may take `timeout` seconds and `memory_mb` MB beyond what the process holds
     (0: no limit); one past either is counted as "timeout" or "memory" and skipped."""
-    from harness.cases import COMPLEX_DTYPES
-
     if not (timeout >= 0 and memory_mb >= 0):
         raise HarnessError(f"the time and memory limits must be >= 0, got {timeout!r} s and {memory_mb!r} MB")
-    report = FuzzReport()
-    last: dict[str, object] = {}
-    options = Options(timeout=timeout, memory_mb=memory_mb)
-
-    def count(status: str) -> None:
-        report.statuses[status] = report.statuses.get(status, 0) + 1
-
-    def limited(kind: str) -> None:  # a drawn point whose domain check ran past a limit
-        report.examples += 1
-        count(kind)
-        if progress is not None:
-            progress(report.examples)
-
-    if any(d in COMPLEX_DTYPES for d in dtypes):  # complex expressions over complex inputs
-        if not all(d in COMPLEX_DTYPES for d in dtypes):
-            raise HarnessError("fuzz either complex dtypes (complex64, complex128) or real ones, not both")
-        strategy = complex_cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes,
-                                 checks=COMPLEX_CHECKS if tuple(checks) == CHECKS else checks)
-    else:
-        strategy = cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
-                         min_value=min_value, max_value=max_value, edge_probability=edge_probability,
-                         timeout=timeout, memory_mb=memory_mb, on_limit=limited)
+    campaign = _Campaign(Options(timeout=timeout, memory_mb=memory_mb), progress)
+    strategy = _strategy(ops, dtypes, checks, max_depth, inputs, min_value, max_value, edge_probability,
+                         timeout, memory_mb, campaign.limited)
     configuration = [sorted(ops) if ops is not None else None, list(dtypes), list(checks), max_depth, list(inputs),
                      min_value, max_value, edge_probability]
     shared = _database(database, configuration) if database is not None else None
     phases = [Phase.reuse, Phase.generate, Phase.shrink] if shared is not None else [Phase.generate, Phase.shrink]
-
-    @settings(max_examples=max_examples, deadline=None, database=shared, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=phases, print_blob=False)
-    @hypothesis_seed(seed)  # under settings: seed() turns the database off for the settings below it
-    @given(strategy)
-    def one(case: Case) -> None:
-        try:
-            results = check_case(case, options)  # the limits are set and cancelled in there, per dtype
-        except CaseTimeout:  # a second alarm while the first one unwound
-            results = []
-        report.examples += 1
-        real = []  # the results that are verdicts on torch
-        for r in results:
-            kind = r.limited
-            count(kind or r.status.value)
-            if not kind:
-                real.append(r)
-        if not results:
-            count("timeout")
-        if progress is not None:
-            progress(report.examples)
-        if any(r.status.problem for r in real):  # (past a limit: no verdict, never shrunk)
-            last["case"], last["results"] = case, real
-            raise Falsified(real[0].message)
-
-    start = time.perf_counter()
-    try:
-        with warnings.catch_warnings(), hypothesis_constants_only():
-            warnings.simplefilter("ignore")
-            one()
-    except Unsatisfiable:
-        raise HarnessError("no case could be drawn: every expression or point from these ops and this range was"
-                           " rejected (outside the domain, or past the time or memory limit)") from None
-    except (Falsified, BaseExceptionGroup) as exc:
-        if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(Falsified):
-            raise
-        report.failure = last["case"]  # type: ignore[assignment]
-        report.failure_results = last["results"]  # type: ignore[assignment]
-    report.seconds = time.perf_counter() - start
+    test = settings(max_examples=max_examples, deadline=None, database=shared, derandomize=False,
+                    suppress_health_check=list(HealthCheck), phases=phases, print_blob=False)(
+        hypothesis_seed(seed)(given(strategy)(campaign.one)))  # seed under settings: it turns the database off
+    report = campaign.run(test)
     if report.failure is not None and save is not None:
         found = next((r.message for r in report.failure_results if r.status.problem), "")
         report.saved = save_case(report.failure, save, seed, found=found, xfail=xfail)
     return report
+
+
+def _strategy(ops: Sequence[str] | None, dtypes: Sequence[str], checks: Sequence[str], max_depth: int,
+              inputs: Sequence[str], min_value: float, max_value: float, edge_probability: float,
+              timeout: float, memory_mb: float, on_limit: Callable[[str], None]) -> SearchStrategy[Case]:
+    """Real cases, or complex expressions over complex inputs when the dtypes are complex."""
+    from harness.cases import COMPLEX_DTYPES
+
+    if any(d in COMPLEX_DTYPES for d in dtypes):
+        if not all(d in COMPLEX_DTYPES for d in dtypes):
+            raise HarnessError("fuzz either complex dtypes (complex64, complex128) or real ones, not both")
+        return complex_cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes,
+                             checks=COMPLEX_CHECKS if tuple(checks) == CHECKS else checks)
+    return cases(ops=ops, max_depth=max_depth, inputs=inputs, dtypes=dtypes, checks=checks,
+                 min_value=min_value, max_value=max_value, edge_probability=edge_probability,
+                 timeout=timeout, memory_mb=memory_mb, on_limit=on_limit)
+
+
+class _Campaign:
+    """One campaign's counts and its last failure, filled in by the examples Hypothesis runs."""
+
+    def __init__(self, options: Options, progress: Callable[[int], None] | None) -> None:
+        self.options, self.progress = options, progress
+        self.report = FuzzReport()
+        self.failed: tuple[Case, list[CaseResult]] | None = None
+
+    def _count(self, status: str) -> None:
+        self.report.statuses[status] = self.report.statuses.get(status, 0) + 1
+
+    def _done(self) -> None:
+        self.report.examples += 1
+        if self.progress is not None:
+            self.progress(self.report.examples)
+
+    def limited(self, kind: str) -> None:
+        """A drawn point whose domain check ran past a limit: counted, never checked."""
+        self._count(kind)
+        self._done()
+
+    def one(self, case: Case) -> None:
+        """Check one drawn case; a failure or error raises Falsified, so that Hypothesis shrinks it
+        (past a limit there is no verdict, and nothing to shrink)."""
+        try:
+            results = check_case(case, self.options)  # the limits are set and cancelled in there, per dtype
+        except CaseTimeout:  # a second alarm while the first one unwound
+            results = []
+        real = [r for r in results if not r.limited]  # the results that are verdicts on torch
+        for r in results:
+            self._count(r.limited or r.status.value)
+        if not results:
+            self._count("timeout")
+        self._done()
+        if any(r.status.problem for r in real):
+            self.failed = (case, real)
+            raise Falsified(real[0].message)
+
+    def run(self, test: Callable[[], None]) -> FuzzReport:
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings(), hypothesis_constants_only():
+                warnings.simplefilter("ignore")
+                test()
+        except Unsatisfiable:
+            raise HarnessError("no case could be drawn: every expression or point from these ops and this range"
+                               " was rejected (outside the domain, or past the time or memory limit)") from None
+        except (Falsified, BaseExceptionGroup) as exc:
+            if isinstance(exc, BaseExceptionGroup) and not exc.subgroup(Falsified):
+                raise
+            assert self.failed is not None
+            self.report.failure, self.report.failure_results = self.failed
+        self.report.seconds = time.perf_counter() - start
+        return self.report
 
 
 @contextmanager
