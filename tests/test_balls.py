@@ -12,10 +12,10 @@ from harness.balls import (
     HUGE,
     ZERO,
     Batch,
-    _all_but,
-    _underflow,
+    all_but,
     closed,
     precision,
+    underflow,
     upward,
 )
 from harness.numbers import FORMATS
@@ -43,7 +43,7 @@ def test_the_product_of_all_but_one_factor_from_prefixes_and_suffixes():
     for k in range(1, 6):
         for r in range(1, k + 1):
             for wanted in itertools.combinations(range(k), r):
-                for i, others in zip(wanted, _all_but(sizes[:k], list(wanted))):
+                for i, others in zip(wanted, all_but(sizes[:k], list(wanted))):
                     expected = [math.prod(primes[j][m] for j in range(k) if j != i) for m in range(3)]
                     got = upward.to_floats(others)
                     assert (got >= expected).all() and (got <= np.array(expected) * (1 + 1e-12)).all()
@@ -95,7 +95,7 @@ def test_exp_takes_the_fast_path_only_where_the_guards_would_not_fire():
 def test_roundings_to_subnormals_are_charged_where_they_can_happen(value, incoming, charged, roundings):
     batch = Batch([[ZERO]], 1, arb(2) ** -53, F64)
     with precision(200):
-        bound = _underflow(np.array([upward.log(incoming)]), [value], batch, roundings)
+        bound = underflow(np.array([upward.log(incoming)]), [value], batch, roundings)
     got = float(upward.to_floats(bound)[0])
     if not charged:
         assert got == upward.to_float(upward.log(incoming))

@@ -34,16 +34,10 @@ from harness.balls.batch import (
     Batch,
     Column,
     Decision,
-    _exp,
-    _prod,
-    _sum,
     overflow_edge,
     precision,
 )
 from harness.balls.closed import (
-    _BINARY,
-    _NARY,
-    _UNARY,
     BatchForm,
     ClosedForm,
     closed,
@@ -63,15 +57,14 @@ from harness.balls.model import (
     Modelled,
     ModelResult,
     Shared,
-    _all_but,
-    _underflow,
+    all_but,
     compile_modelled,
+    underflow,
 )
 from harness.balls.rules import COLUMNS, RULES, Rules, lookup
 
-__all__ = ['Batch', 'BatchForm', 'closed', 'closed_form', 'ClosedForm', 'Column', 'COLUMNS',
+__all__ = ['all_but', 'Batch', 'BatchForm', 'closed', 'closed_form', 'ClosedForm', 'Column', 'COLUMNS',
            'compile_closed', 'compile_jets', 'compile_modelled', 'Decision', 'defined', 'EXPRESSIONS',
            'finite', 'HUGE', 'Jet', 'JetFn', 'Kinks', 'lookup', 'MAX_POLYGAMMA_SHIFTS', 'Modelled',
-           'ModelResult', 'MODERATE', 'ONE', 'overflow_edge', 'precision', 'RULES', 'Rules', 'Shared',
-           'SUBTREES', 'tree_depth', 'ZERO', '_all_but', '_BINARY', '_exp', '_NARY', '_prod', '_sum',
-           '_UNARY', '_underflow']
+           'ModelResult', 'MODERATE', 'ONE', 'overflow_edge', 'precision', 'Rules', 'RULES', 'Shared',
+           'SUBTREES', 'tree_depth', 'underflow', 'ZERO']

@@ -79,7 +79,7 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
                      forward: frozenset[sympy.Expr] | None = None) -> Modelled:
     """Value and error-model bound of a harness tree or derivative expression, over a batch.
 
-    A rounding to a subnormal is charged its absolute error (`_underflow`) where torch evaluates
+    A rounding to a subnormal is charged its absolute error (`underflow`) where torch evaluates
     the node as written: everywhere in a function's own tree (forward None), and in a derivative
     expression only at the subexpressions of the function it differentiates (`forward`: what the
     forward pass computes and the backward reuses, x / 0.62 in sqrt'(x / 0.62)). The other terms are
@@ -92,7 +92,7 @@ def compile_modelled(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], fmt: F
     if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
         infinite = closed(expr, symbols)
         return lambda b: (infinite(b), upward.zeros(b.n), None)
-    under = forward is None or _reuses_forward(expr, forward)  # see _underflow
+    under = forward is None or _reuses_forward(expr, forward)  # see underflow
     if expr.is_Number or expr.is_NumberSymbol:
         value = closed(expr, symbols)
         if expr.is_Rational and _representable(Fraction(int(expr.p), int(expr.q)), fmt):
@@ -149,10 +149,10 @@ def _is_power_of_two(x: sympy.Expr) -> bool:
 
 
 def _rounded(v: Column, b: Batch, under: bool) -> ModelResult:
-    return v, _underflow(upward.scale(b.unit, b.mag(v)), v, b, under), None
+    return v, underflow(upward.scale(b.unit, b.mag(v)), v, b, under), None
 
 
-def _underflow(bound: Bound, values: Column, b: Batch, roundings: float) -> Bound:  # roundings 0: none
+def underflow(bound: Bound, values: Column, b: Batch, roundings: float) -> Bound:  # roundings 0: none
     """Add each rounding's absolute error where the result may be subnormal: fl(x op y) =
     (x op y)(1 + d) + e, |e| <= half the smallest subnormal, and e = 0 unless the result is below the
     normal range. x / 0.62 at x = 2e-311 errs by 7e-14 of itself, and sqrt passes half of it on.
@@ -188,7 +188,7 @@ def _underflow_one(bound: Bound, value: arb, mag: float, b: Batch, roundings: fl
     e = bound.item()
     if mag > b.log_largest and abs(value) > b.edge:
         return np.array([upward.INF])
-    if not roundings or not mag < b.fmt.emin + 2:  # (see _underflow)
+    if not roundings or not mag < b.fmt.emin + 2:  # (see underflow)
         return bound
     if not abs(value) >= b.normal and (e > -upward.INF or not value.is_zero()):
         return upward.add(bound, upward.log(b.subnormal_charge(roundings)))
@@ -199,7 +199,7 @@ def _add(terms: list[ModelResult], b: Batch, shared: Shared, under: bool) -> Mod
     value = shared(b, terms) or _sum([t[0] for t in terms])
     size = upward.add(*[b.mag(t[0]) for t in terms])
     bound = upward.add(upward.add(*[t[1] for t in terms]), upward.scale((len(terms) - 1) * b.unit, size))
-    return value, _underflow(bound, value, b, under * (len(terms) - 1)), _kinks([t[2] for t in terms])
+    return value, underflow(bound, value, b, under * (len(terms) - 1)), _kinks([t[2] for t in terms])
 
 
 def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared, under: bool) -> ModelResult:
@@ -208,13 +208,13 @@ def _mul(factors: list[ModelResult], roundings: int, b: Batch, shared: Shared, u
     carrying = [i for i, f in enumerate(factors) if upward.nonzero(f[1]).any()]
     if carrying:  # each factor's error times the magnitudes of the others
         sizes = [b.mag(f[0]) for f in factors]
-        for i, others in zip(carrying, _all_but(sizes, carrying)):
+        for i, others in zip(carrying, all_but(sizes, carrying)):
             e = factors[i][1]
             bound = np.where(upward.nonzero(e), upward.add(bound, upward.mul(e, others)), bound)
-    return value, _underflow(bound, value, b, under * roundings), _kinks([f[2] for f in factors])
+    return value, underflow(bound, value, b, under * roundings), _kinks([f[2] for f in factors])
 
 
-def _all_but(sizes: list[Bound], wanted: list[int]) -> list[Bound]:
+def all_but(sizes: list[Bound], wanted: list[int]) -> list[Bound]:
     """For each wanted i, the product of every column but the i-th (from prefix and suffix
     products: linear in the number of factors, not quadratic)."""
     k = len(sizes)
@@ -254,7 +254,7 @@ def _integer_power(n: int, parts: list[Modelled], shared: Shared, under: bool) -
             slopes = _powers(xs, n - 1) if n >= 1 else [1 / p for p in _powers(xs, 1 - n)]
             carried = upward.scale(abs(n), upward.mul(upward.magnitudes(slopes), ex[index]))
             bound[index] = upward.add(bound[index], carried)
-        return values, _underflow(bound, values, b, under * roundings), kinks
+        return values, underflow(bound, values, b, under * roundings), kinks
 
     return integer_power
 
@@ -280,7 +280,7 @@ def _real_power(e: sympy.Expr, parts: list[Modelled], shared: Shared, under: boo
             if index.size:
                 carried = upward.mul(upward.magnitudes([slope(k) for k in index.tolist()]), errors[index])
                 bound[index] = upward.add(bound[index], carried)
-        return values, _underflow(bound, values, b, under * 2), _kinks([kx, ky])
+        return values, underflow(bound, values, b, under * 2), _kinks([kx, ky])
 
     return real_power
 
@@ -377,7 +377,7 @@ def _model_ratio(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
         size = b.mag(values)
         bounds = upward.add(upward.scale(b.unit, size), upward.div(en, below), upward.mul(upward.div(size, below), ed))
         bounds[np.array(hits, dtype=bool)] = -upward.INF
-        return values, _underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
+        return values, underflow(bounds, values, b, under), _kinks([kn, kd, hits if any(hits) else None])
 
     return quotient
 
@@ -430,7 +430,7 @@ def _model_norm2(expr: sympy.Expr, parts: list[Modelled], under: bool) -> Modell
             carrying = upward.nonzero(e) & upward.nonzero(below)
             carried = np.where(carrying, upward.mul(upward.div(b.mag(v), below), e), -upward.INF)
             bounds = upward.add(bounds, carried)
-        return values, _underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
+        return values, underflow(bounds, values, b, under * (len(terms) + 1)), _kinks([t[2] for t in terms])
 
     return length
 
@@ -479,7 +479,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
             if index.size:
                 slopes = d(inner.subset(index.tolist()) if index.size < b.n else inner)
                 bound[index] = upward.add(bound[index], upward.mul(upward.magnitudes(slopes), e[index]))
-        return values, _underflow(bound, values, b, under * 2 * ulps), flags
+        return values, underflow(bound, values, b, under * 2 * ulps), flags
 
     return function
 
