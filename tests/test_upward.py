@@ -37,6 +37,20 @@ def test_magnitudes_bound_balls_from_above_in_and_past_float64_range():
         assert all(b <= abs(x).lower() for b, x in zip(_exact(low), column))
 
 
+def test_magnitudes_of_balls_at_the_edge_of_the_narrow_path_still_bound_them():
+    """A ball whose radius is near 2^-51 of its midpoint (where magnitudes stops reading the midpoint
+    as a float and asks for the exact upper end), at midpoints that a float rounds down, and wide
+    balls: every bound is at least the ball's upper end."""
+    rng = random.Random(2)
+    with precision(BITS):
+        column = []
+        for _ in range(600):
+            mid = (1 + arb(2) ** -53 + arb(2) ** -rng.randint(54, 80)) * arb(2) ** rng.randint(-1000, 1000)
+            column.append(arb(mid, abs(mid) * arb(2) ** -rng.uniform(40, 60)) * rng.choice((1, -1)))
+        column += [arb(rng.uniform(-3, 3), rng.uniform(0, 2)) for _ in range(50)]  # wide, some about 0
+        _at_least(upward.magnitudes(column), [abs(x).upper() for x in column])
+
+
 def test_zero_nan_and_infinity():
     with precision(BITS):
         m = upward.magnitudes([arb(0), arb.nan(), arb.pos_inf(), arb(0, 1)])

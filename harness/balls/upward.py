@@ -29,6 +29,7 @@ INF = math.inf
 TINY = 5e-324  # the smallest subnormal float64
 NORMAL = 2.0**-1022  # the smallest normal float64
 _SLACK, _RELATIVE = 2.0**-44, 2.0**-50
+_NARROW = 2.0**-47  # above log2(1 + 2^-50) = 1.3e-15: see magnitudes
 
 
 def _up(x: np.ndarray) -> Bound:
@@ -162,12 +163,24 @@ def magnitudes(column: Sequence[arb]) -> Bound:
     finite (a nan, an infinity)."""
     if len(column) == 1:
         return np.array([_magnitude1(column[0])])
-    floats = np.array([float(x.abs_upper()) for x in column], dtype=np.float64)
+    # from the midpoint as a float where the ball is narrow: a radius of at most 2^-51 of the
+    # midpoint (52 bits of relative accuracy, one to spare), and the midpoint's float (Arb rounds
+    # it toward 0, within 2^-52 of it where it is normal), give |x| <= |float(x)| (1 + 2^-50), whose
+    # log2 is under _NARROW; two cheap calls a ball instead of abs_upper's conversion
+    floats = np.abs(np.array([float(x) for x in column], dtype=np.float64))
+    narrow = np.array([x.rel_accuracy_bits() >= 52 for x in column], dtype=bool)
+    narrow &= (floats >= NORMAL) & (floats < INF)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log2(floats)
-    for k in np.flatnonzero(~((floats >= NORMAL) & (floats < INF))).tolist():
+        out = np.log2(floats) + _NARROW
+    for k in np.flatnonzero(~narrow).tolist():
         x = column[k]
-        out[k] = -INF if x.is_zero() else (_log2_of(x.abs_upper()) if x.is_finite() else INF)
+        if x.is_zero():
+            out[k] = -INF
+        elif not x.is_finite():
+            out[k] = INF
+        else:
+            upper = float(x.abs_upper())
+            out[k] = math.log2(upper) if NORMAL <= upper < INF else _log2_of(x.abs_upper())
     return _up(out)
 
 
