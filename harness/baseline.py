@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.results import CaseResult
+from harness.results import STATUSES, CaseResult, Status
 
-BAD = ("fail", "error")
 GROWTH_FLOOR = 1.0  # errors below one ulp never count as growth
 
 
@@ -39,6 +38,12 @@ def load(path: Path) -> dict:
     return doc
 
 
+def _was_problem(old: dict) -> bool:
+    """A baseline case that failed or errored (its status as the file says it; unknown text is none)."""
+    status = old.get("status")
+    return status in STATUSES and Status(status).problem
+
+
 def _ulps(value: object) -> float:
     return float("inf") if value in ("inf", "nan") else float(value)  # type: ignore[arg-type]
 
@@ -51,13 +56,14 @@ def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0) 
         old = old_cases.get((r.name, r.dtype, r.device))
         where = f"{r.name} [{r.dtype}]" if r.device == "cpu" else f"{r.name} [{r.dtype} on {r.device}]"
         if old is None:
-            if r.status in BAD:
+            if r.status.problem:
                 regressions.append(f"{where}: new case {r.status}: {r.message}")
             continue
-        if r.status in BAD and old["status"] not in BAD:
+        if r.status.problem and not _was_problem(old):
             regressions.append(f"{where}: newly {r.status} (was {old['status']}): {r.message}")
             continue
-        if old["status"] in BAD + ("xfail",) and r.status in ("pass", "kink", "undefined", "xpass"):
+        if (_was_problem(old) or old["status"] == Status.XFAIL) and not r.status.problem \
+                and r.status not in (Status.XFAIL, Status.UNSUPPORTED):
             fixed.append(f"{where}: {old['status']} -> {r.status}")
         old_comparisons = {(c["check"], c["path"], c["part"]): c for c in old.get("comparisons", [])}
         for c in r.comparisons:

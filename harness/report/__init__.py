@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.results import STATUSES, CaseResult, Comparison, unsupported_reason
+from harness.results import STATUSES, CaseResult, Comparison, Status, unsupported_reason
 
 
 def counts(results: Sequence[CaseResult]) -> dict[str, int]:
@@ -56,7 +56,7 @@ def worst_comparison(result: CaseResult) -> Comparison | None:
     """The comparison to show for a case: failures and errors first, then the one whose worst element
     is furthest past (or nearest to) what it is allowed; its element's ulps, torch and exact values
     are shown together."""
-    ranked = sorted(result.comparisons, key=lambda c: (c.status not in ("fail", "error", "xfail"), -_ratio(c)))
+    ranked = sorted(result.comparisons, key=lambda c: (not (c.status.problem or c.status == Status.XFAIL), -_ratio(c)))
     return ranked[0] if ranked else None
 
 
