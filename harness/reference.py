@@ -275,9 +275,36 @@ class PointReference:
             self.inputs = {n: [q if isinstance(q, arb) else _input_ball(float(q), far, sided, stagger, flip, specials)
                                for q in v.ravel()] for n, v in values.items()}
         self._groups: dict[str, list[Group]] = {}
+        self._previous: PointReference | None = None  # see reuse
         self._values: dict[str, list[Exact]] = {}
         self._firsts: dict[str, list[list[tuple[Variable, Exact]]]] = {}
         self._seconds: dict[str, list[list[tuple[Variable, Variable, Exact]]]] = {}
+
+    def reuse(self, previous: PointReference) -> None:
+        """Take from `previous` (the same reference at a lower precision, asked the same questions)
+        every member whose results there were all finite balls, and compute only the others here.
+
+        For the last precision, which decides what has had no finite ball at two precisions (a pole,
+        a point outside the domain): those members alone are worth its cost. A member that was finite
+        there is the same Exact here but for a narrower ball (undefined only where not finite, in
+        either mode)."""
+        self._previous = previous
+
+    def _split(self, name: str, group: Group) -> tuple[Group, Group, list[int]] | None:
+        """(the group at the previous precision, the sub-group of members to compute again, their
+        positions), or None: the whole group is computed here."""
+        if self._previous is None or name not in self._previous._groups:
+            return None
+        index = self._groups[name].index(group)
+        if group.split is None:
+            before = self._previous._groups[name][index]
+            values = self._previous._values.get(name)
+            again = [p for p, k in enumerate(group.members)
+                     if (values is not None and not values[k].ball.is_finite()) or _not_finite_at(before, p)]
+            sub = Group([group.members[p] for p in again], group.symbols, group.batch.subset(again),
+                        {s: [v[p] for p in again] for s, v in group.variables.items()}, whole=False)
+            group.split = (before, sub, again)
+        return group.split
 
     def groups(self, name: str) -> list[Group]:
         """The output's elements in batches that share one expression."""
@@ -312,8 +339,17 @@ class PointReference:
     def values(self, name: str) -> list[Exact]:
         if name not in self._values:
             out, result = self.outputs[name], [Exact(ZERO, ZERO)] * self.outputs[name].size
+            previous = self._previous._values.get(name) if self._previous is not None else None
             for group in self.groups(name):
-                for k, x in zip(group.members, self._evaluate(group, out.term(group.members[0]).tree)):
+                split = self._split(name, group) if previous is not None else None
+                if split is None:
+                    found = self._evaluate(group, out.term(group.members[0]).tree)
+                else:
+                    _, sub, again = split
+                    found = [previous[k] for k in group.members]
+                    for p, x in zip(again, self._evaluate(sub, out.term(sub.members[0]).tree) if again else ()):
+                        found[p] = x
+                for k, x in zip(group.members, found):
                     result[k] = x
             self._values[name] = result
         return self._values[name]
@@ -363,6 +399,11 @@ class PointReference:
             column = self._second_columns(name, group).get((symbol, symbol))  # type: ignore[arg-type]
         else:
             key = (order, name, symbol)
+            split = self._split(name, group)
+            if key not in group.columns and split is not None and key in split[0].columns:
+                before, sub, again = split
+                mine = self._higher(name, sub, symbol, order) if again else None
+                group.columns[key] = _spliced_column(before.columns[key], mine, again, len(group.members))
             if key not in group.columns:
                 group.columns[key] = self._higher(name, group, symbol, order)
             column = group.columns[key]
@@ -401,6 +442,11 @@ class PointReference:
         """The group's partial derivatives of one order, by symbols, each floored by the magnitudes
         of its terms; terms that cancel to an exact 0 still give a floor."""
         key = (order, name)
+        split = self._split(name, group) if group.whole else None
+        if key not in group.columns and split is not None and key in split[0].columns:
+            before, sub, again = split
+            mine = self._columns(name, sub, order) if again else {}
+            group.columns[key] = _spliced(before.columns[key], mine, again, len(group.members))
         if key not in group.columns:
             values = self.values(name)
             m1, m2, factor = self._jets(name, group)
@@ -557,6 +603,34 @@ class Group:
     jets: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
     steps: dict = field(default_factory=dict)  # PointReference._steps
+    whole: bool = True  # False: a sub-group of members computed again (PointReference.reuse)
+    split: tuple | None = None  # PointReference._split's answer, once
+
+
+def _not_finite_at(group: Group, p: int) -> bool:
+    """Whether any result the group computed for its p-th member is not a finite ball."""
+    for found in group.columns.values():
+        for column in (found.values() if isinstance(found, dict) else (found,)):
+            if column is not None and column[p] is not None and not column[p].ball.is_finite():
+                return True
+    return False
+
+
+def _spliced_column(before: list | None, mine: list | None, again: list[int], n: int) -> list | None:
+    """A column of the previous precision (n members) with the members computed again put in."""
+    if before is None and mine is None:
+        return None
+    out = list(before) if before is not None else [None] * n
+    for pos, p in enumerate(again):
+        out[p] = mine[pos] if mine is not None else None
+    return out
+
+
+def _spliced(before: dict, mine: dict, again: list[int], n: int) -> dict:
+    """Columns by symbols, the previous precision's with the members computed again put in (a
+    column that only one of the two has: None for the members that lack it)."""
+    return {symbols: _spliced_column(before.get(symbols), mine.get(symbols), again, n)
+            for symbols in dict.fromkeys([*before, *mine])}
 
 
 def _input_ball(q: float, far: int, sided: bool, stagger: bool, flip: bool, specials: Iterator[int]) -> arb:
@@ -605,17 +679,23 @@ def _member_jets(fn: JetFn, batch: Batch) -> tuple[dict, dict]:
 
 def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Floats],
                        make: Callable[[int, bool], PointReference],
-                       fmt: FloatFormat) -> tuple[Sequence[Exact] | Floats, Floats, bool]:
+                       fmt: FloatFormat, reuse: bool = True) -> tuple[Sequence[Exact] | Floats, Floats, bool]:
     """Run `compute` at rising precision until every result is certified. `compute` gives balls, or
-    floats made from them (elementwise VJPs: `scaled_floats`).
+    floats made from them (elementwise VJPs: `scaled_floats`). Where the last precision is reached
+    because what is left has no finite ball at two precisions in a row, it computes only the members
+    without one (`PointReference.reuse`; `reuse=False`: every member again there).
 
     Returns (results, their floats, ok)."""
     bits = start_precision(fmt)
     stuck = None  # the elements without any finite ball at the last precision
+    previous: PointReference | None = None  # where the last precision is reached by a jump
     while True:
         final = bits >= MAX_PRECISION
+        reference = make(bits, final)
+        if previous is not None and reuse:
+            reference.reuse(previous)
         with precision(bits):  # sums and products of the exact values (VJPs, Hessians) at this precision too
-            results = compute(make(bits, final))
+            results = compute(reference)
             floats = results if isinstance(results, Floats) else as_floats(results)
         certified = floats.certified(fmt)
         if certified.all():
@@ -624,7 +704,7 @@ def evaluate_certified(compute: Callable[[PointReference], Sequence[Exact] | Flo
         # change with a few more bits: go straight to the last precision, which decides it
         nowhere = ~certified & ~floats.finite
         if stuck is not None and not final and (~certified <= (nowhere & stuck)).all():
-            bits = MAX_PRECISION
+            bits, previous = MAX_PRECISION, reference  # only the members without a finite ball again
             continue
         stuck = nowhere
         if final:  # what is not a finite ball even now is undefined (the floats are not made again)

@@ -199,3 +199,39 @@ def test_a_rounding_to_a_subnormal_is_charged_its_absolute_error():
         assert error >= smallest * math.ulp(floats.hi[0])  # at the subnormal: far past a few ulps
         assert floats.bound[0] >= error
         assert floats.bound[0] < largest * floats.hi[0]  # the subnormal spacing's worth, no more
+
+
+def test_the_last_precision_computes_only_the_members_without_a_finite_ball():
+    """At a pole (sqrt' at x = 0) the reference jumps to the last precision to decide it; the other
+    members keep what the previous precision certified, and every result is what recomputing all
+    of them there gives (the same floats and flags; bounds to rounding of the bound)."""
+    from harness.reference import MAX_PRECISION
+
+    xs = [0.0, 0.5, 2.0, 1e-300, 3.25]
+    make = reference("sqrt(x) * cos(x) + x**3", {"x": xs})
+    ask = lambda ref: ref.values("y") + [d for row in ref.firsts("y") for _, d in row] \
+        + [d for row in ref.seconds("y") for _, _, d in row]  # noqa: E731
+    made = []
+
+    def counting(bits, final):
+        made.append(bits)
+        return make(bits, final)
+
+    results, floats, ok = evaluate_certified(ask, counting, F64)
+    assert made[-1] == MAX_PRECISION and ok  # (undefined is a decided answer)
+    whole = ask(make(MAX_PRECISION, True))  # every member at the last precision
+    again = as_floats(whole)
+    assert len(results) == len(whole)
+    assert np.array_equal(floats.hi, again.hi, equal_nan=True) and np.array_equal(floats.lo, again.lo, equal_nan=True)
+    assert [(x.kink, x.undefined) for x in results] == [(x.kink, x.undefined) for x in whole]
+    assert [x.undefined for x in results[:5]] == [False] * 5  # sqrt(0) = 0 is defined; its slopes are not
+    assert any(x.undefined for x in results[5:])
+    for x, y in zip(results, whole):
+        assert x.bound == pytest.approx(y.bound, rel=1e-13) or not math.isfinite(y.bound)
+    reused = make(MAX_PRECISION, True)
+    previous = make(170, False)
+    ask(previous)
+    reused.reuse(previous)
+    ask(reused)
+    (group,) = reused.groups("y")
+    assert group.split[2] == [0]  # only x = 0 was computed again
