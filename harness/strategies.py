@@ -236,7 +236,8 @@ def _limits(seconds: float, megabytes: float) -> Iterator[None]:
 
 
 def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bool:
-    """The domain check itself, with no limit."""
+    """The domain check itself, with no limit: the balls decide it, so the reference skips the
+    allowances (conditioning, term magnitudes) that only widen tolerances."""
     import numpy as np
 
     from harness.balls import finite
@@ -252,7 +253,7 @@ def _defined(text: str, values: tuple[tuple[str, float], ...], dtype: str) -> bo
         exact = {n: np.array(Fraction(v), dtype=object).reshape(()) for n, v in values}
         results, _, _ = evaluate_certified(
             lambda ref: ref.values("y") + [d for row in ref.firsts("y") for _, d in row],
-            lambda bits, final: PointReference(out, exact, fmt, bits, final), fmt)
+            lambda bits, final: PointReference(out, exact, fmt, bits, final, allowances=False), fmt)
     except (HarnessError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         return False  # the reference cannot evaluate it here: not a usable point
     return not any(r.undefined or not finite(r.ball) for r in results)  # a pole's inf is no usable point
