@@ -111,3 +111,23 @@ def test_unsupported_paths_are_counted_apart_in_every_report():
     verbose = Console(record=True, width=200)
     print_report(rs, verbose, verbose=True)
     assert "UNSUPPORTED classic [float64]: jvp > forward_ad.make_dual: Softplus" in verbose.export_text()
+
+
+def test_a_line_whose_worst_element_is_another_checks_expected_failure_says_so():
+    """A kink case whose worst element is in a check marked xfail: the line names that status, so
+    an error far past its allowance under KINK does not read as one the kink excused."""
+    from harness.report.console import result_line
+
+    text = """
+cases:
+  - name: mixed  # relu's kink at 0; tanh' at 10 in float32 is 0 in torch (a finding), marked xfail
+    inputs: {x: 0.0, y: 10.0}
+    expr: relu(x) + tanh(y)
+    checks: [value, {grad: {xfail: {reason: "finding: tanh' is 1 - y^2 in torch"}}}]
+    dtype: float32
+"""
+    (result,) = check_case(load_text(text, "cases/m.yaml")[0])
+    line = result_line(result)
+    assert result.status == "kink" and line.startswith("KINK mixed [float32] grad > y (xfail): "), line
+    fine = result_line(results()[0])
+    assert fine.startswith("PASS fine [float64] ") and "(pass)" not in fine  # a pass names no status
