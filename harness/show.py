@@ -32,12 +32,18 @@ def _lines(name: str, out: SymbolicOutput) -> list[str]:
     for k in range(min(out.size, MAX_SHOWN)):
         label = name if out.size == 1 or out.elementwise else f"{name}[{k}]"
         expr = out.term(k).expr
-        lines += [f"{label} = {expr}", f"    = {_simplified(closed(expr))}",
-                  f"    LaTeX: {sympy.latex(closed(expr))}"]
+        lines.append(f"{label} = {expr}")  # as the run compares it: the catalogue's ops atomic
+        written = _simplified(closed(expr))
+        if str(written) != str(expr):
+            lines.append(f"    = {written}    (the ops' closed forms, simplified)")
+        lines.append(f"    LaTeX: {sympy.latex(closed(expr))}")
         for s, d in out.gradient(k):
-            lines.append(f"  d{label}/d{s} = {_simplified(closed(d))}    [{d}]")
+            shown = _simplified(closed(d))
+            atomic = f"    [as the ops' derivatives: {d}]" if str(d) != str(shown) else ""
+            lines.append(f"  d{label}/d{s} = {shown}{atomic}")
         for s, t, d in out.hessian(k):
-            lines.append(f"  d2{label}/d{s}d{t} = {_simplified(closed(d))}")
+            by = f"d{s}2" if s == t else f"d{s}d{t}"
+            lines.append(f"  d2{label}/{by} = {_simplified(closed(d))}")
         if out.elementwise:
             break
     return lines

@@ -14,7 +14,7 @@ def test_show_prints_the_exact_side_the_run_used_and_the_results():
     (result,) = check_case(case)
     assert lines[1] == f"y = {result.exact['y']}"  # the very expression the run compared against
     assert "  dy/dx = 3*x*cos(x) + 3*sin(x)" in [line.split("    [")[0] for line in lines]  # the constant folded in
-    assert "  d2y/dxdx = -3*x*sin(x) + 6*cos(x)" in lines
+    assert "  d2y/dx2 = -3*x*sin(x) + 6*cos(x)" in lines
     assert statuses == ("pass",) and "[float64] pass" in lines
 
 
