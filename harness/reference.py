@@ -292,18 +292,18 @@ class PointReference:
 
     def _split(self, name: str, group: Group) -> tuple[Group, Group, list[int]] | None:
         """(the group at the previous precision, the sub-group of members to compute again, their
-        positions), or None: the whole group is computed here."""
-        if self._previous is None or name not in self._previous._groups:
+        positions), or None: the whole group is computed here (no previous precision to take from,
+        or a sub-group itself). Made for every group of the output at once, on first asking."""
+        if not group.whole or self._previous is None or name not in self._previous._groups:
             return None
-        index = self._groups[name].index(group)
         if group.split is None:
-            before = self._previous._groups[name][index]
             values = self._previous._values.get(name)
-            again = [p for p, k in enumerate(group.members)
-                     if (values is not None and not values[k].ball.is_finite()) or _not_finite_at(before, p)]
-            sub = Group([group.members[p] for p in again], group.symbols, group.batch.subset(again),
-                        {s: [v[p] for p in again] for s, v in group.variables.items()}, whole=False)
-            group.split = (before, sub, again)
+            for mine, before in zip(self._groups[name], self._previous._groups[name]):
+                again = [p for p, k in enumerate(mine.members)
+                         if (values is not None and not values[k].ball.is_finite()) or _not_finite_at(before, p)]
+                sub = Group([mine.members[p] for p in again], mine.symbols, mine.batch.subset(again),
+                            {s: [v[p] for p in again] for s, v in mine.variables.items()}, whole=False)
+                mine.split = (before, sub, again)
         return group.split
 
     def groups(self, name: str) -> list[Group]:
@@ -442,7 +442,7 @@ class PointReference:
         """The group's partial derivatives of one order, by symbols, each floored by the magnitudes
         of its terms; terms that cancel to an exact 0 still give a floor."""
         key = (order, name)
-        split = self._split(name, group) if group.whole else None
+        split = self._split(name, group)
         if key not in group.columns and split is not None and key in split[0].columns:
             before, sub, again = split
             mine = self._columns(name, sub, order) if again else {}

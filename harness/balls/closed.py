@@ -260,14 +260,12 @@ def _closed_function(expr: sympy.Expr, parts: list[BatchForm]) -> BatchForm:
         pick, (inner,) = int(cls is sympy.cos), parts
         return lambda b: [pair[pick] for pair in _sin_cos(b, inner)]
     if cls in _UNARY and len(parts) == 1:
-        fn, (inner,) = _UNARY[cls], parts
-        return lambda b: [fn(x) for x in inner(b)]
+        return _elementwise(_UNARY[cls])(expr, parts)
     if cls in _BINARY:
         fn2, (first, second) = _BINARY[cls], parts
         return lambda b: [fn2(x, y) for x, y in zip(first(b), second(b))]
     if cls in _NARY:
-        fnn = _NARY[cls]
-        return lambda b: [fnn(list(t)) for t in zip(*(p(b) for p in parts))]
+        return _reduction(_NARY[cls])(expr, parts)
     raise HarnessError(f"the reference cannot evaluate {cls.__name__} (in {expr})")
 
 
