@@ -467,8 +467,7 @@ def _modelled_function(expr: sympy.Function, parts: list[Modelled], fmt: FloatFo
         if kinks:
             values, flags = _kinked(cls, order, kinks, inner, values, flags)
         if is_op and cls.op.arity == 1 and not all(map(arb.is_finite, values)):  # (a nan is not finite)
-            values = [v if finite(v) else _removable(cls, [c[k] for c in inner.columns], v)
-                      for k, v in enumerate(values)]
+            values = [v if finite(v) else _removable(cls, value_form, inner, k, v) for k, v in enumerate(values)]
         # the op's own result: a few ulps, plus the errors its operands bring (|df/da|*e). How
         # torch's kernel forms the result earns nothing: sigmoid'(40) = 0 from y*(1 - y) is a loss,
         # not a rounding. (What a half-ulp change of the inputs makes unavoidable is charged once,
@@ -503,12 +502,20 @@ def _kinked(cls: type, order: int, kinks: tuple, inner: Batch, values: Column, f
     return (values if any(done) else original), _kinks([flags, hits if any(hits) else None])
 
 
-def _removable(cls: type, balls: list[arb], value: arb) -> arb:
+def _removable(cls: type, value_form: Callable[[Batch], Column], inner: Batch, k: int, value: arb) -> arb:
     """A one-input op's value where its closed form is not finite at an exact argument: the limit
     there (log(0) = -inf, a 0/0). Only at a moderate argument: every edge of a catalogue op lies
-    within 2^64, and SymPy asked for the limit of exp2 at 2^1000 builds 2^(2^1000) exactly."""
+    within 2^64, and SymPy asked for the limit of exp2 at 2^1000 builds 2^(2^1000) exactly. And
+    only where the form is finite just beside the argument, on one side or the other: outside the
+    op's domain on both sides (log at -3) there is no limit, and SymPy takes 50 ms to say so."""
+    balls = [c[k] for c in inner.columns]
     exact = [_exact_fraction(b) for b in balls]
     if any(e is None or abs(e) > 2**64 or e.denominator > 2**1100 for e in exact):
+        return value
+    step = arb(max(abs(float(exact[0])), 1.0)) * arb(2) ** -40
+    beside = Batch([[balls[0] - step, balls[0] + step], *([b, b] for b in balls[1:])], 2, inner.u, inner.fmt,
+                   inner.conventions)
+    if not any(map(finite, value_form(beside))):
         return value
     limit = _limit(cls, tuple(exact))  # type: ignore[arg-type]
     return value if limit is None else compile_closed(limit, [])([])
