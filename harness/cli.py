@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--dtype", action="append",
                     choices=["float64", "float32", "float16", "bfloat16", "complex64", "complex128"],
                     help="repeatable (default float32 and float64; complex ones draw complex expressions)")
+    fz.add_argument("--checks", help="comma-separated checks to draw (default: every check fuzzing draws for the"
+                                     " dtypes; `harness ops --paths` lists them)")
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", metavar="DIR", help="write the shrunk failing case into this folder (default: print it)")
@@ -486,6 +488,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     from harness.fuzz import fuzz
 
     ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops is not None else None  # "" names none
+    checks = {} if args.checks is None else {"checks": tuple(c.strip() for c in args.checks.split(",") if c.strip())}
     try:
         with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
@@ -494,7 +497,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                           save=Path(args.save) if args.save else None, xfail=args.xfail,
                           min_value=args.range[0], max_value=args.range[1],
                           progress=lambda n: progress.update(task, completed=n), timeout=args.timeout,
-                          memory_mb=args.memory_limit, database=Path(args.database) if args.database else None)
+                          memory_mb=args.memory_limit, database=Path(args.database) if args.database else None,
+                          **checks)
     except HarnessError as exc:
         _say(console, f"harness fuzz: {exc}")
         return EXIT_BAD_INPUT

@@ -300,6 +300,8 @@ def _check_case_args(inputs: Sequence[str], dtypes: Sequence[str], known_dtypes:
     for dtype in dtypes:
         if dtype not in known_dtypes:
             raise HarnessError(f"dtypes= takes {', '.join(known_dtypes)}, got {dtype!r}")
+    if not checks:
+        raise HarnessError(f"checks= names none; it takes {', '.join(known_checks)}")
     for check in checks:
         if check not in known_checks:
             raise HarnessError(f"checks= takes {', '.join(known_checks)}, got {check!r}")

@@ -34,6 +34,7 @@ def _same_draws_in_any_session():
     pytest.param(lambda: cases(dtypes=["float8"]), "dtypes= takes", id="dtype"),
     pytest.param(lambda: cases(min_value=3, max_value=1), "min_value < max_value", id="range"),
     pytest.param(lambda: cases(checks=["bogus"]), "checks= takes", id="check"),
+    pytest.param(lambda: cases(checks=[]), "checks= names none", id="no-check"),
 ])
 def test_arguments_are_validated_when_built(build, message):
     with pytest.raises(HarnessError, match=message):
