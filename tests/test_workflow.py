@@ -43,16 +43,20 @@ def test_the_install_step_builds_this_project_from_a_git_url(tmp_path):
     assert "harness = harness.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
-def test_the_harness_steps_pass_as_written(tmp_path):
-    """The steps after the installs, run with the shell on a project of two tutorial cases and its
+def test_the_harness_steps_pass_as_written(tmp_path, monkeypatch):
+    """The steps after the installs, run with the shell on a project of two tutorial case files and its
     committed baseline, for each shard of the matrix."""
     project = tmp_path / "project"
-    shutil.copytree(ROOT / "cases" / "tutorial", project / "cases")
+    (project / "cases").mkdir(parents=True)
+    for name in ("step1_backward.yaml", "step5_6_two_inputs.yaml"):  # (three cases: the time is the processes')
+        shutil.copy(ROOT / "cases" / "tutorial" / name, project / "cases" / name)
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
     comment = (ROOT / "docs" / "ci-workflow.yml").read_text()  # the baseline, made as its comment says
     assert "harness run cases --update-baseline reports/baseline.json" in comment
-    subprocess.run("harness run cases --update-baseline reports/baseline.json", shell=True, cwd=project, env=env,
-                   check=True, capture_output=True, timeout=600)
+    from harness.cli import main
+
+    monkeypatch.chdir(project)  # (in this process: the steps below are the shell commands)
+    assert main("run cases --update-baseline reports/baseline.json".split()) == 0
     for shard in WORKFLOW["jobs"]["harness"]["strategy"]["matrix"]["shard"]:
         for step in STEPS:
             if step.startswith("pip install"):
