@@ -15,8 +15,11 @@ from harness.cases import BadCase, Case, load_file
 from harness.results import CaseResult
 from harness.run import Options, check_case
 
-# the symbolic cache of this test session (and the processes it starts): a fresh folder, never ~/.cache
-os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="harness-test-cache-")
+# the symbolic cache of this test session (and the processes it starts): a fresh folder, never ~/.cache,
+# made by the first process (pytest-xdist's controller) and shared by its workers, which inherit it
+if "HARNESS_TEST_CACHE" not in os.environ:
+    os.environ["HARNESS_TEST_CACHE"] = tempfile.mkdtemp(prefix="harness-test-cache-")
+os.environ["HARNESS_CACHE"] = os.environ["HARNESS_TEST_CACHE"]
 cache.use(Path(os.environ["HARNESS_CACHE"]))
 
 pytest_plugins = ["pytester"]

@@ -9,13 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import harness
 
 ROOT = Path(harness.__file__).parent
 
-NEW_OP = '''    Elementwise("cube", T("pow", lambda pow: lambda x: pow(x, 3){wrong}), lambda x: x**3, X, doc="x^3"),
+NEW_OP = '''    Elementwise("{name}", T("pow", lambda pow: lambda x: pow(x, 3){wrong}), lambda x: x**3, X, doc="x^3"),
 '''
 NEW_CHECK = '''    Check("grad_again", "check_grad_again", (_p("autograd.grad once more", "backward"),), order=1),
 '''
@@ -50,23 +48,23 @@ def _harness(copy: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-@pytest.mark.parametrize("wrong", ["", " * (1 + 2**-40)"], ids=["right", "wrong-on-purpose"])
-def test_adding_an_op_is_one_catalogue_entry(tmp_path, wrong):
+def test_adding_an_op_is_one_catalogue_entry(tmp_path):
+    """The recipe followed twice on one copy (one process runs both): a right op passes, and one whose
+    torch side is 2^-40 off fails, named as the new op's."""
     copy = _copy(tmp_path)
-    _insert_after(copy / "harness" / "catalogue" / "elementwise.py", "SMOOTH: tuple[Op, ...] = (\n",
-                  NEW_OP.format(wrong=wrong))
-    (copy / "cube.yaml").write_text("name: cube\ninputs: {x: {points: [0.5, -1.25, 3]}}\nexpr: cube(x) + sin(x)\n"
-                                    "checks: [value, grad, grad2]\n")
-    done = _harness(copy, "run", "cube.yaml", "--no-cache", "--reports", "r")
+    for name, wrong in (("cube", ""), ("cubeoff", " * (1 + 2**-40)")):
+        _insert_after(copy / "harness" / "catalogue" / "elementwise.py", "SMOOTH: tuple[Op, ...] = (\n",
+                      NEW_OP.format(name=name, wrong=wrong))
+        (copy / f"{name}.yaml").write_text(f"name: {name}\ninputs: {{x: {{points: [0.5, -1.25, 3]}}}}\n"
+                                           f"expr: {name}(x) + sin(x)\nchecks: [value, grad, grad2]\n")
+    done = _harness(copy, "run", "cube.yaml", "cubeoff.yaml", "--no-cache", "--reports", "r")
     report = json.loads((copy / "r" / "report.json").read_text())
-    if not wrong:
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert report["summary"]["pass"] == 1
-    else:  # torch's side 2^-40 off: the value fails, named as the new op's
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert "FAIL cube [float64] value" in done.stdout
-    listed = _harness(copy, "ops").stdout
-    assert any(line.startswith("cube: torch: torch.pow | exact definition: x**3") for line in listed.splitlines())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert {r["name"]: r["status"] for r in report["results"]} == {"cube": "pass", "cubeoff": "fail"}
+    assert "FAIL cubeoff [float64] value" in done.stdout
+    listed = _harness(copy, "ops").stdout.splitlines()
+    for name in ("cube", "cubeoff"):
+        assert any(line.startswith(f"{name}: torch: torch.pow | exact definition: x**3") for line in listed)
 
 
 def test_adding_a_check_is_one_registry_entry_and_its_function(tmp_path):
