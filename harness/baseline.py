@@ -2,7 +2,11 @@
 
 A case fails the gate when it newly fails (a comparison that passed, or was a kink, now fails) or
 when a comparison's error in ulps grew past a factor; cases that failed in the baseline and pass now
-are listed as fixed.
+are listed as fixed. Error growth is gated only on the kind of CPU the baseline was written on
+(its `versions.cpu`, cli.cpu()): on another one the same torch rounds differently (the bundled
+baseline of an earlier machine read on an AMD AVX2 one: errors of its matrix cases up to 2.4 times
+larger, all still within what is allowed), so there the growth is listed as drift, and only
+statuses are gated.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ GROWTH_FLOOR = 1.0  # errors below one ulp never count as growth
 class Gate:
     regressions: tuple[str, ...]
     fixed: tuple[str, ...]
+    drift: tuple[str, ...] = ()  # error growth on another CPU than the baseline's
+    other_cpu: str | None = None  # the baseline's CPU, where it is not this run's ("unknown": not recorded)
 
     @property
     def ok(self) -> bool:
@@ -48,8 +54,12 @@ def _ulps(value: object) -> float:
     return float("inf") if value in ("inf", "nan") else float(value)  # type: ignore[arg-type]
 
 
-def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0) -> Gate:
-    """Regressions and fixes of `results` against a baseline report."""
+def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0, cpu: str | None = None) -> Gate:
+    """Regressions and fixes of `results` against a baseline report; with `cpu` (this run's, as
+    cli.cpu() names it), error growth counts only where the baseline was written on the same."""
+    written_on = baseline.get("versions", {}).get("cpu") if isinstance(baseline.get("versions"), dict) else None
+    other_cpu = None if cpu is None or written_on == cpu else str(written_on or "a CPU it does not record")
+    drift: list[str] = []
     old_cases = {(r["name"], r["dtype"], r.get("device", "cpu")): r for r in baseline.get("results", [])}
     regressions, fixed = [], []
     for r in results:
@@ -72,6 +82,7 @@ def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0) 
                 continue
             limit = factor * max(_ulps(before["max_ulps"]), GROWTH_FLOOR)
             if c.max_ulps > limit:
-                regressions.append(f"{where} > {c.check} > {c.path} > {c.part}: error grew from "
-                                   f"{_ulps(before['max_ulps']):.3g} to {c.max_ulps:.3g} ulps (factor {factor:g})")
-    return Gate(tuple(regressions), tuple(fixed))
+                (drift if other_cpu is not None else regressions).append(
+                    f"{where} > {c.check} > {c.path} > {c.part}: error grew from "
+                    f"{_ulps(before['max_ulps']):.3g} to {c.max_ulps:.3g} ulps (factor {factor:g})")
+    return Gate(tuple(regressions), tuple(fixed), tuple(drift), other_cpu)

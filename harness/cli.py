@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import shlex
@@ -55,7 +56,23 @@ def versions() -> dict[str, str]:
     import torch
 
     return {"harness": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
-            "python-flint": flint.__version__, "python": sys.version.split()[0]}
+            "python-flint": flint.__version__, "python": sys.version.split()[0], "cpu": cpu()}
+
+
+def cpu() -> str:
+    """The machine, the vector instructions torch's CPU kernels dispatch to, and the CPU's vendor
+    ("x86_64 AVX2 AuthenticAMD"): on another the same torch rounds differently (its vectorised
+    loops by instruction set; MKL's BLAS and LAPACK by vendor as well)."""
+    import platform
+
+    import torch
+
+    vendor = ""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        with open("/proc/cpuinfo", encoding="ascii") as f:
+            vendor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+    parts = (platform.machine(), torch.backends.cpu.get_cpu_capability(), vendor or platform.processor())
+    return " ".join(p for p in parts if p)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -351,7 +368,7 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
     from harness import baseline
 
     try:
-        gate = baseline.compare(results, baseline.load(Path(args.baseline)), args.baseline_factor)
+        gate = baseline.compare(results, baseline.load(Path(args.baseline)), args.baseline_factor, cpu=cpu())
     except HarnessError as exc:
         _say(console, f"harness run: {exc}")
         return EXIT_BAD_INPUT
@@ -359,7 +376,14 @@ def _gate(results: list[CaseResult], args: argparse.Namespace, console: Console)
         _say(console, f"fixed: {line}")
     for line in gate.regressions:
         _say(console, f"REGRESSION: {line}")
-    console.print(f"baseline {args.baseline}: {len(gate.regressions)} regressions, {len(gate.fixed)} fixed",
+    for line in gate.drift:
+        _say(console, f"drift: {line}")
+    if gate.other_cpu is not None:
+        _say(console, f"error growth is listed, not gated: the baseline was written on {gate.other_cpu}, this run is"
+                      f" on {cpu()} (torch's kernels round differently there); --update-baseline on this machine"
+                      " gates it")
+    drift = f", {len(gate.drift)} drifted" if gate.other_cpu is not None else ""
+    console.print(f"baseline {args.baseline}: {len(gate.regressions)} regressions, {len(gate.fixed)} fixed{drift}",
                   markup=False)
     return EXIT_OK if gate.ok else EXIT_FAIL
 

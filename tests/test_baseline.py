@@ -46,3 +46,35 @@ def test_cli_gate_and_update(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "REGRESSION: c [float64]: newly fail" in out
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(tmp_path / "nope.json")]) == 2
+
+
+def test_error_growth_on_another_cpu_is_drift_and_statuses_still_gate():
+    """A baseline written on an AVX-512 machine, read on an AVX2 one: the same torch rounds its
+    matrix kernels differently there, so grown errors are listed, not gated; a new failure is."""
+    old = doc(result("pass", 1.0), result("pass", 1.0, name="d"))
+    old["versions"] = {"cpu": "x86_64 AVX512"}
+    gate = baseline.compare([result("pass", 5.0), result("pass", 1.0, name="d")], old, cpu="x86_64 AVX2")
+    assert gate.ok and gate.other_cpu == "x86_64 AVX512" and "grew from 1 to 5 ulps" in gate.drift[0]
+    gate = baseline.compare([result("pass", 5.0), result("fail", name="d")], old, cpu="x86_64 AVX2")
+    assert not gate.ok and "newly fail" in gate.regressions[0] and len(gate.drift) == 1
+    same = baseline.compare([result("pass", 5.0)], old, cpu="x86_64 AVX512")  # the baseline's own CPU: gated
+    assert not same.ok and not same.drift and same.other_cpu is None
+    del old["versions"]  # written before the CPU was recorded: not known to be this one
+    assert baseline.compare([result("pass", 5.0)], old, cpu="x86_64 AVX2").other_cpu == "a CPU it does not record"
+
+
+def test_the_cli_records_the_cpu_and_says_when_growth_is_not_gated(tmp_path, capsys):
+    from harness.cli import cpu
+
+    case = tmp_path / "c.yaml"
+    case.write_text("name: c\ninputs: {x: 0.5}\nexpr: sin(x)\nchecks: [value]\n")
+    base = tmp_path / "baseline.json"
+    assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--update-baseline", str(base)]) == 0
+    written = json.loads(base.read_text())
+    assert written["versions"]["cpu"] == cpu() and cpu().split()[0]  # "x86_64 AVX2", say
+    written["versions"]["cpu"] = "another-machine AVX512"
+    base.write_text(json.dumps(written))
+    capsys.readouterr()
+    assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)]) == 0
+    out = capsys.readouterr().out
+    assert "written on another-machine AVX512, this run is on" in out and ", 0 drifted" in out
