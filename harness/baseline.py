@@ -27,7 +27,7 @@ class Gate:
     regressions: tuple[str, ...]
     fixed: tuple[str, ...]
     drift: tuple[str, ...] = ()  # error growth on another CPU than the baseline's
-    other_cpu: str | None = None  # the baseline's CPU, where it is not this run's ("unknown": not recorded)
+    other_cpu: str | None = None  # the baseline's CPU where it is not this run's (or "a CPU it does not record")
 
     @property
     def ok(self) -> bool:
