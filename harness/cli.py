@@ -22,6 +22,7 @@ from harness import __version__
 from harness.errors import CaseTimeout, HarnessError, unexpected
 from harness.limits import memory_limit, time_limit
 from harness.paths import COMPILE_BACKENDS, Selection
+from harness.registry import fuzzed
 from harness.report.text import visible
 from harness.timing import stage
 
@@ -105,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--dtype", action="append",
                     choices=["float64", "float32", "float16", "bfloat16", "complex64", "complex128"],
                     help="repeatable (default float32 and float64; complex ones draw complex expressions)")
-    fz.add_argument("--checks", help="comma-separated checks to draw (default: every check fuzzing draws for the"
-                                     " dtypes; `harness ops --paths` lists them)")
+    fz.add_argument("--checks", help=f"comma-separated checks to draw (default: all those of the dtypes: "
+                                     f"{', '.join(fuzzed('real'))} for real ones; {', '.join(fuzzed('complex'))} for"
+                                     " complex ones)")
     fz.add_argument("--max-depth", type=int, default=3)
     fz.add_argument("--range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"))
     fz.add_argument("--save", metavar="DIR", help="write the shrunk failing case into this folder (default: print it)")
@@ -512,12 +514,20 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     from harness.fuzz import fuzz
 
     ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops is not None else None  # "" names none
+    dtypes = tuple(args.dtype or ("float32", "float64"))
     checks = {} if args.checks is None else {"checks": tuple(c.strip() for c in args.checks.split(",") if c.strip())}
+    kind = "complex" if any(d.startswith("complex") for d in dtypes) else "real"
+    wrong = [c for c in checks.get("checks", ()) if c not in fuzzed(kind)]
+    if checks and (wrong or not checks["checks"]):
+        known = ", ".join(fuzzed(kind))
+        _say(console, f"harness fuzz: --checks takes {known} for {kind} dtypes, got {wrong[0]!r}" if wrong
+                      else f"harness fuzz: --checks names none; it takes {known}")
+        return EXIT_BAD_INPUT
     try:
         with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.max_examples)
             report = fuzz(seed=args.seed, max_examples=args.max_examples, ops=ops,
-                          dtypes=tuple(args.dtype or ("float32", "float64")), max_depth=args.max_depth,
+                          dtypes=dtypes, max_depth=args.max_depth,
                           save=Path(args.save) if args.save else None, xfail=args.xfail,
                           min_value=args.range[0], max_value=args.range[1],
                           progress=lambda n: progress.update(task, completed=n), timeout=args.timeout,
@@ -539,6 +549,5 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     if report.saved is not None:
         _say(console, f"saved as {report.saved}; replay with: harness run {shlex.quote(str(report.saved))}")
     else:
-        _say(console, f"not saved: harness fuzz --seed {args.seed} --save DIR [--xfail REASON] writes it"
-                      " as a case file")
+        _say(console, "not saved: the same command with --save DIR [--xfail REASON] writes it as a case file")
     return EXIT_FAIL

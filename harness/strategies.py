@@ -351,9 +351,8 @@ def complex_cases(*, ops: Sequence[str] | None = None, max_depth: int = 3, input
                   max_points: int = 2, max_modulus: float = 4.0) -> st.SearchStrategy[Case]:
     """Whole complex cases: an expression, genuinely complex points, one dtype, the checks."""
     from harness.cases import COMPLEX_DTYPES
-    from harness.registry import CHECKS as KNOWN
 
-    names = _check_case_args(inputs, dtypes, tuple(COMPLEX_DTYPES), checks, KNOWN, max_points)
+    names = _check_case_args(inputs, dtypes, tuple(COMPLEX_DTYPES), checks, COMPLEX_CHECKS, max_points)
     trees = complex_expressions(ops=ops, max_depth=max_depth, inputs=names)
     complex_points(max_modulus=max_modulus)  # validates the range now
 

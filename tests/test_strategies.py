@@ -10,7 +10,7 @@ from harness.errors import HarnessError
 from harness.expr import parse, unparse
 from harness.fuzz import fuzz, hypothesis_constants_only
 from harness.run import check_case
-from harness.strategies import ACCURATE_OPS, case_yaml, cases, expressions, points
+from harness.strategies import ACCURATE_OPS, case_yaml, cases, complex_cases, expressions, points
 
 QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                  suppress_health_check=list(HealthCheck))
@@ -35,6 +35,7 @@ def _same_draws_in_any_session():
     pytest.param(lambda: cases(min_value=3, max_value=1), "min_value < max_value", id="range"),
     pytest.param(lambda: cases(checks=["bogus"]), "checks= takes", id="check"),
     pytest.param(lambda: cases(checks=[]), "checks= names none", id="no-check"),
+    pytest.param(lambda: complex_cases(checks=["minimize"]), "checks= takes value, vjp, wirtinger", id="complex-check"),
 ])
 def test_arguments_are_validated_when_built(build, message):
     with pytest.raises(HarnessError, match=message):
@@ -105,8 +106,6 @@ def test_fuzz_finds_shrinks_and_saves_a_replayable_failure(tmp_path):
 
 def test_complex_cases_are_valid_complex_cases_with_genuinely_complex_points():
     from hypothesis import given, settings
-
-    from harness.strategies import complex_cases
 
     @settings(max_examples=25, deadline=None)
     @given(complex_cases(max_depth=2, inputs=("z", "w")))
