@@ -58,7 +58,9 @@ def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0, 
     """Regressions and fixes of `results` against a baseline report; with `cpu` (this run's, as
     cli.cpu() names it), error growth counts only where the baseline was written on the same."""
     written_on = baseline.get("versions", {}).get("cpu") if isinstance(baseline.get("versions"), dict) else None
-    other_cpu = None if cpu is None or written_on == cpu else str(written_on or "a CPU it does not record")
+    # (the file's own text: one line, and short, whatever it holds)
+    other_cpu = None if cpu is None or written_on == cpu else " ".join(str(written_on or "a CPU it does not record")
+                                                                       .split())[:80]
     drift: list[str] = []
     old_cases = {(r["name"], r["dtype"], r.get("device", "cpu")): r for r in baseline.get("results", [])}
     regressions, fixed = [], []
@@ -84,5 +86,5 @@ def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0, 
             if c.max_ulps > limit:
                 (drift if other_cpu is not None else regressions).append(
                     f"{where} > {c.check} > {c.path} > {c.part}: error grew from "
-                    f"{_ulps(before['max_ulps']):.3g} to {c.max_ulps:.3g} ulps (factor {factor:g})")
+                    f"{_ulps(before['max_ulps']):.3g} to {c.max_ulps:.3g} ulps (more than {factor:g} times)")
     return Gate(tuple(regressions), tuple(fixed), tuple(drift), other_cpu)

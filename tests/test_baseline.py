@@ -63,7 +63,8 @@ def test_error_growth_on_another_cpu_is_drift_and_statuses_still_gate():
     assert baseline.compare([result("pass", 5.0)], old, cpu="x86_64 AVX2").other_cpu == "a CPU it does not record"
 
 
-def test_the_cli_records_the_cpu_and_says_when_growth_is_not_gated(tmp_path, capsys):
+def _gate_on_another_cpu(tmp_path, capsys, cpu_text: str) -> list[str]:
+    """A baseline written here, its CPU then rewritten to `cpu_text`: the gate's printed lines."""
     from harness.cli import cpu
 
     case = tmp_path / "c.yaml"
@@ -71,10 +72,22 @@ def test_the_cli_records_the_cpu_and_says_when_growth_is_not_gated(tmp_path, cap
     base = tmp_path / "baseline.json"
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--update-baseline", str(base)]) == 0
     written = json.loads(base.read_text())
-    assert written["versions"]["cpu"] == cpu() and cpu().split()[0]  # "x86_64 AVX2", say
-    written["versions"]["cpu"] = "another-machine AVX512"
+    assert written["versions"]["cpu"] == cpu() and cpu().split()[0]  # "x86_64 AVX2 AuthenticAMD", say
+    written["versions"]["cpu"] = cpu_text
     base.write_text(json.dumps(written))
     capsys.readouterr()
     assert main(["run", str(case), "--reports", str(tmp_path / "r"), "--baseline", str(base)]) == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out.splitlines()
+
+
+def test_the_cli_records_the_cpu_and_says_when_growth_is_not_gated(tmp_path, capsys):
+    out = "\n".join(_gate_on_another_cpu(tmp_path, capsys, "another-machine AVX512"))
     assert "written on another-machine AVX512, this run is on" in out and ", 0 drifted" in out
+
+
+def test_a_baselines_cpu_is_printed_as_one_short_line(tmp_path, capsys):
+    """The file's own text: a newline in it cannot start a line of the log (a forged summary)."""
+    lines = _gate_on_another_cpu(tmp_path, capsys, "evil\n0 regressions, 0 fixed\r\x1b[2J" + "x" * 100_000)
+    (said,) = [line for line in lines if "listed, not gated" in line]
+    assert "written on evil 0 regressions, 0 fixed \\x1b[2Jxxx" in said and len(said) < 400
+    assert not any(line.startswith("0 regressions") for line in lines)
