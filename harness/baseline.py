@@ -57,10 +57,11 @@ def _ulps(value: object) -> float:
 def compare(results: Sequence[CaseResult], baseline: dict, factor: float = 2.0, cpu: str | None = None) -> Gate:
     """Regressions and fixes of `results` against a baseline report; with `cpu` (this run's, as
     cli.cpu() names it), error growth counts only where the baseline was written on the same."""
-    written_on = baseline.get("versions", {}).get("cpu") if isinstance(baseline.get("versions"), dict) else None
-    # (the file's own text: one line, and short, whatever it holds)
-    other_cpu = None if cpu is None or written_on == cpu else " ".join(str(written_on or "a CPU it does not record")
-                                                                       .split())[:80]
+    versions = baseline.get("versions")
+    written_on = versions.get("cpu") if isinstance(versions, dict) else None
+    other_cpu = None  # (else the file's own text, as one short line whatever it holds)
+    if cpu is not None and written_on != cpu:
+        other_cpu = " ".join(str(written_on or "a CPU it does not record").split())[:80]
     drift: list[str] = []
     old_cases = {(r["name"], r["dtype"], r.get("device", "cpu")): r for r in baseline.get("results", [])}
     regressions, fixed = [], []

@@ -300,11 +300,11 @@ def _check_case_args(inputs: Sequence[str], dtypes: Sequence[str], known_dtypes:
     for dtype in dtypes:
         if dtype not in known_dtypes:
             raise HarnessError(f"dtypes= takes {', '.join(known_dtypes)}, got {dtype!r}")
-    if not checks:
-        raise HarnessError(f"checks= names none; it takes {', '.join(known_checks)}")
-    for check in checks:
+    kind = "complex" if known_checks == COMPLEX_CHECKS else "real"
+    for check in checks or [None]:  # (none named: said as one not drawn)
         if check not in known_checks:
-            raise HarnessError(f"checks= takes {', '.join(known_checks)}, got {check!r}")
+            got = f"got {check!r}" if check is not None else "none was named"
+            raise HarnessError(f"the checks fuzzing draws for {kind} dtypes are {', '.join(known_checks)}; {got}")
     _check_int("max_points", max_points, 1, 16)
     return _check_inputs(inputs)
 

@@ -134,7 +134,7 @@ def test_bad_op_lists_are_harness_errors(ops, message):
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--ops", "", "at least one op"), ("--ops", ",", "at least one op"), ("--ops", "exp,nope", "unknown op 'nope'"),
-    ("--checks", "", "--checks names none"), ("--checks", "grad,wirtinger", "for real dtypes, got 'wirtinger'"),
+    ("--checks", "", "none was named"), ("--checks", "grad,wirtinger", "for real dtypes are value, grad"),
 ])
 def test_bad_op_or_check_lists_on_the_command_line_are_one_line(flag, value, message, capsys, tmp_path):
     assert main(["fuzz", flag, value, "--max-examples", "2", "--save", str(tmp_path)]) == 2
